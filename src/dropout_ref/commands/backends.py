@@ -1,0 +1,31 @@
+"""``dropout-ref backends``: which backends import here."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from dropout_ref.registry import BACKENDS, get_backend
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """This command takes no options."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one row per backend: available or the install command."""
+    table = Table(title="dropout_ref backends")
+    table.add_column("backend")
+    table.add_column("status")
+    table.add_column("install")
+    for name, info in BACKENDS.items():
+        try:
+            get_backend(name)
+            status = "[green]available[/green]"
+        except ImportError as exc:
+            status = f"[red]missing[/red]: {exc}"
+        table.add_row(name, status, info.install)
+    Console().print(table)
+    return 0

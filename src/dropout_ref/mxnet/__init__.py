@@ -1,0 +1,15 @@
+"""MXNet backend (``from dropout_ref.mxnet import dropout_layer``).
+
+Importing it restores NumPy's ``np.bool`` alias that MXNet 1.9.1 needs
+(see :mod:`dropout_ref.mxnet.framework`).
+"""
+
+from dropout_ref.layer import make_dropout_layer
+from dropout_ref.mxnet.arrays import MxnetArrays
+from dropout_ref.mxnet.ops import MxnetOps
+
+ops = MxnetOps()
+arrays = MxnetArrays()
+dropout_layer = make_dropout_layer(ops)
+
+__all__ = ["arrays", "dropout_layer", "ops"]

@@ -1,0 +1,67 @@
+"""MXNet primitives for dropout, on ``mxnet.numpy`` arrays (the course's ``npx.set_np()`` idiom).
+
+Legacy ``mx.nd.NDArray`` inputs are accepted too and come back as such.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dropout_ref.mxnet.framework import mnp, mx
+from dropout_ref.thresholds import float32_threshold, scale_compute_dtype
+
+
+def as_np_array(X: Any) -> Any:
+    """View a legacy ``mx.nd.NDArray`` as an ``mxnet.numpy`` array (no copy)."""
+    return X if isinstance(X, mnp.ndarray) else X.as_np_ndarray()
+
+
+class MxnetOps:
+    """Dropout primitives on MXNet arrays (see :class:`dropout_ref.backend_api.DropoutOps`)."""
+
+    name = "mxnet"
+    conversion_hint = "X = X.astype('float32')"
+
+    def check_array(self, X: Any) -> None:
+        """Refuse anything but an MXNet array."""
+        if not isinstance(X, mx.nd.NDArray):
+            raise TypeError(
+                f"X must be an mxnet.numpy.ndarray on the mxnet backend, got {type(X).__name__}; "
+                "use mxnet.np.array(X, dtype='float32')"
+            )
+
+    def dtype_name(self, X: Any) -> str:
+        """Return the NumPy name of ``X``'s dtype."""
+        return np.dtype(X.dtype).name
+
+    def size(self, X: Any) -> int:
+        """Return ``X.size``."""
+        return int(X.size)
+
+    def constant_mask(self, X: Any, keep: bool) -> Any:
+        """Return a bool array of ``X``'s shape on ``X``'s context, all ``keep``."""
+        fill = mnp.ones if keep else mnp.zeros
+        return fill(X.shape, dtype=bool, ctx=X.ctx)
+
+    def global_keep_mask(self, X: Any, dropout: float) -> Any:
+        """Draw float32 uniforms from MXNet's global generator (``mx.random.seed``)."""
+        u = mnp.random.uniform(0.0, 1.0, size=X.shape, dtype="float32", ctx=X.ctx)
+        return u >= float32_threshold(dropout)
+
+    def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> Any:
+        """Return the Philox keep mask (SPEC P)."""
+        from dropout_ref.mxnet.philox import keep_mask
+
+        return keep_mask(X, threshold, seed, offset)
+
+    def select_scaled(self, X: Any, keep: Any, scale: float) -> Any:
+        """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype, of ``X``'s array type."""
+        x = as_np_array(X)
+        compute = scale_compute_dtype(self.dtype_name(x))
+        scaled = (x.astype(compute, copy=False) * scale).astype(x.dtype, copy=False)
+        # Never a scalar 0 here: MXNet 1.9.1's np.where(cond, x, 0.0) sends the
+        # gradient to the unselected elements (backends/mxnet/DEVIATIONS.md).
+        out = mnp.where(keep, scaled, mnp.zeros_like(scaled))
+        return out if isinstance(X, mnp.ndarray) else out.as_nd_ndarray()

@@ -1,0 +1,11 @@
+"""NumPy backend: the oracle (``from dropout_ref.numpy import dropout_layer``)."""
+
+from dropout_ref.layer import make_dropout_layer
+from dropout_ref.numpy.arrays import NumpyArrays
+from dropout_ref.numpy.ops import NumpyOps
+
+ops = NumpyOps()
+arrays = NumpyArrays()
+dropout_layer = make_dropout_layer(ops)
+
+__all__ = ["arrays", "dropout_layer", "ops"]

@@ -1,0 +1,53 @@
+"""NumPy primitives for dropout: the oracle every other backend is compared with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dropout_ref.thresholds import scale_compute_dtype
+
+
+class NumpyOps:
+    """Dropout primitives on ``numpy.ndarray`` (see :class:`dropout_ref.backend_api.DropoutOps`)."""
+
+    name = "numpy"
+    conversion_hint = "X = X.astype(np.float32)"
+
+    def check_array(self, X: Any) -> None:
+        """Refuse anything but a NumPy array."""
+        if not isinstance(X, np.ndarray):
+            raise TypeError(
+                f"X must be a numpy.ndarray on the numpy backend, got {type(X).__name__}; "
+                "use np.asarray(X, dtype=np.float32)"
+            )
+
+    def dtype_name(self, X: np.ndarray) -> str:
+        """Return ``X.dtype.name``."""
+        return X.dtype.name
+
+    def size(self, X: np.ndarray) -> int:
+        """Return ``X.size``."""
+        return int(X.size)
+
+    def constant_mask(self, X: np.ndarray, keep: bool) -> np.ndarray:
+        """Return a bool array of ``X``'s shape, all ``keep``."""
+        return np.full(X.shape, keep, dtype=bool)
+
+    def global_keep_mask(self, X: np.ndarray, dropout: float) -> np.ndarray:
+        """Draw float64 uniforms from ``np.random`` (seeded by ``np.random.seed``) and compare."""
+        return np.random.random_sample(X.shape) >= dropout
+
+    def portable_keep_mask(self, X: np.ndarray, threshold: int, seed: int, offset: int) -> Any:
+        """Return the Philox keep mask (SPEC P)."""
+        from dropout_ref.philox import numpy_keep_mask
+
+        return numpy_keep_mask(X.shape, threshold, seed, offset)
+
+    def select_scaled(self, X: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
+        """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype."""
+        compute = np.dtype(scale_compute_dtype(X.dtype.name))
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = (X.astype(compute, copy=False) * compute.type(scale)).astype(X.dtype, copy=False)
+        return np.where(keep, scaled, X.dtype.type(0))

@@ -1,0 +1,11 @@
+"""TensorFlow backend (``from dropout_ref.tensorflow import dropout_layer``)."""
+
+from dropout_ref.layer import make_dropout_layer
+from dropout_ref.tensorflow.arrays import TensorflowArrays
+from dropout_ref.tensorflow.ops import TensorflowOps
+
+ops = TensorflowOps()
+arrays = TensorflowArrays()
+dropout_layer = make_dropout_layer(ops)
+
+__all__ = ["arrays", "dropout_layer", "ops"]

@@ -1,0 +1,11 @@
+"""PyTorch backend (``from dropout_ref.torch import dropout_layer``)."""
+
+from dropout_ref.layer import make_dropout_layer
+from dropout_ref.torch.arrays import TorchArrays
+from dropout_ref.torch.ops import TorchOps
+
+ops = TorchOps()
+arrays = TorchArrays()
+dropout_layer = make_dropout_layer(ops)
+
+__all__ = ["arrays", "dropout_layer", "ops"]

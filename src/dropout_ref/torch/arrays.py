@@ -1,0 +1,62 @@
+"""PyTorch side of the array bridge (see :class:`dropout_ref.backend_api.ArrayBridge`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class TorchArrays:
+    """Array bridge for the torch backend.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Where :meth:`from_numpy` puts new tensors.
+    """
+
+    name = "torch"
+    float_dtypes = ("float16", "bfloat16", "float32", "float64")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+
+    def from_numpy(self, array: np.ndarray, dtype: str | None = None) -> torch.Tensor:
+        """Return a tensor on :attr:`device` holding ``array``."""
+        tensor = torch.from_numpy(np.array(array, copy=True))
+        target = getattr(torch, dtype) if dtype else tensor.dtype
+        return tensor.to(device=self.device, dtype=target)
+
+    def to_numpy(self, x: torch.Tensor) -> np.ndarray:
+        """Return ``x`` on the host as NumPy (bfloat16 widened to float32)."""
+        x = x.detach().cpu()
+        if x.dtype == torch.bfloat16:
+            x = x.float()
+        return x.numpy()
+
+    def dtype_name(self, x: torch.Tensor) -> str:
+        """Return the dtype without its ``torch.`` prefix."""
+        return str(x.dtype).removeprefix("torch.")
+
+    def device_name(self, x: torch.Tensor) -> str:
+        """Return ``str(x.device)``."""
+        return str(x.device)
+
+    def seed_global(self, seed: int) -> None:
+        """Seed torch's global generators (``torch.manual_seed``)."""
+        torch.manual_seed(seed)
+
+    def value_and_grad(
+        self, fn: Callable[[Any], Any], x: torch.Tensor, cotangent: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``fn(x)`` and the gradient of ``sum(fn(x) * cotangent)`` by autograd."""
+        leaf = x.detach().clone().requires_grad_(True)
+        out = fn(leaf)
+        weights = torch.as_tensor(cotangent, device=out.device).to(out.dtype)
+        (grad,) = torch.autograd.grad((out * weights).sum(), leaf, allow_unused=True)
+        if grad is None:
+            grad = torch.zeros_like(leaf)
+        return self.to_numpy(out), self.to_numpy(grad)

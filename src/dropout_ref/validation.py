@@ -1,0 +1,191 @@
+"""Argument checks shared by every backend (SPEC D1, D7, P1).
+
+Every check raises an exception whose message names the argument and the
+value received, so that users never see a traceback from inside a framework.
+Nothing here uses ``assert``: the checks hold under ``python -O``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+#: Floating dtypes the SPEC asks every backend to accept (D7), by canonical name.
+FLOAT_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+
+#: Largest seed accepted for portable masks: the Philox key is 64 bits (P3).
+MAX_SEED = 2**64 - 1
+
+
+def _describe(value: Any) -> str:
+    """Return ``repr(value)`` with its type, shortened for long tensors."""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{text} (type {type(value).__name__})"
+
+
+def _scalar_from_tensor(value: Any, name: str) -> Any:
+    """Unwrap a one-element array or tensor into a Python number.
+
+    Tensors of more than one element are refused (D1); a one-element tensor is
+    a scalar in all but type, and users of every framework pass them.
+    """
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return value
+    try:
+        size = math.prod(int(d) for d in shape)
+    except TypeError as exc:  # unknown (symbolic) dimensions
+        raise TypeError(
+            f"{name} must be a real number in [0, 1], got a tensor of unknown shape: "
+            f"{_describe(value)}"
+        ) from exc
+    if size != 1:
+        raise TypeError(
+            f"{name} must be a real number in [0, 1], got a tensor of shape "
+            f"{tuple(int(d) for d in shape)}: {_describe(value)}"
+        )
+    dtype_text = str(getattr(value, "dtype", "")).lower()
+    if "bool" in dtype_text:
+        raise TypeError(f"{name} must be a real number in [0, 1], not a bool: {_describe(value)}")
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "numpy"):  # TensorFlow eager tensors have no .item()
+        return np.asarray(value.numpy()).reshape(()).item()
+    return np.asarray(value).reshape(()).item()
+
+
+def validate_rate(dropout: Any, name: str = "dropout") -> float:
+    """Check a drop probability and return it as a Python float (SPEC D1).
+
+    Parameters
+    ----------
+    dropout : float
+        Probability of dropping an element: a real number with
+        ``0 <= dropout <= 1``. A one-element array or tensor is accepted.
+    name : str, optional
+        The argument's name, used in error messages.
+
+    Returns
+    -------
+    float
+        The rate as a Python float.
+
+    Raises
+    ------
+    TypeError
+        If ``dropout`` is not a real number (bool, str, None, complex, or a
+        tensor with more than one element).
+    ValueError
+        If ``dropout`` is NaN, infinite, negative or greater than 1.
+    """
+    if isinstance(dropout, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number in [0, 1], not a bool: {_describe(dropout)}")
+    value = _scalar_from_tensor(dropout, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in [0, 1], got {_describe(dropout)}")
+    rate = float(value)
+    if not (0.0 <= rate <= 1.0):  # also false for NaN
+        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {value!r}")
+    return rate
+
+
+def validate_seed(seed: Any, name: str = "seed") -> int | None:
+    """Check a portable-mask seed: ``None`` or an integer in ``[0, 2**64)`` (SPEC P1, P3).
+
+    Parameters
+    ----------
+    seed : int or None
+        ``None`` selects the framework's global generator (D9); an integer
+        selects the stateless Philox generator.
+    name : str, optional
+        The argument's name, used in error messages.
+
+    Returns
+    -------
+    int or None
+        The seed as a Python int, or ``None``.
+
+    Raises
+    ------
+    TypeError
+        If ``seed`` is not an integer (bools and floats are refused).
+    ValueError
+        If ``seed`` is outside ``[0, 2**64)``.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be None or an integer in [0, 2**64), got {_describe(seed)}")
+    value = int(seed)
+    if not (0 <= value <= MAX_SEED):
+        raise ValueError(f"{name} must be in [0, 2**64), got {value}")
+    return value
+
+
+def validate_offset(offset: Any, size: int | None, name: str = "offset") -> int:
+    """Check a Philox counter offset for an array of ``size`` elements (SPEC P3, P4).
+
+    Parameters
+    ----------
+    offset : int
+        Counter of the array's first element; the counters used are
+        ``offset .. offset + size - 1`` and must fit in 64 bits.
+    size : int or None
+        Number of elements of the array; ``None`` (unknown until run time)
+        skips the overflow check.
+    name : str, optional
+        The argument's name, used in error messages.
+
+    Returns
+    -------
+    int
+        The offset as a Python int.
+
+    Raises
+    ------
+    TypeError
+        If ``offset`` is not an integer.
+    ValueError
+        If ``offset`` is negative or the counters would overflow 64 bits.
+    """
+    if isinstance(offset, (bool, np.bool_)) or not isinstance(offset, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative integer, got {_describe(offset)}")
+    value = int(offset)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    if size is not None and value + size > 2**64:
+        raise ValueError(
+            f"{name} + number of elements must not exceed 2**64, got {name}={value} "
+            f"with {size} elements"
+        )
+    return value
+
+
+def require_float_dtype(dtype_name: str, backend: str, conversion_hint: str) -> None:
+    """Refuse integer, bool and complex inputs with a message that says how to convert (D7).
+
+    Parameters
+    ----------
+    dtype_name : str
+        Canonical dtype name of ``X``, e.g. ``"int64"``.
+    backend : str
+        The backend's name, for the message.
+    conversion_hint : str
+        A code snippet converting ``X`` to float32 in that framework.
+
+    Raises
+    ------
+    TypeError
+        If ``dtype_name`` is not one of :data:`FLOAT_DTYPES`.
+    """
+    if dtype_name not in FLOAT_DTYPES:
+        raise TypeError(
+            f"X must be a floating-point array (one of {', '.join(FLOAT_DTYPES)}), "
+            f"got dtype {dtype_name} on the {backend} backend; convert it first, "
+            f"e.g. {conversion_hint}"
+        )
