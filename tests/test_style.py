@@ -16,7 +16,6 @@ def test_ruff_clean():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     if not Path(ruff).exists():
         pytest.skip("ruff is not installed (it comes with the [test] extra)")
-    done = subprocess.run(
-        [ruff, "check", "src", "tests", "examples"], cwd=ROOT, capture_output=True, text=True
-    )
+    folders = [name for name in ("src", "tests", "examples") if (ROOT / name).is_dir()]
+    done = subprocess.run([ruff, "check", *folders], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
