@@ -109,7 +109,10 @@ class MLP(keras.Model):
         """
         v = self.weight_vars
         X = tf.cast(tf.convert_to_tensor(X), tf.float32)
-        X = tf.reshape(X, flat_input_shape(X.shape, self.spec.num_inputs))
+        if X.shape.is_fully_defined():
+            X = tf.reshape(X, flat_input_shape(X.shape, self.spec.num_inputs))
+        else:  # traced with an unknown batch size: checked at run time by reshape
+            X = tf.reshape(X, (-1, self.spec.num_inputs))
         H1 = tf.nn.relu(tf.matmul(X, v["W1"]) + v["b1"])
         if training:
             H1 = dropout_layer(H1, self.dropout1, seed=mask_seed, offset=DROPOUT_OFFSETS[0])
