@@ -26,9 +26,8 @@ _restore_numpy_bool_alias()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import mxnet as mx
-    from mxnet import autograd, npx
+    from mxnet import autograd, gluon, npx
     from mxnet import np as mnp
-
 
 
 def numpy_shapes(func: F) -> F:
@@ -47,4 +46,4 @@ def numpy_shapes(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["autograd", "mnp", "mx", "npx", "numpy_shapes"]
+__all__ = ["autograd", "gluon", "mnp", "mx", "npx", "numpy_shapes"]
