@@ -5,7 +5,7 @@ The four ``chapter_<framework>.py`` scripts share their structure and names, so
 differs between frameworks. Run with ``--quick`` for an offline run in seconds.
 """
 
-# ruff: noqa: N806 - X is the course's name
+
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Calling each backend's MLP in its own framework's idiom (SPEC M2), from NumPy, for the tests."""
 
-# ruff: noqa: N803, N806 - X, H1, H2 are the course's names; MLP classes keep theirs
+
 
 from __future__ import annotations
 

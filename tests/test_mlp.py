@@ -1,6 +1,6 @@
 """The course MLP in every backend (SPEC M1-M5)."""
 
-# ruff: noqa: N803, N806, N811 - X, H1, H2 are the course's names; MLP classes keep theirs
+# ruff: noqa: N811 - X, H1, H2 are the course's names; MLP classes keep theirs
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from mlp_idioms import oracle_hidden, run_forward
 
 from dropout_ref import stats
 from dropout_ref.mlp_spec import (
@@ -20,6 +19,7 @@ from dropout_ref.mlp_spec import (
     init_weights,
     validate_weights,
 )
+from tests.mlp_idioms import oracle_hidden, run_forward
 
 SMALL = {"num_inputs": 12, "num_outputs": 3, "num_hiddens1": 7, "num_hiddens2": 5}
 

@@ -84,3 +84,20 @@ def test_normal_and_correlation_and_chi_square_bounds():
     assert normal_quantile(0.05) == pytest.approx(1.959964, abs=1e-5)
     assert correlation_bound(10_000, 0.05) == pytest.approx(0.0195996, abs=1e-6)
     assert chi_square_bound(1, 0.05) == pytest.approx(3.841459, abs=1e-5)
+
+
+@given(st.floats(0.0, 1.0, exclude_max=True))
+def test_d5_inverse_keep_scale_is_correctly_rounded(rate):
+    from fractions import Fraction
+
+    scale = inverse_keep_scale(rate)
+    exact = 1 / (1 - Fraction(rate))
+    below, above = np.nextafter(scale, 0.0), np.nextafter(scale, np.inf)
+    assert abs(Fraction(scale) - exact) <= abs(Fraction(float(below)) - exact)
+    assert abs(Fraction(scale) - exact) <= abs(Fraction(float(above)) - exact)
+
+
+def test_d5_inverse_keep_scale_single_rounding_example():
+    """1/(1-p) in floats rounds twice; at p = 0.21024725563078223 that is one ulp off."""
+    rate = 0.21024725563078223
+    assert inverse_keep_scale(rate) != 1.0 / (1.0 - rate)

@@ -1,6 +1,6 @@
 """Training the course MLP: step interface, loop, metrics files, CLI (SPEC T1, T3, M6)."""
 
-# ruff: noqa: N803, N811 - X, H1, H2 are the course's names; MLP classes keep theirs
+# ruff: noqa: N811 - X, H1, H2 are the course's names; MLP classes keep theirs
 
 from __future__ import annotations
 

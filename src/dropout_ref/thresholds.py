@@ -63,7 +63,12 @@ def word_threshold(dropout: float, bits: int = PHILOX_WORD_BITS) -> int:
 
 
 def inverse_keep_scale(dropout: float) -> float:
-    """Return ``1 / (1 - dropout)`` in float64, the factor applied to kept elements (D5).
+    """Return ``1 / (1 - dropout)`` correctly rounded to float64, the factor for kept elements (D5).
+
+    ``1.0 / (1.0 - dropout)`` in floats rounds twice (the subtraction, then
+    the division), which can put a float64 product 2 ulp from ``X / (1 - p)``.
+    Computed exactly and rounded once, the scale keeps every product within
+    1 ulp of the correctly rounded quotient.
 
     Parameters
     ----------
@@ -75,7 +80,7 @@ def inverse_keep_scale(dropout: float) -> float:
     float
         The inverted-dropout scale.
     """
-    return 1.0 / (1.0 - dropout)
+    return float(1 / (1 - Fraction(dropout)))
 
 
 def scale_compute_dtype(dtype_name: str) -> str:

@@ -8,7 +8,7 @@ whole process. A plain ``Block`` rather than a ``HybridBlock``: the per-step ``m
 is a Python int that a hybridized graph would bake in.
 """
 
-# ruff: noqa: N803, N806 - X, H1, H2 are the course's names
+
 
 from __future__ import annotations
 

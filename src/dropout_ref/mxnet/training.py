@@ -3,7 +3,7 @@
 The step interface of :mod:`dropout_ref.training` (also used by ``dropout-ref compare``).
 """
 
-# ruff: noqa: N806 - X is the course's name for a batch
+
 
 from __future__ import annotations
 

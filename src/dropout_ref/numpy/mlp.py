@@ -4,7 +4,7 @@ NumPy has no train/eval mode, so ``forward`` takes an explicit ``training``
 flag (M2).
 """
 
-# ruff: noqa: N803, N806 - X, H1, H2 are the course's names
+
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Dropout follows Keras' ``training`` argument: ``model(X, training=True)``
 :mod:`dropout_ref.mlp_spec` (``H = X @ W + b``).
 """
 
-# ruff: noqa: N803, N806 - X, H1, H2 are the course's names
+
 
 from __future__ import annotations
 

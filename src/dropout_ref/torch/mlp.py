@@ -5,7 +5,7 @@ Dropout follows the module's training flag: ``model.train()`` /
 out as in :mod:`dropout_ref.mlp_spec` (``H = X @ W + b``).
 """
 
-# ruff: noqa: N803, N806 - X, H1, H2 are the course's names
+
 
 from __future__ import annotations
 
