@@ -1,5 +1,7 @@
 """Turn a conformance report into a pytest-friendly assertion."""
 
+
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -46,6 +48,7 @@ def assert_conforms(
     ConformanceError
         An ``AssertionError`` listing each failed clause with its evidence,
         e.g. ``D6: at dropout=0.5 in float32: element 0 is nan where X is nan``.
+
     """
     report = check_dropout(fn, backend=backend, clauses=clauses, seed=seed, alpha=alpha)
     allowed = set(allow)

@@ -1,5 +1,7 @@
 """Deterministic checks of the calling contract: D1 rates, D2 p=0, D3 p=1, D7 types, D11 purity."""
 
+# ruff: noqa: N803, N806 - X is the SPEC's name for the input array
+
 from __future__ import annotations
 
 import math
@@ -66,7 +68,7 @@ def check_d1(ctx: CheckContext) -> str:
                     f"dropout={shown} raised {type(exc).__name__} whose message does not "
                     f"contain {text!r}: {str(exc)[:100]!r}"
                 )
-        except Exception as exc:  # noqa: BLE001 - any other type is the evidence
+        except Exception as exc:
             problems.append(
                 f"dropout={shown} raised {type(exc).__name__}, expected ValueError/TypeError: "
                 f"{str(exc).splitlines()[0][:100] if str(exc) else ''!r}"
@@ -119,7 +121,7 @@ def check_d7(ctx: CheckContext) -> str:
             X = ctx.make(rng.uniform(0.5, 2.0, size=shape), dtype)
             try:
                 out = ctx.call(X, 0.5)
-            except Exception as exc:  # noqa: BLE001 - the evidence
+            except Exception as exc:
                 raise Violation(
                     f"at dropout=0.5 in {dtype} with shape {shape}: raised "
                     f"{type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}"
@@ -135,7 +137,7 @@ def check_d7(ctx: CheckContext) -> str:
                     f"{dtype} X raised TypeError that does not say how to convert to a float "
                     f"dtype: {str(exc)[:100]!r}"
                 ) from exc
-        except Exception as exc:  # noqa: BLE001 - the evidence
+        except Exception as exc:
             raise Violation(
                 f"{dtype} X raised {type(exc).__name__}, expected TypeError: "
                 f"{str(exc).splitlines()[0][:100] if str(exc) else ''!r}"
@@ -155,9 +157,14 @@ def check_d11(ctx: CheckContext) -> str:
         for p in (0.5, 1.0):
             X = ctx.make(rng.uniform(-2.0, 2.0, size=(8, 16)), dtype)
             before = ctx.exact_values(X).copy()
-            ctx.call(X, p)
+            try:
+                ctx.call(X, p)
+            except Exception:
+                pass
             after = ctx.exact_values(X)
             if not np.array_equal(before, after):
                 changed = int((before != after).sum())
-                raise Violation(f"at dropout={p} in {dtype}: the call changed {changed} elements of X")
+                raise Violation(
+                    f"at dropout={p} in {dtype}: the call changed {changed} elements of X"
+                )
     return "X unchanged after every call" + ctx.missing_dtypes_note()

@@ -1,5 +1,7 @@
 """Checks of the values dropout produces: D5 scale, D6 dropped elements, D8 gradient."""
 
+# ruff: noqa: N806 - X is the SPEC's name for the input array
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +24,11 @@ def check_d5(ctx: CheckContext) -> str:
     rng = ctx.rng(5)
     worst = 0.0
     for dtype in ctx.dtypes:
+        kept_any = 0
         for p in SCALE_RATES:
-            X = ctx.make(rng.uniform(0.5, 2.0, size=4096) * rng.choice([-1, 1], 4096), dtype)
+            # About 65 kept elements at p=0.999, thousands at the other rates.
+            n = 2**16 if p > 0.9 else 4096
+            X = ctx.make(rng.uniform(0.5, 2.0, size=n) * rng.choice([-1, 1], n), dtype)
             x = ctx.exact_values(X)
             y = ctx.exact_values(ctx.call(X, p))
             kept = y != 0
@@ -36,9 +41,11 @@ def check_d5(ctx: CheckContext) -> str:
                     f"at dropout={p} in {dtype}: kept element {i} is {y[i]!r}, expected "
                     f"X/(1-p) = {expected[i]!r} to within 1 ulp ({err[i]:.3g} ulp off)"
                 )
-            if not kept.any():
-                raise Violation(f"at dropout={p} in {dtype}: no element was kept out of 4096")
+            kept_any += int(kept.sum())
             worst = max(worst, float(err.max()))
+        if not kept_any:
+            # At p=0.5 a correct dropout keeps none of 4096 with probability 2**-4096.
+            raise Violation(f"in {dtype}: no element was kept at any rate {SCALE_RATES}")
     return f"kept elements within {worst:.2g} ulp of X/(1-p)" + ctx.missing_dtypes_note()
 
 
@@ -96,6 +103,7 @@ def check_d8(ctx: CheckContext) -> str:
     """D8: gradient = keep * G / (1 - p) with the forward mask; dropped elements get exactly 0."""
     rng = ctx.rng(8)
     grad_dtypes = [d for d in ("float32", "float64") if d in ctx.dtypes]
+    skipped: list[str] = []
     for dtype in grad_dtypes:
         for p in GRAD_RATES:
             x_np = rng.uniform(0.5, 2.0, size=(16, 64)) * rng.choice([-1, 1], size=(16, 64))
@@ -104,6 +112,11 @@ def check_d8(ctx: CheckContext) -> str:
             try:
                 out, grad = ctx.arrays.value_and_grad(lambda x, p=p: ctx.call(x, p), X, cotangent)
             except NotApplicable:
+                raise
+            except Exception:
+                if p == 1.0:  # a forward pass that raises at p=1 is D3's failure, not D8's
+                    skipped.append(f"p=1 not checked in {dtype}: the forward pass raises (D3)")
+                    continue
                 raise
             out = np.asarray(out, np.float64)
             grad = np.asarray(grad, np.float64)
@@ -125,4 +138,5 @@ def check_d8(ctx: CheckContext) -> str:
                     f"at dropout={p} in {dtype}: kept element {i} has gradient {grad.flat[i]!r}, "
                     f"expected G/(1-p) = {expected.flat[i]!r} [{int(bad_keep.sum())} such elements]"
                 )
-    return f"gradient = keep*G/(1-p) with the forward mask ({', '.join(grad_dtypes)})"
+    note = f"; {skipped[0]}" if skipped else ""
+    return f"gradient = keep*G/(1-p) with the forward mask ({', '.join(grad_dtypes)}){note}"

@@ -1,5 +1,7 @@
 """Everything a check needs: the function under test, its backend's array bridge, the budget."""
 
+# ruff: noqa: N803 - X is the SPEC's name for the input array
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,6 +34,7 @@ class CheckContext:
         False-alarm probability of each random test.
     sample_scale : float
         Multiplies the large sample sizes (1.0 = the documented sizes).
+
     """
 
     fn: Callable[[Any, Any], Any]

@@ -1,5 +1,7 @@
 """The registry of checks: SPEC clause id -> check, with its random-test budget."""
 
+
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -26,6 +28,7 @@ class Check:
     random_tests : callable
         ``random_tests(n_dtypes) -> int``: how many random tests it runs, for
         the Bonferroni split of the overall false-alarm probability.
+
     """
 
     clause: str

@@ -1,5 +1,7 @@
 """What a conformance run returns: one verdict per SPEC clause."""
 
+
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -27,6 +29,7 @@ class ClauseResult:
         False-alarm probability of each of those tests (0 for deterministic checks).
     seconds : float
         Wall time of the check.
+
     """
 
     clause: str
@@ -53,6 +56,7 @@ class ConformanceReport:
         What each random test was run at (``alpha`` split by Bonferroni).
     results : dict of str to ClauseResult
         Verdicts by clause id, in SPEC order.
+
     """
 
     implementation: str
