@@ -38,9 +38,8 @@ def test_course_torch_on_a_non_cpu_device() -> None:
         pytest.skip("no CUDA device on this machine: torch.rand(X.shape) vs X on cuda:0 untested")
     from mutants.course_mutants import course_torch
 
-    from dropout_ref.torch.arrays import TorchArrays
-
     import dropout_ref.torch as adapter
+    from dropout_ref.torch.arrays import TorchArrays
 
     adapter.arrays = TorchArrays("cuda")
     try:
