@@ -16,7 +16,11 @@ from dropout_ref.conformance import assert_conforms, check_dropout
 
 
 def my_dropout(X: torch.Tensor, p: float) -> torch.Tensor:
-    """The course's dropout, almost: mask * X leaks NaN (D6); X / (1 - p) in float32 is 1.5 ulp off (D5)."""
+    """The course's dropout, almost.
+
+    ``mask * X`` leaks NaN through dropped elements (D6), and ``X / (1 - p)``
+    rounds ``1 - p`` to float32 first, up to 1.5 ulp off (D5).
+    """
     if not 0 <= p <= 1:
         raise ValueError(f"dropout must be in [0, 1], got {p!r}")
     if p == 1:
