@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from mutants import Mutant
 from mutants.framework_mutants import MUTANTS as FRAMEWORK_MUTANTS
+from mutants.model_mutants import MODEL_MUTANTS
 from mutants.numpy_mutants import MUTANTS as NUMPY_MUTANTS
 
-from dropout_ref.conformance import check_dropout
+from dropout_ref.conformance import check_dropout, check_model
 from dropout_ref.registry import get_backend
 
 ALL_MUTANTS: list[Mutant] = [*NUMPY_MUTANTS, *FRAMEWORK_MUTANTS]
@@ -33,7 +34,9 @@ def test_mutant_is_caught(mutant: Mutant) -> None:
 
 def test_course_torch_on_a_non_cpu_device() -> None:
     """The course's torch code draws its mask on the CPU: on a GPU X it fails D7."""
-    torch = _backend_or_skip("torch").arrays and pytest.importorskip("torch")
+    _backend_or_skip("torch")
+    import torch
+
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine: torch.rand(X.shape) vs X on cuda:0 untested")
     from mutants.course_mutants import course_torch
@@ -64,3 +67,18 @@ def test_failures_are_sorted_clause_ids() -> None:
     report = check_dropout(no_rescale, backend="numpy", clauses=["D10", "D5", "D3"])
     assert report.failures == ["D5", "D10"]
     assert report.results["D5"].message.startswith("D5: ")
+
+
+@pytest.mark.parametrize("mutant", MODEL_MUTANTS, ids=[m.name for m in MODEL_MUTANTS])
+def test_model_mutant_is_caught(mutant) -> None:
+    """M2-M4: each wrong MLP fails the clauses named for it."""
+    _backend_or_skip(mutant.backend)
+    report = check_model(mutant.make(), backend=mutant.backend, seed=1)
+    missed = [c for c in mutant.caught_by if c not in report.failures]
+    assert not missed, f"{mutant.name} not caught by {missed}:\n{report.summary()}"
+
+
+def test_every_backend_mlp_conforms(backend) -> None:
+    """M2-M4: our MLP passes in every installed backend, in its framework's idiom."""
+    report = check_model(backend=backend.arrays.name, seed=0)
+    assert report.ok, report.summary()

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dropout_ref.conformance.model_checks import MODEL_CLAUSES, MODEL_TITLES
 from dropout_ref.conformance.registry import CHECKS, CLAUSES
 from dropout_ref.registry import BACKENDS, backend_info
 from dropout_ref.stats import DEFAULT_ALPHA
@@ -138,11 +139,13 @@ def _run_backend(
         kind = event.get("event")
         if kind == "start":
             run.implementations = event["implementations"]
+            n_models = sum(name.endswith(".MLP") for name in run.implementations)
+            d_clauses = sum(c in CLAUSES for c in clauses)
+            total = (len(run.implementations) - n_models) * d_clauses + n_models * (
+                len(clauses) - d_clauses
+            )
             progress.update(
-                task,
-                description=f"{run.backend}: checking",
-                total=len(run.implementations) * len(clauses),
-                completed=0,
+                task, description=f"{run.backend}: checking", total=total, completed=0
             )
         elif kind == "clause":
             progress.update(
@@ -223,6 +226,10 @@ def _rows(runs: list[BackendRun]) -> list[tuple[str, str, dict[str, str]]]:
     return rows
 
 
+def _title(clause: str) -> str:
+    return CHECKS[clause].title if clause in CHECKS else MODEL_TITLES[clause]
+
+
 def render_markdown(runs: list[BackendRun], clauses: list[str], seconds: float) -> str:
     """Return the matrix as a GitHub-flavoured markdown table with a legend."""
     lines = [
@@ -238,7 +245,7 @@ def render_markdown(runs: list[BackendRun], clauses: list[str], seconds: float) 
         lines.append(f"| `{name}` | {note} | {body} |")
     lines.append("")
     lines.append(
-        "Clauses: " + "; ".join(f"{c} {CHECKS[c].title}" for c in clauses) + ". "
+        "Clauses: " + "; ".join(f"{c} {_title(c)}" for c in clauses) + ". "
         "`deviation`: a native op's documented deviation (backends/<name>/DEVIATIONS.md); "
         "`n/a`: the framework cannot express the check. "
         f"Run time {seconds:.0f} s."
@@ -277,7 +284,7 @@ def render_table(
 
 def run(args: argparse.Namespace) -> int:
     """Run the kit over every selected backend and native op; print the matrix."""
-    clauses = list(CLAUSES)
+    clauses = [*CLAUSES, *MODEL_CLAUSES]
     start = time.perf_counter()
     runs = collect(args, clauses)
     seconds = time.perf_counter() - start

@@ -10,6 +10,7 @@ The kit imports no framework; it speaks to a backend only through its
 """
 
 from dropout_ref.conformance.assertions import ConformanceError, assert_conforms
+from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
 from dropout_ref.conformance.registry import CHECKS, CLAUSES
 from dropout_ref.conformance.result import ClauseResult, ConformanceReport
 from dropout_ref.conformance.runner import check_dropout
@@ -17,9 +18,11 @@ from dropout_ref.conformance.runner import check_dropout
 __all__ = [
     "CHECKS",
     "CLAUSES",
+    "MODEL_CLAUSES",
     "ClauseResult",
     "ConformanceError",
     "ConformanceReport",
     "assert_conforms",
     "check_dropout",
+    "check_model",
 ]

@@ -18,6 +18,7 @@ import json
 import sys
 from typing import Any
 
+from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
 from dropout_ref.conformance.registry import CLAUSES
 from dropout_ref.conformance.result import ClauseResult
 from dropout_ref.conformance.runner import check_dropout
@@ -51,10 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
-    parser.add_argument("--clauses", nargs="*", default=list(CLAUSES))
+    parser.add_argument("--clauses", nargs="*", default=[*CLAUSES, *MODEL_CLAUSES])
     args = parser.parse_args(argv)
     impls = implementations(args.backend)
-    _emit({"event": "start", "implementations": [name for name, *_ in impls]})
+    names = [name for name, *_ in impls]
+    if any(c in MODEL_CLAUSES for c in args.clauses) and hasattr(get_backend(args.backend), "MLP"):
+        names.append(f"dropout_ref.{args.backend}.MLP")
+    _emit({"event": "start", "implementations": names})
     for name, kind, fn, expected in impls:
 
         def progress(result: ClauseResult, name: str = name) -> None:
@@ -63,13 +67,20 @@ def main(argv: list[str] | None = None) -> int:
         report = check_dropout(
             fn,
             backend=args.backend,
-            clauses=args.clauses,
+            clauses=[c for c in args.clauses if c in CLAUSES],
             seed=args.seed,
             alpha=args.alpha,
             name=name,
             progress=progress,
         )
         _emit({"event": "report", "kind": kind, "expected": expected, "report": report.to_dict()})
+    model_clauses = [c for c in args.clauses if c in MODEL_CLAUSES]
+    if model_clauses and hasattr(get_backend(args.backend), "MLP"):
+        name = f"dropout_ref.{args.backend}.MLP"
+        report = check_model(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name)
+        for clause in report.results:
+            _emit({"event": "clause", "implementation": name, "clause": clause})
+        _emit({"event": "report", "kind": "ours", "expected": {}, "report": report.to_dict()})
     _emit({"event": "done"})
     return 0
 
