@@ -31,6 +31,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, MODEL_TITLES
 from dropout_ref.conformance.registry import CHECKS, CLAUSES
@@ -107,15 +108,20 @@ def _row(event: dict[str, Any], clauses: list[str]) -> dict[str, Any]:
     }
 
 
+def worker_command(backend: str, args: argparse.Namespace, clauses: list[str]) -> list[str]:
+    """Return the command line of one backend's worker process."""
+    return [
+        sys.executable, "-m", "dropout_ref.conformance.worker", "--backend", backend,
+        "--seed", str(args.seed), "--alpha", repr(args.alpha), "--clauses", *clauses,
+    ]  # fmt: skip
+
+
 def _run_backend(
     run: BackendRun, args: argparse.Namespace, clauses: list[str], progress: Progress
 ) -> None:
     """Run one worker process, feeding the progress bar; fill ``run``."""
     task = progress.add_task(f"{run.backend}: importing", total=None)
-    command = [
-        sys.executable, "-m", "dropout_ref.conformance.worker", "--backend", run.backend,
-        "--seed", str(args.seed), "--alpha", repr(args.alpha), "--clauses", *clauses,
-    ]  # fmt: skip
+    command = worker_command(run.backend, args, clauses)
     # One thread per framework: the workers share the cores with each other.
     threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                                 "TF_NUM_INTEROP_THREADS", "MXNET_CPU_WORKER_NTHREADS")}
@@ -258,17 +264,21 @@ def render_table(
 ) -> None:
     """Print the rich matrix, then the evidence of every FAIL / FIXED? cell."""
     table = Table(title=f"dropout_ref conformance ({seconds:.0f} s)")
-    table.add_column("implementation")
+    table.add_column("implementation", no_wrap=True)
     for clause in clauses:
         table.add_column(clause, justify="center")
     for name, note, cells in _rows(runs):
         if cells:
             table.add_row(
                 name,
-                *(f"[{_STYLE.get(cells.get(c, ''), '')}]{cells.get(c, '-')}[/]" for c in clauses),
+                *(Text(cells.get(c, "-"), style=_STYLE.get(cells.get(c, ""), "")) for c in clauses),
             )
         else:
-            table.add_row(f"[bold red]{name}[/]", f"[red]{note}[/]", *[""] * (len(clauses) - 1))
+            table.add_row(
+                Text(name, style="bold red"),
+                Text(note, style="red"),
+                *[""] * (len(clauses) - 1),
+            )
     console.print(table)
     for run in runs:
         for row in run.rows:
@@ -309,5 +319,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         print(render_markdown(runs, clauses, seconds))
     else:
-        render_table(Console(), runs, clauses, seconds)
+        console = Console()
+        if not console.is_terminal:  # piped or captured: do not squeeze the matrix into 80 columns
+            console = Console(width=max(console.width, 170))
+        render_table(console, runs, clauses, seconds)
     return status
