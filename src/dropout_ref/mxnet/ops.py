@@ -44,13 +44,17 @@ class MxnetOps:
     def constant_mask(self, X: Any, keep: bool) -> Any:
         """Return a bool array of ``X``'s shape on ``X``'s context, all ``keep``."""
         fill = mnp.ones if keep else mnp.zeros
-        return fill(X.shape, dtype=bool, ctx=X.ctx)
+        with mx.util.np_shape(True):
+            return fill(X.shape, dtype=bool, ctx=X.ctx)
 
     @numpy_shapes
     def global_keep_mask(self, X: Any, dropout: float) -> Any:
         """Draw float32 uniforms from MXNet's global generator (``mx.random.seed``)."""
-        u = mnp.random.uniform(0.0, 1.0, size=X.shape, dtype="float32", ctx=X.ctx)
-        return u >= float32_threshold(dropout)
+        # NumPy shape semantics: without them MXNet 1.9.1 reads shape () and
+        # zero-size dimensions as "unknown" and fails on 0-d and empty X (D7).
+        with mx.util.np_shape(True):
+            u = mnp.random.uniform(0.0, 1.0, size=X.shape, dtype="float32", ctx=X.ctx)
+            return u >= float32_threshold(dropout)
 
     @numpy_shapes
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> Any:
@@ -64,8 +68,9 @@ class MxnetOps:
         """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype, of ``X``'s array type."""
         x = as_np_array(X)
         compute = scale_compute_dtype(self.dtype_name(x))
-        scaled = (x.astype(compute, copy=False) * scale).astype(x.dtype, copy=False)
-        # Never a scalar 0 here: MXNet 1.9.1's np.where(cond, x, 0.0) sends the
-        # gradient to the unselected elements (backends/mxnet/DEVIATIONS.md).
-        out = mnp.where(keep, scaled, mnp.zeros_like(scaled))
+        with mx.util.np_shape(True):
+            scaled = (x.astype(compute, copy=False) * scale).astype(x.dtype, copy=False)
+            # Never a scalar 0 here: MXNet 1.9.1's np.where(cond, x, 0.0) sends the
+            # gradient to the unselected elements (backends/mxnet/DEVIATIONS.md).
+            out = mnp.where(keep, scaled, mnp.zeros_like(scaled))
         return out if isinstance(X, mnp.ndarray) else out.as_nd_ndarray()

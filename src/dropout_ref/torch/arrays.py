@@ -56,7 +56,9 @@ class TorchArrays:
         leaf = x.detach().clone().requires_grad_(True)
         out = fn(leaf)
         weights = torch.as_tensor(cotangent, device=out.device).to(out.dtype)
-        (grad,) = torch.autograd.grad((out * weights).sum(), leaf, allow_unused=True)
+        grad = None
+        if out.requires_grad:  # an output built without X (zeros at p=1) has gradient 0
+            (grad,) = torch.autograd.grad((out * weights).sum(), leaf, allow_unused=True)
         if grad is None:
             grad = torch.zeros_like(leaf)
         return self.to_numpy(out), self.to_numpy(grad)

@@ -1,0 +1,90 @@
+"""Run the kit over one backend's implementations in this process; print JSON lines.
+
+``python -m dropout_ref.conformance.worker --backend torch`` checks
+``dropout_ref.torch.dropout_layer`` and every native op of
+``dropout_ref.torch.natives``. ``dropout-ref report`` runs one such process
+per backend, so a framework that crashes (or crashes another on import)
+takes only its own row down.
+
+Each line is one JSON event: ``start`` (the implementations), ``clause``
+(one verdict, for the progress bar), ``report`` (a full report) and ``done``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any
+
+from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
+from dropout_ref.conformance.registry import CLAUSES
+from dropout_ref.conformance.result import ClauseResult
+from dropout_ref.conformance.runner import check_dropout
+from dropout_ref.registry import get_backend
+from dropout_ref.stats import DEFAULT_ALPHA
+
+
+def implementations(backend: str) -> list[tuple[str, str, Any, dict[str, str]]]:
+    """Return ``(name, kind, fn, expected_deviations)`` for our layer and each native op."""
+    module = get_backend(backend)
+    found: list[tuple[str, str, Any, dict[str, str]]] = [
+        (f"dropout_ref.{backend}.dropout_layer", "ours", module.dropout_layer, {})
+    ]
+    try:
+        natives = importlib.import_module(f"dropout_ref.{backend}.natives")
+    except ImportError as exc:  # e.g. Keras missing: our own layer is still checked
+        sys.stderr.write(f"native ops of {backend} not audited: {exc}\n")
+        return found
+    for name, fn in natives.NATIVES.items():
+        found.append((name, "native", fn, dict(natives.EXPECTED_DEVIATIONS.get(name, {}))))
+    return found
+
+
+def _emit(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check every implementation of one backend; JSON events on stdout."""
+    parser = argparse.ArgumentParser(prog="python -m dropout_ref.conformance.worker")
+    parser.add_argument("--backend", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
+    parser.add_argument("--clauses", nargs="*", default=[*CLAUSES, *MODEL_CLAUSES])
+    args = parser.parse_args(argv)
+    impls = implementations(args.backend)
+    names = [name for name, *_ in impls]
+    if any(c in MODEL_CLAUSES for c in args.clauses) and hasattr(get_backend(args.backend), "MLP"):
+        names.append(f"dropout_ref.{args.backend}.MLP")
+    _emit({"event": "start", "implementations": names})
+    for name, kind, fn, expected in impls:
+
+        def progress(result: ClauseResult, name: str = name) -> None:
+            _emit({"event": "clause", "implementation": name, "clause": result.clause})
+
+        report = check_dropout(
+            fn,
+            backend=args.backend,
+            clauses=[c for c in args.clauses if c in CLAUSES],
+            seed=args.seed,
+            alpha=args.alpha,
+            name=name,
+            progress=progress,
+        )
+        _emit({"event": "report", "kind": kind, "expected": expected, "report": report.to_dict()})
+    model_clauses = [c for c in args.clauses if c in MODEL_CLAUSES]
+    if model_clauses and hasattr(get_backend(args.backend), "MLP"):
+        name = f"dropout_ref.{args.backend}.MLP"
+        report = check_model(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name)
+        for clause in report.results:
+            _emit({"event": "clause", "implementation": name, "clause": clause})
+        _emit({"event": "report", "kind": "ours", "expected": {}, "report": report.to_dict()})
+    _emit({"event": "done"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""TensorFlow's own dropouts under their calling convention, for the native audit (issue 3).
+
+``NATIVES`` maps a name to ``fn(X, p)``; ``EXPECTED_DEVIATIONS`` lists, per
+native, the SPEC clauses it breaks on this machine with one line of evidence
+each (the long form is ``backends/tensorflow/DEVIATIONS.md``).
+"""
+
+# ruff: noqa: N803 - X is the SPEC's name for the input array
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+
+def nn_dropout(X: Any, p: Any) -> Any:
+    """``tf.nn.dropout(X, rate=p)``: always drops (no training flag)."""
+    return tf.nn.dropout(X, rate=p)
+
+
+def keras_dropout(X: Any, p: Any) -> Any:
+    """``keras.layers.Dropout(p)(X, training=True)``: Keras layers default to inference."""
+    return keras.layers.Dropout(p)(X, training=True)
+
+
+NATIVES: dict[str, Callable[[Any, Any], Any]] = {
+    "tf.nn.dropout": nn_dropout,
+    "keras.layers.Dropout": keras_dropout,
+}
+
+EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
+    "tf.nn.dropout": {
+        "D1": "rate=nan is accepted (a NaN rate fails no comparison)",
+        "D3": "rate=1 raises ValueError (rate must be in [0, 1))",
+        "D4": "the uniform is drawn in X's dtype: keep rate at p=0.001 is -61 sigma off in "
+        "float16 and -434 sigma in bfloat16 at 4.2e6 elements",
+        "D5": "the scale is rounded to X's dtype before the product: 1.22 ulp off X/(1-p) "
+        "at p=0.1 in float32",
+        "D7": "integer X raises ValueError, not TypeError",
+        "D10": "with the biased 16-bit uniform, p=0.999 in bfloat16 drops every element: "
+        "mean of out/X is 0",
+    },
+    "keras.layers.Dropout": {
+        "D1": "rate=True is accepted; a str rate raises a TypeError without the value",
+        "D2": "the layer casts X to its dtype policy (float32 by default): float16/float64 "
+        "X come back as float32",
+        "D3": "float16/float64 X come back as float32 (dtype policy)",
+        "D5": "float64 X is computed in float32 (dtype policy): kept values 1e8 ulp off",
+        "D7": "output dtype is the layer's policy (float32), not X's",
+        "D8": "float64 gradients pass through float32 (dtype policy)",
+        "D9": "tf.random.set_seed does not reproduce the mask: the layer's SeedGenerator is "
+        "seeded from Python's random module (keras.utils.set_random_seed)",
+    },
+}

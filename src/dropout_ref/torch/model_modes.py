@@ -1,0 +1,20 @@
+"""Train/eval forward passes of a torch model in its idiom: ``train()``/``eval()`` (M2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def train_forward(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
+    """Return the logits after ``model.train()``."""
+    model.train()
+    with torch.no_grad():
+        return model(torch.as_tensor(np.asarray(images, np.float32))).cpu().numpy()
+
+
+def eval_forward(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
+    """Return the logits after ``model.eval()``."""
+    model.eval()
+    with torch.no_grad():
+        return model(torch.as_tensor(np.asarray(images, np.float32))).cpu().numpy()

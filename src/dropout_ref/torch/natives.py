@@ -1,0 +1,54 @@
+"""PyTorch's own dropouts under their calling convention, for the native audit (issue 3).
+
+``NATIVES`` maps a name to ``fn(X, p)``; ``EXPECTED_DEVIATIONS`` lists, per
+native, the SPEC clauses it breaks on this machine with one line of evidence
+each (the long form is ``backends/torch/DEVIATIONS.md``; a test keeps the two
+in agreement and fails when a deviation disappears).
+"""
+
+# ruff: noqa: N803 - X is the SPEC's name for the input array
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def functional_dropout(X: torch.Tensor, p: Any) -> torch.Tensor:
+    """``torch.nn.functional.dropout(X, p, training=True)`` (training is its default)."""
+    return nn.functional.dropout(X, p, training=True)
+
+
+def module_dropout(X: torch.Tensor, p: Any) -> torch.Tensor:
+    """``torch.nn.Dropout(p)`` in train mode (a fresh module is in train mode)."""
+    layer = nn.Dropout(p)
+    layer.train()
+    return layer(X)
+
+
+NATIVES: dict[str, Callable[[Any, Any], Any]] = {
+    "torch.nn.functional.dropout": functional_dropout,
+    "torch.nn.Dropout": module_dropout,
+}
+
+_COMMON = {
+    "D1": "accepts dropout=True; NaN raises RuntimeError; str/None raise a TypeError "
+    "without the value",
+    "D3": "p=1 multiplies by a zero mask: NaN where X is NaN/inf, -0.0 where X is negative",
+    "D6": "dropped elements are X*0: NaN where X is NaN/inf, -0.0 where X is negative",
+    "D5": "the scale 1/(1-p) is rounded to float32 before the product: up to 1.5 ulp off "
+    "X/(1-p) in float32 (1.22 ulp at p=0.1; at p=0.999, 26% of kept elements beyond 1 ulp)",
+    "D7": "integer X raises RuntimeError, not TypeError",
+}
+
+EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
+    "torch.nn.functional.dropout": dict(_COMMON),
+    "torch.nn.Dropout": {
+        **_COMMON,
+        "D1": "nn.Dropout(nan) and nn.Dropout(True) are accepted; str/None raise a TypeError "
+        "without the value",
+    },
+}

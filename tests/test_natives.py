@@ -1,0 +1,64 @@
+"""Native audit: each framework's own dropout breaks exactly its documented SPEC clauses.
+
+Like a strict xfail: a documented deviation that disappears fails here, and so
+does a new, undocumented one. backends/<name>/DEVIATIONS.md must list the same
+(native, clause) pairs as ``EXPECTED_DEVIATIONS`` in ``dropout_ref.<name>.natives``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from dropout_ref.conformance import check_dropout
+
+ROOT = Path(__file__).resolve().parents[1]
+ROW = re.compile(r"^\|\s*`(?P<native>[^`]+)`\s*\|\s*(?P<clause>D\d+)\s*\|")
+
+
+def _natives(backend):
+    return importlib.import_module(f"dropout_ref.{backend.arrays.name}.natives")
+
+
+def documented_pairs(backend_name: str) -> set[tuple[str, str]]:
+    """(native, clause) rows of backends/<name>/DEVIATIONS.md."""
+    text = (ROOT / "backends" / backend_name / "DEVIATIONS.md").read_text(encoding="utf-8")
+    return {(m["native"], m["clause"]) for m in map(ROW.match, text.splitlines()) if m}
+
+
+def test_deviations_markdown_matches_code(backend) -> None:
+    """DEVIATIONS.md and EXPECTED_DEVIATIONS list the same (native, clause) pairs."""
+    natives = _natives(backend)
+    in_code = {(n, c) for n, clauses in natives.EXPECTED_DEVIATIONS.items() for c in clauses}
+    assert set(natives.EXPECTED_DEVIATIONS) == set(natives.NATIVES)
+    assert documented_pairs(backend.arrays.name) == in_code
+
+
+def _native_params():
+    names = {
+        "torch": ["torch.nn.functional.dropout", "torch.nn.Dropout"],
+        "mxnet": ["mxnet.npx.dropout", "mxnet.gluon.nn.Dropout"],
+        "tensorflow": ["tf.nn.dropout", "keras.layers.Dropout"],
+    }
+    return [(b, n) for b, ns in names.items() for n in ns]
+
+
+@pytest.mark.parametrize(("backend_name", "native"), _native_params())
+def test_native_deviates_exactly_as_documented(backend_name: str, native: str) -> None:
+    """D1-D11 on a native op: the failed clauses are exactly the documented deviations."""
+    from dropout_ref.registry import get_backend
+
+    try:
+        get_backend(backend_name)
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    natives = importlib.import_module(f"dropout_ref.{backend_name}.natives")
+    report = check_dropout(natives.NATIVES[native], backend=backend_name, name=native)
+    expected = sorted(natives.EXPECTED_DEVIATIONS[native], key=lambda c: int(c[1:]))
+    gone = [c for c in expected if c not in report.failures]
+    new = [c for c in report.failures if c not in expected]
+    assert not gone, f"{native}: documented deviations no longer show: {gone}\n{report.summary()}"
+    assert not new, f"{native}: undocumented failures: {new}\n{report.summary()}"
