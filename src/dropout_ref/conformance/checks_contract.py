@@ -1,6 +1,6 @@
 """Deterministic checks of the calling contract: D1 rates, D2 p=0, D3 p=1, D7 types, D11 purity."""
 
-# ruff: noqa: N803, N806 - X is the SPEC's name for the input array
+
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Each random test runs at ``ctx.alpha_per_test``; its bound comes from
 and means).
 """
 
-# ruff: noqa: N806 - X is the SPEC's name for the input array
+
 
 from __future__ import annotations
 

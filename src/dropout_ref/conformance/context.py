@@ -1,6 +1,6 @@
 """Everything a check needs: the function under test, its backend's array bridge, the budget."""
 
-# ruff: noqa: N803 - X is the SPEC's name for the input array
+
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from dropout_ref.mxnet.framework import autograd, mnp, mx
 @mx.util.use_np
 def train_forward(model: Any, images: np.ndarray) -> np.ndarray:
     """Return the logits computed inside ``autograd.record()``."""
-    X = mnp.array(np.asarray(images, np.float32), dtype="float32")  # noqa: N806 - the course's X
+    X = mnp.array(np.asarray(images, np.float32), dtype="float32")
     with autograd.record():
         out = model(X)
     return out.asnumpy()
@@ -25,5 +25,5 @@ def train_forward(model: Any, images: np.ndarray) -> np.ndarray:
 @mx.util.use_np
 def eval_forward(model: Any, images: np.ndarray) -> np.ndarray:
     """Return the logits of a plain call, outside ``autograd.record()``."""
-    X = mnp.array(np.asarray(images, np.float32), dtype="float32")  # noqa: N806 - the course's X
+    X = mnp.array(np.asarray(images, np.float32), dtype="float32")
     return model(X).asnumpy()

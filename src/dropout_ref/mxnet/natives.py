@@ -7,7 +7,7 @@ per native, the SPEC clauses it breaks on this machine with one line of
 evidence each (the long form is ``backends/mxnet/DEVIATIONS.md``).
 """
 
-# ruff: noqa: N803 - X is the SPEC's name for the input array
+
 
 from __future__ import annotations
 

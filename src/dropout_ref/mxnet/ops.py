@@ -69,7 +69,10 @@ class MxnetOps:
         x = as_np_array(X)
         compute = scale_compute_dtype(self.dtype_name(x))
         with mx.util.np_shape(True):
-            scaled = (x.astype(compute, copy=False) * scale).astype(x.dtype, copy=False)
+            # A 0-d array, not a Python float: MXNet 1.9.1 passes scalars to its kernels
+            # with too little precision, so float64 products miss by up to 2 ulp.
+            factor = mnp.array(scale, dtype=compute, ctx=x.ctx)
+            scaled = (x.astype(compute, copy=False) * factor).astype(x.dtype, copy=False)
             # Never a scalar 0 here: MXNet 1.9.1's np.where(cond, x, 0.0) sends the
             # gradient to the unselected elements (backends/mxnet/DEVIATIONS.md).
             out = mnp.where(keep, scaled, mnp.zeros_like(scaled))

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from dropout_ref.thresholds import float32_threshold, scale_compute_dtype
+from dropout_ref.thresholds import float32_threshold
 
 
 class TorchOps:
@@ -51,7 +51,5 @@ class TorchOps:
 
     def select_scaled(self, X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
         """Return ``where(keep, X * scale, +0.0)``, the product rounded once into ``X``'s dtype."""
-        compute = getattr(torch, scale_compute_dtype(self.dtype_name(X)))
-        # torch computes 16-bit products in float32 by itself; float32 needs the explicit float64.
-        scaled = (X.to(compute) * scale).to(X.dtype) if compute == torch.float64 else X * scale
-        return torch.where(keep, scaled, 0.0)
+        # torch computes 16-bit products in float32 by itself (scale_compute_dtype's rule).
+        return torch.where(keep, X * scale, 0.0)
