@@ -1,0 +1,370 @@
+"""Philox4x32-10, written once for every backend (SPEC P1-P4).
+
+The generator of Salmon, Moraes, Dror and Shaw, "Parallel random numbers:
+as easy as 1, 2, 3" (SC'11), as specified by Random123's ``philox4x32_10``.
+The round function here is generic over :class:`IntOps`, a handful of
+element-wise integer primitives; each backend's ``<backend>/philox.py``
+supplies only those primitives and an ``arange`` on ``X``'s device, so the
+algorithm exists in exactly one place. This module also holds the NumPy
+primitives, the oracle of SPEC P2.
+
+Word layout (docs/portable-masks.md): the key is
+``(seed & 0xFFFFFFFF, seed >> 32)``; the element of row-major index ``i``
+uses the counter ``((offset + i) & 0xFFFFFFFF, (offset + i) >> 32, 0, 0)``,
+and output word ``x0`` is its random word ``w``. With ``u = w / 2**32`` the
+element is kept iff ``u >= p``, i.e. iff ``w >= ceil(p * 2**32)``
+(:func:`dropout_ref.thresholds.word_threshold`).
+
+Values are 32-bit unsigned words held in 64-bit integer arrays. Products are
+formed from 16-bit halves (:class:`HalfWordProducts`), so no intermediate
+value reaches ``2**50``: nothing relies on signed overflow wrapping (undefined
+behaviour in C and in compiled kernels), and a backend without a right shift
+may shift by an exact float64 scaling.
+
+A word is either an array or a Python ``int`` standing for the same value in
+every element; rounds fold constant words in Python, which removes most of
+the first round's work when the counter's upper words are constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+#: Philox4x32 round multipliers (Random123 ``PHILOX_M4x32_0``, ``PHILOX_M4x32_1``).
+M0, M1 = 0xD2511F53, 0xCD9E8D57
+#: Weyl key increments (Random123 ``PHILOX_W32_0``, ``PHILOX_W32_1``).
+W0, W1 = 0x9E3779B9, 0xBB67AE85
+#: Number of rounds of Philox4x32-10.
+ROUNDS = 10
+#: Mask of a 32-bit word.
+MASK32 = 0xFFFFFFFF
+#: Number of counter values: offsets and element counts live in ``[0, 2**64]``.
+COUNTER_SPACE = 2**64
+
+A = TypeVar("A")
+#: A 32-bit word: an array of values, or one Python int shared by all elements.
+Word = A | int
+
+
+class IntOps(Protocol[A]):
+    """Element-wise integer primitives on non-negative values held in 64-bit integer arrays.
+
+    Every operand passed in is below ``2**50``; ``int`` operands are Python
+    constants below ``2**32``. Implementations must be exact on that range.
+    """
+
+    def add(self, a: A, b: A | int) -> A:
+        """Return ``a + b``."""
+
+    def mul(self, a: A, m: int) -> A:
+        """Return ``a * m`` (the product is below ``2**49``)."""
+
+    def and_(self, a: A, mask: int) -> A:
+        """Return ``a & mask``."""
+
+    def xor(self, a: A, b: A | int) -> A:
+        """Return ``a ^ b``."""
+
+    def shr(self, a: A, bits: int) -> A:
+        """Return ``a >> bits``, i.e. ``floor(a / 2**bits)``."""
+
+    def shl(self, a: A, bits: int) -> A:
+        """Return ``a << bits`` (the result is below ``2**50``)."""
+
+    def mulhilo(self, a: A, m: int) -> tuple[A, A]:
+        """Return the high and low 32-bit words of the 64-bit product ``a * m``."""
+
+    def mulhi(self, a: A, m: int) -> A:
+        """Return the high 32-bit word of the 64-bit product ``a * m``."""
+
+
+class HalfWordProducts:
+    """``mulhilo``/``mulhi`` for :class:`IntOps` from products of 16-bit halves.
+
+    With ``x = xh * 2**16 + xl`` and a 32-bit ``m``: ``a = xl * m`` and
+    ``b = xh * m`` are below ``2**48`` and ``t = b + (a >> 16)`` equals
+    ``floor(x * m / 2**16)``, so ``hi = t >> 16`` and
+    ``lo = ((t & 0xFFFF) << 16) + (a & 0xFFFF)``. Mix into a class that
+    defines the other primitives.
+    """
+
+    def _high_part(self: Any, x: Any, m: int) -> tuple[Any, Any]:
+        a = self.mul(self.and_(x, 0xFFFF), m)
+        b = self.mul(self.shr(x, 16), m)
+        return self.add(b, self.shr(a, 16)), a
+
+    def mulhilo(self: Any, x: Any, m: int) -> tuple[Any, Any]:
+        """Return ``(x * m) >> 32`` and ``(x * m) & 0xFFFFFFFF``."""
+        t, a = self._high_part(x, m)
+        lo = self.add(self.shl(self.and_(t, 0xFFFF), 16), self.and_(a, 0xFFFF))
+        return self.shr(t, 16), lo
+
+    def mulhi(self: Any, x: Any, m: int) -> Any:
+        """Return ``(x * m) >> 32``."""
+        t, _ = self._high_part(x, m)
+        return self.shr(t, 16)
+
+
+# -- the generator, on words that may be Python ints ---------------------------------------------
+
+
+def _xor(ops: IntOps[A], a: Word, b: Word) -> Word:
+    if isinstance(a, int):
+        return a ^ b if isinstance(b, int) else ops.xor(b, a)
+    return ops.xor(a, b)
+
+
+def _mulhilo(ops: IntOps[A], x: Word, m: int) -> tuple[Word, Word]:
+    if isinstance(x, int):
+        product = x * m
+        return product >> 32, product & MASK32
+    return ops.mulhilo(x, m)
+
+
+def _mulhi(ops: IntOps[A], x: Word, m: int) -> Word:
+    return (x * m) >> 32 if isinstance(x, int) else ops.mulhi(x, m)
+
+
+def key_schedule(key: Sequence[int]) -> list[tuple[int, int]]:
+    """Return the round keys of Philox4x32-10: ``key``, then bumped by ``(W0, W1)`` each round.
+
+    Parameters
+    ----------
+    key : sequence of two int
+        The 64-bit key as two 32-bit words ``(k0, k1)``.
+
+    Returns
+    -------
+    list of tuple of int
+        ``ROUNDS`` pairs of 32-bit round keys.
+
+    """
+    k0, k1 = (int(k) & MASK32 for k in key)
+    return [((k0 + r * W0) & MASK32, (k1 + r * W1) & MASK32) for r in range(ROUNDS)]
+
+
+def _round(ops: IntOps[A], c: tuple[Word, Word, Word, Word], k: tuple[int, int]) -> tuple:
+    hi0, lo0 = _mulhilo(ops, c[0], M0)
+    hi1, lo1 = _mulhilo(ops, c[2], M1)
+    return (_xor(ops, _xor(ops, hi1, c[1]), k[0]), lo1, _xor(ops, _xor(ops, hi0, c[3]), k[1]), lo0)
+
+
+def philox4x32_10(
+    ops: IntOps[A], counter: Sequence[Word], key: Sequence[int]
+) -> tuple[Word, Word, Word, Word]:
+    """Apply Philox4x32-10 to counter words with a constant key.
+
+    Parameters
+    ----------
+    ops : IntOps
+        The backend's integer primitives.
+    counter : sequence of four words
+        ``(c0, c1, c2, c3)``: arrays of 32-bit values or Python ints.
+    key : sequence of two int
+        ``(k0, k1)``.
+
+    Returns
+    -------
+    tuple of four words
+        ``(x0, x1, x2, x3)``, as in Random123's ``philox4x32_10(ctr, key)``.
+
+    """
+    c = tuple(counter)
+    for k in key_schedule(key):
+        c = _round(ops, c, k)
+    return c
+
+
+def philox_first_word(ops: IntOps[A], counter: Sequence[Word], key: Sequence[int]) -> Word:
+    """Return only output word ``x0`` of :func:`philox4x32_10`; the last round is trimmed to it."""
+    *early, last = key_schedule(key)
+    c = tuple(counter)
+    for k in early:
+        c = _round(ops, c, k)
+    return _xor(ops, _xor(ops, _mulhi(ops, c[2], M1), c[1]), last[0])
+
+
+def seed_key(seed: int) -> tuple[int, int]:
+    """Return the Philox key ``(seed & 0xFFFFFFFF, seed >> 32)`` of a 64-bit seed (P3)."""
+    return seed & MASK32, (seed >> 32) & MASK32
+
+
+def element_words(
+    ops: IntOps[A], index: A, seed: int, offset: int, size: int | None
+) -> A:
+    """Return the random word ``w`` of every element (SPEC P3).
+
+    Parameters
+    ----------
+    ops : IntOps
+        The backend's integer primitives.
+    index : array
+        Row-major element indices ``0, 1, ..., size - 1`` as a 64-bit integer array.
+    seed : int
+        Seed in ``[0, 2**64)``.
+    offset : int
+        Counter of element 0; ``offset + size <= 2**64``.
+    size : int or None
+        Number of elements, or ``None`` when only known at run time.
+
+    Returns
+    -------
+    array
+        The words ``x0`` of Philox4x32-10 at counters ``offset + i``, each in ``[0, 2**32)``.
+
+    """
+    low, high = offset & MASK32, offset >> 32
+    if size is not None and low + size <= 2**32:
+        # No element carries into the upper word: it is one constant, folded away.
+        c0: Word = ops.add(index, low)
+        c1: Word = high
+    else:
+        total = ops.add(index, low)
+        c0 = ops.and_(total, MASK32)
+        c1 = ops.and_(ops.add(ops.shr(total, 32), high), MASK32)
+    return philox_first_word(ops, (c0, c1, 0, 0), seed_key(seed))
+
+
+# -- NumPy: the oracle ---------------------------------------------------------------------------
+
+
+class NumpyIntOps:
+    """:class:`IntOps` on ``uint64`` arrays; NumPy multiplies 32x32 bits exactly in ``uint64``."""
+
+    @staticmethod
+    def _u(b: Any) -> Any:
+        return np.uint64(b) if isinstance(b, int) else b
+
+    def add(self, a: np.ndarray, b: Any) -> np.ndarray:
+        """Return ``a + b``."""
+        return a + self._u(b)
+
+    def mul(self, a: np.ndarray, m: int) -> np.ndarray:
+        """Return ``a * m``."""
+        return a * np.uint64(m)
+
+    def and_(self, a: np.ndarray, mask: int) -> np.ndarray:
+        """Return ``a & mask``."""
+        return a & np.uint64(mask)
+
+    def xor(self, a: np.ndarray, b: Any) -> np.ndarray:
+        """Return ``a ^ b``."""
+        return a ^ self._u(b)
+
+    def shr(self, a: np.ndarray, bits: int) -> np.ndarray:
+        """Return ``a >> bits``."""
+        return a >> np.uint64(bits)
+
+    def shl(self, a: np.ndarray, bits: int) -> np.ndarray:
+        """Return ``a << bits``."""
+        return a << np.uint64(bits)
+
+    def mulhilo(self, a: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the high and low words of ``a * m`` from one exact ``uint64`` product."""
+        product = a * np.uint64(m)
+        return product >> np.uint64(32), product & np.uint64(MASK32)
+
+    def mulhi(self, a: np.ndarray, m: int) -> np.ndarray:
+        """Return the high word of ``a * m``."""
+        return (a * np.uint64(m)) >> np.uint64(32)
+
+
+NUMPY_OPS = NumpyIntOps()
+
+
+def as_counter_words(counter_words: Any) -> list[np.ndarray]:
+    """Check raw counter words and return them as four ``uint64`` arrays of equal shape.
+
+    Parameters
+    ----------
+    counter_words : array_like
+        Four words (leading axis of length 4), each an integer array or scalar in ``[0, 2**32)``.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The four words, broadcast to one shape.
+
+    Raises
+    ------
+    ValueError
+        If there are not four words or a value lies outside ``[0, 2**32)``.
+
+    """
+    words = [np.asarray(w) for w in counter_words]
+    if len(words) != 4:
+        raise ValueError(f"counter_words must hold 4 words, got {len(words)}")
+    for w in words:
+        in_range = np.issubdtype(w.dtype, np.integer) and w.min() >= 0 and w.max() <= MASK32
+        if w.size and not in_range:
+            raise ValueError(f"counter_words must be integers in [0, 2**32), got {w!r}")
+    return [w.astype(np.uint64) for w in np.broadcast_arrays(*words)]
+
+
+def as_key_words(key_words: Sequence[int]) -> tuple[int, int]:
+    """Check a raw key and return it as two Python ints in ``[0, 2**32)``.
+
+    Raises
+    ------
+    ValueError
+        If there are not two words or a word lies outside ``[0, 2**32)``.
+
+    """
+    key = [int(k) for k in key_words]
+    if len(key) != 2 or not all(0 <= k <= MASK32 for k in key):
+        raise ValueError(f"key_words must be two integers in [0, 2**32), got {key_words!r}")
+    return key[0], key[1]
+
+
+def numpy_philox4x32_10(counter_words: Any, key_words: Sequence[int]) -> np.ndarray:
+    """Random123's ``philox4x32_10(ctr, key)`` in NumPy (the P3 known-answer check).
+
+    Parameters
+    ----------
+    counter_words : array_like
+        Four counter words, each an integer array or scalar in ``[0, 2**32)``.
+    key_words : sequence of two int
+        ``(k0, k1)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint32`` array of shape ``(4, *word_shape)``: the output words.
+
+    """
+    words = philox4x32_10(NUMPY_OPS, as_counter_words(counter_words), as_key_words(key_words))
+    return np.stack([np.asarray(w) for w in words]).astype(np.uint32)
+
+
+def numpy_words(shape: tuple[int, ...], seed: int, offset: int) -> np.ndarray:
+    """Return the random word of every element of an array of ``shape`` (P3), as ``uint64``."""
+    size = int(np.prod(shape, dtype=np.int64))
+    index = np.arange(size, dtype=np.uint64)
+    return np.asarray(element_words(NUMPY_OPS, index, seed, offset, size)).reshape(shape)
+
+
+def numpy_keep_mask(shape: tuple[int, ...], threshold: int, seed: int, offset: int) -> np.ndarray:
+    """Return the portable keep mask of an array of ``shape`` (SPEC P): ``w >= threshold``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of ``X``.
+    threshold : int
+        ``ceil(p * 2**32)`` in ``[1, 2**32]`` (:func:`dropout_ref.thresholds.word_threshold`).
+    seed : int
+        Seed in ``[0, 2**64)``.
+    offset : int
+        Counter of element 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bool array of ``shape``.
+
+    """
+    # Python int comparison: 2**32 ("drop all") does not fit uint32 but does fit uint64.
+    return numpy_words(shape, seed, offset) >= np.uint64(threshold)

@@ -1,0 +1,130 @@
+"""Philox4x32-10 in TensorFlow ops on ``x``'s device (SPEC P3, P5).
+
+Only the integer primitives and the index ``tf.range`` live here; the
+generator is :mod:`dropout_ref.philox`. Words are ``int64`` tensors.
+TensorFlow's ``int64`` tensors overload ``*``, ``+``, ``&`` and ``^`` but not
+the shifts, hence ``tf.bitwise``. Every op is a graph op created under
+``tf.device(x.device)``, so the mask never leaves the device and the code
+traces inside ``tf.function`` (also when ``x``'s shape is only known at run time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from dropout_ref.philox import (
+    COUNTER_SPACE,
+    HalfWordProducts,
+    as_counter_words,
+    as_key_words,
+    element_words,
+)
+from dropout_ref.philox import (
+    philox4x32_10 as _philox4x32_10,
+)
+from dropout_ref.tensorflow.ops import on_device_of
+
+
+def _int64(b: Any) -> Any:
+    return tf.constant(b, tf.int64) if isinstance(b, int) else b
+
+
+class TensorflowIntOps(HalfWordProducts):
+    """:class:`~dropout_ref.philox.IntOps` on ``int64`` tensors."""
+
+    def add(self, a: tf.Tensor, b: Any) -> tf.Tensor:
+        """Return ``a + b``."""
+        return tf.add(a, _int64(b))
+
+    def mul(self, a: tf.Tensor, m: int) -> tf.Tensor:
+        """Return ``a * m``."""
+        return tf.multiply(a, _int64(m))
+
+    def and_(self, a: tf.Tensor, mask: int) -> tf.Tensor:
+        """Return ``a & mask``."""
+        return tf.bitwise.bitwise_and(a, _int64(mask))
+
+    def xor(self, a: tf.Tensor, b: Any) -> tf.Tensor:
+        """Return ``a ^ b``."""
+        return tf.bitwise.bitwise_xor(a, _int64(b))
+
+    def shr(self, a: tf.Tensor, bits: int) -> tf.Tensor:
+        """Return ``a >> bits``."""
+        return tf.bitwise.right_shift(a, _int64(bits))
+
+    def shl(self, a: tf.Tensor, bits: int) -> tf.Tensor:
+        """Return ``a << bits``."""
+        return tf.bitwise.left_shift(a, _int64(bits))
+
+
+TENSORFLOW_OPS = TensorflowIntOps()
+
+
+def keep_mask(x: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:
+    """Return the portable keep mask of ``x`` (SPEC P), a bool tensor on ``x``'s device.
+
+    Parameters
+    ----------
+    x : tf.Tensor
+        Only its shape and device are used; the shape may be dynamic inside ``tf.function``.
+    threshold : int
+        ``ceil(p * 2**32)`` in ``[1, 2**32]``; an element is kept iff its word ``w >= threshold``.
+    seed : int
+        Seed in ``[0, 2**64)``.
+    offset : int
+        Counter of element 0.
+
+    Returns
+    -------
+    tf.Tensor
+        Bool tensor of ``x``'s shape.
+
+    """
+    size = x.shape.num_elements()
+    with on_device_of(x):
+        n = tf.size(x, out_type=tf.int64)
+        checks = []
+        if size is None and COUNTER_SPACE - offset < 2**63:
+            # The static check of validate_offset could not run; check at run time instead.
+            checks.append(
+                tf.debugging.assert_less_equal(
+                    n,
+                    tf.constant(COUNTER_SPACE - offset, tf.int64),
+                    message=f"offset + number of elements exceeds 2**64 (offset={offset})",
+                )
+            )
+        with tf.control_dependencies(checks):
+            index = tf.range(n, dtype=tf.int64)
+        words = element_words(TENSORFLOW_OPS, index, seed, offset, size)
+        keep = tf.greater_equal(words, tf.constant(threshold, tf.int64))
+        return tf.reshape(keep, tf.shape(x))
+
+
+def philox4x32_10(
+    counter_words: Any, key_words: Sequence[int], device: str = "/CPU:0"
+) -> np.ndarray:
+    """Random123's ``philox4x32_10(ctr, key)`` computed with TensorFlow ops on ``device`` (P3).
+
+    Parameters
+    ----------
+    counter_words : array_like
+        Four counter words, each an integer array or scalar in ``[0, 2**32)``.
+    key_words : sequence of two int
+        ``(k0, k1)``.
+    device : str, optional
+        Where to compute.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint32`` array of shape ``(4, *word_shape)``.
+
+    """
+    with tf.device(device):
+        counter = [tf.constant(w.astype(np.int64)) for w in as_counter_words(counter_words)]
+        words = _philox4x32_10(TENSORFLOW_OPS, counter, as_key_words(key_words))
+    return np.stack([w.numpy() for w in words]).astype(np.uint32)

@@ -1,0 +1,111 @@
+"""Philox4x32-10 in torch ops on ``x``'s device (SPEC P3, P5).
+
+Only the integer primitives and the index ``arange`` live here; the
+generator is :mod:`dropout_ref.philox`. Words are ``int64`` tensors; the
+16-bit-half products of :class:`~dropout_ref.philox.HalfWordProducts` keep
+every value below ``2**50``, so nothing depends on ``int64`` overflow (which
+C++ and compiled kernels leave undefined). Plain tensor operators only, so
+``torch.compile`` can fuse the whole generator into one kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from dropout_ref.philox import (
+    HalfWordProducts,
+    as_counter_words,
+    as_key_words,
+    element_words,
+)
+from dropout_ref.philox import (
+    philox4x32_10 as _philox4x32_10,
+)
+
+
+class TorchIntOps(HalfWordProducts):
+    """:class:`~dropout_ref.philox.IntOps` on ``int64`` tensors."""
+
+    def add(self, a: torch.Tensor, b: Any) -> torch.Tensor:
+        """Return ``a + b``."""
+        return a + b
+
+    def mul(self, a: torch.Tensor, m: int) -> torch.Tensor:
+        """Return ``a * m``."""
+        return a * m
+
+    def and_(self, a: torch.Tensor, mask: int) -> torch.Tensor:
+        """Return ``a & mask``."""
+        return a & mask
+
+    def xor(self, a: torch.Tensor, b: Any) -> torch.Tensor:
+        """Return ``a ^ b``."""
+        return a ^ b
+
+    def shr(self, a: torch.Tensor, bits: int) -> torch.Tensor:
+        """Return ``a >> bits``."""
+        return a >> bits
+
+    def shl(self, a: torch.Tensor, bits: int) -> torch.Tensor:
+        """Return ``a << bits``."""
+        return a << bits
+
+
+TORCH_OPS = TorchIntOps()
+
+
+def keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.Tensor:
+    """Return the portable keep mask of ``x`` (SPEC P), a bool tensor on ``x``'s device.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Only its shape and device are used.
+    threshold : int
+        ``ceil(p * 2**32)`` in ``[1, 2**32]``; an element is kept iff its word ``w >= threshold``.
+    seed : int
+        Seed in ``[0, 2**64)``.
+    offset : int
+        Counter of element 0.
+
+    Returns
+    -------
+    torch.Tensor
+        Bool tensor of ``x``'s shape on ``x``'s device.
+
+    """
+    size = x.numel()
+    index = torch.arange(size, dtype=torch.int64, device=x.device)
+    words = element_words(TORCH_OPS, index, seed, offset, size)
+    return (words >= threshold).reshape(x.shape)
+
+
+def philox4x32_10(
+    counter_words: Any, key_words: Sequence[int], device: str | torch.device = "cpu"
+) -> np.ndarray:
+    """Random123's ``philox4x32_10(ctr, key)`` computed with torch ops on ``device`` (P3).
+
+    Parameters
+    ----------
+    counter_words : array_like
+        Four counter words, each an integer array or scalar in ``[0, 2**32)``.
+    key_words : sequence of two int
+        ``(k0, k1)``.
+    device : str or torch.device, optional
+        Where to compute.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint32`` array of shape ``(4, *word_shape)``.
+
+    """
+    counter = [
+        torch.as_tensor(w.astype(np.int64), device=device) for w in as_counter_words(counter_words)
+    ]
+    words = _philox4x32_10(TORCH_OPS, counter, as_key_words(key_words))
+    return np.stack([w.cpu().numpy() for w in words]).astype(np.uint32)
