@@ -106,8 +106,14 @@ class TorchOps:
         self, X: torch.Tensor, threshold: int, seed: int, offset: int
     ) -> torch.Tensor:
         """Return the Philox keep mask (SPEC P), computed with torch ops on ``X``'s device."""
+        from dropout_ref.torch import fused
         from dropout_ref.torch.philox import keep_mask
 
+        if X.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(X, offset):
+            try:
+                return fused.fused_keep_mask(X, threshold, seed, offset)
+            except Exception as exc:  # noqa: BLE001 - no compiler here: the unfused path is exact too
+                fused.compile_error = f"{type(exc).__name__}: {exc}"
         return keep_mask(X, threshold, seed, offset)
 
     def select_scaled(self, X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
