@@ -81,6 +81,39 @@ def run_backend(backend: str, config: BenchConfig) -> dict[str, Any]:
             "error": f"worker exited with status {done.returncode}: " + " | ".join(tail)}
 
 
+#: Cases measured in a fresh process where the framework pools memory.
+FRESH_MEMORY_CASES = ("ours", "native")
+
+
+def fresh_memory(backend: str, case: str, log2_size: int, dtype: str,
+                 config: BenchConfig) -> float | None:
+    """Peak extra bytes per element of one first call in a fresh process (pooling frameworks)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **config.extra_env}
+    command = [sys.executable, "-m", "dropout_ref.bench.fresh_memory", backend, case,
+               str(log2_size), dtype]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env,
+                              timeout=config.timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    return None
+
+
+def add_fresh_memory(result: dict[str, Any], config: BenchConfig) -> None:
+    """Fill in extra memory at the largest size, float32, for a backend whose allocator pools."""
+    if not config.memory or not str(result.get("memory_method", "")).endswith("fresh process"):
+        return
+    log2_size = max(config.log2_sizes)
+    for row in result["rows"]:
+        if (row.get("log2_size") == log2_size and row.get("dtype") == "float32"
+                and row.get("case") in FRESH_MEMORY_CASES and row.get("status") == "ok"):
+            row["peak_extra_bytes_per_element"] = fresh_memory(
+                result["backend"], row["case"], log2_size, "float32", config)
+
+
 def ratio_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the ratios of min times between cases of the same (size, dtype) point."""
     by_point: dict[tuple, dict[str, float]] = {}
@@ -130,7 +163,9 @@ def run_benchmark(
     for backend in config.backends:
         if progress is not None:
             progress(backend)
-        results.append(run_backend(backend, config))
+        result = run_backend(backend, config)
+        add_fresh_memory(result, config)
+        results.append(result)
     ratios = [ratio for result in results for ratio in ratio_rows(result)]
     return {
         "machine": machine,

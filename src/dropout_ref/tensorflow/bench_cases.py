@@ -19,6 +19,9 @@ from dropout_ref.bench.cases import (
 from dropout_ref.tensorflow import dropout_layer
 
 SEED = 20240611
+#: The framework keeps freed buffers, so peak memory is measured on a first call
+#: in a fresh process (:mod:`dropout_ref.bench.fresh_memory`).
+MEMORY_POOLED = True
 #: Above this size the op-by-op Philox takes seconds per call.
 UNFUSED_PORTABLE_MAX_SIZE = 1 << 20
 

@@ -103,6 +103,11 @@ def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> 
 
     """
     global _compiled, compile_seconds
+    if (offset & MASK32) + x.numel() > 2**32:
+        raise ValueError(
+            f"fused_keep_mask: counters offset + i carry into the upper word "
+            f"(offset={offset}, {x.numel()} elements); use dropout_ref.torch.philox.keep_mask"
+        )
     device = x.device
     k0, k1 = seed_key(seed)
     args = (
