@@ -12,4 +12,7 @@ ops = MxnetOps()
 arrays = MxnetArrays()
 dropout_layer = make_dropout_layer(ops)
 
-__all__ = ["arrays", "dropout_layer", "ops"]
+# After dropout_layer exists: the model module imports it from here.
+from dropout_ref.mxnet.mlp import MLP  # noqa: E402
+
+__all__ = ["MLP", "arrays", "dropout_layer", "ops"]

@@ -21,7 +21,7 @@ _restore_numpy_bool_alias()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import mxnet as mx  # noqa: E402
-    from mxnet import autograd, npx  # noqa: E402
+    from mxnet import autograd, gluon, npx  # noqa: E402
     from mxnet import np as mnp  # noqa: E402
 
-__all__ = ["autograd", "mnp", "mx", "npx"]
+__all__ = ["autograd", "gluon", "mnp", "mx", "npx"]

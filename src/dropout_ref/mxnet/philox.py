@@ -60,7 +60,7 @@ class MxnetIntOps(HalfWordProducts):
         return a * (1 << bits)
 
 
-MXNET_OPS = MxnetIntOps()
+MXNET_OPS = INT_OPS = MxnetIntOps()
 
 
 def keep_mask(x: Any, threshold: int, seed: int, offset: int) -> Any:

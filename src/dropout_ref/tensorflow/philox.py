@@ -61,7 +61,7 @@ class TensorflowIntOps(HalfWordProducts):
         return tf.bitwise.left_shift(a, _int64(bits))
 
 
-TENSORFLOW_OPS = TensorflowIntOps()
+TENSORFLOW_OPS = INT_OPS = TensorflowIntOps()
 
 
 def keep_mask(x: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:

@@ -8,4 +8,7 @@ ops = TorchOps()
 arrays = TorchArrays()
 dropout_layer = make_dropout_layer(ops)
 
-__all__ = ["arrays", "dropout_layer", "ops"]
+# After dropout_layer exists: the model module imports it from here.
+from dropout_ref.torch.mlp import MLP  # noqa: E402
+
+__all__ = ["MLP", "arrays", "dropout_layer", "ops"]

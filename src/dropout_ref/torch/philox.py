@@ -55,7 +55,7 @@ class TorchIntOps(HalfWordProducts):
         return a << bits
 
 
-TORCH_OPS = TorchIntOps()
+TORCH_OPS = INT_OPS = TorchIntOps()
 
 
 def keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.Tensor:

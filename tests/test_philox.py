@@ -1,0 +1,165 @@
+"""The Philox4x32-10 generator itself (SPEC P3) and the seed/offset checks (P1, P3, P4).
+
+Known-answer vectors: Random123's ``kat_vectors`` for ``philox4x32_10``, as
+reproduced in TensorFlow's own test of its Philox generator
+(``stateful_random_ops_test.py``, citing Random123-Boost ``test_philox.cpp``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dropout_ref.philox import (
+    MASK32,
+    HalfWordProducts,
+    NumpyIntOps,
+    key_schedule,
+    numpy_philox4x32_10,
+    numpy_words,
+)
+
+#: (counter words, key words, output words) of Random123's kat_vectors for philox4x32_10.
+KAT_VECTORS = [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((MASK32,) * 4, (MASK32,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
+]
+
+
+def philox_module(backend):
+    """The backend's ``philox`` module (``keep_mask``, ``philox4x32_10``, ``INT_OPS``)."""
+    return importlib.import_module(f"dropout_ref.{backend.ops.name}.philox")
+
+
+@pytest.mark.parametrize(("counter", "key", "expected"), KAT_VECTORS)
+def test_p3_known_answers_numpy_core(counter, key, expected):
+    """P3: the NumPy implementation reproduces Random123's known-answer vectors."""
+    assert numpy_philox4x32_10(counter, key).tolist() == list(expected)
+
+
+def test_p3_known_answers_every_backend(backend):
+    """P3: every backend's own-ops generator reproduces the known-answer vectors, all at once."""
+    counters = np.array([kat[0] for kat in KAT_VECTORS], dtype=np.int64).T  # (4, 3)
+    for column, (_, key, expected) in enumerate(KAT_VECTORS):
+        out = philox_module(backend).philox4x32_10(counters[:, column : column + 1], key)
+        assert out.dtype == np.uint32
+        assert out[:, 0].tolist() == list(expected)
+
+
+def test_p3_element_word_is_x0_of_its_counter(backend):
+    """P3 layout: element i gets x0 of philox4x32_10((c lo, c hi, 0, 0), seed), c = offset + i."""
+    seed, offset = 0x0123456789ABCDEF, 2**32 - 2
+    expected = [
+        int(numpy_philox4x32_10([c & MASK32, c >> 32, 0, 0], [seed & MASK32, seed >> 32])[0])
+        for c in range(offset, offset + 4)
+    ]
+    assert numpy_words((4,), seed, offset).tolist() == expected
+    # The same words through each backend's generator, as a keep mask at every threshold.
+    module = philox_module(backend)
+    x = backend.arrays.from_numpy(np.zeros(4, np.float32))
+    for w in expected:
+        keep = backend.arrays.to_numpy(module.keep_mask(x, w, seed, offset))
+        assert keep.tolist() == [e >= w for e in expected]
+        keep = backend.arrays.to_numpy(module.keep_mask(x, w + 1, seed, offset))
+        assert keep.tolist() == [e >= w + 1 for e in expected]
+
+
+def test_p3_key_schedule_bumps_by_weyl_constants():
+    """P3: round keys are the key plus r * (0x9E3779B9, 0xBB67AE85) mod 2**32, r = 0..9."""
+    schedule = key_schedule((MASK32, 1))
+    assert len(schedule) == 10
+    assert schedule[0] == (MASK32, 1)
+    assert schedule[1] == ((MASK32 + 0x9E3779B9) & MASK32, 1 + 0xBB67AE85)
+    assert schedule[9] == ((MASK32 + 9 * 0x9E3779B9) & MASK32, (1 + 9 * 0xBB67AE85) & MASK32)
+
+
+class _Int64HalfWords(HalfWordProducts, NumpyIntOps):
+    """The generic half-word products on signed int64 NumPy arrays, as torch/tf/mxnet use them."""
+
+    mulhilo = HalfWordProducts.mulhilo
+    mulhi = HalfWordProducts.mulhi
+
+    @staticmethod
+    def _u(b):
+        return np.int64(b) if isinstance(b, int) else b
+
+    def mul(self, a, m):
+        return a * np.int64(m)
+
+    def and_(self, a, mask):
+        return a & np.int64(mask)
+
+    def shr(self, a, bits):
+        return a >> np.int64(bits)
+
+    def shl(self, a, bits):
+        return a << np.int64(bits)
+
+
+EDGE_WORDS = [0, 1, 0xFFFF, 0x10000, 0x1FFFF, 0x7FFFFFFF, 0x80000000, MASK32]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(0, MASK32), min_size=1, max_size=20),
+    st.sampled_from([0xD2511F53, 0xCD9E8D57, MASK32, 1, 0]) | st.integers(0, MASK32),
+)
+def test_p3_half_word_products_are_exact(xs, m):
+    """P3: the 16-bit-half product (no int64 overflow anywhere) equals the exact 64-bit product."""
+    xs = xs + EDGE_WORDS
+    ops = _Int64HalfWords()
+    hi, lo = ops.mulhilo(np.array(xs, dtype=np.int64), m)
+    assert hi.tolist() == [(x * m) >> 32 for x in xs]
+    assert lo.tolist() == [(x * m) & MASK32 for x in xs]
+    assert ops.mulhi(np.array(xs, dtype=np.int64), m).tolist() == hi.tolist()
+
+
+def test_p3_raw_generator_rejects_bad_words():
+    """P3: raw counter/key words outside [0, 2**32) raise ValueError naming the argument."""
+    with pytest.raises(ValueError, match="counter_words"):
+        numpy_philox4x32_10([0, 0, 0], [0, 0])
+    with pytest.raises(ValueError, match="counter_words"):
+        numpy_philox4x32_10([0, 0, 0, 2**32], [0, 0])
+    with pytest.raises(ValueError, match="counter_words"):
+        numpy_philox4x32_10([0, 0, 0, -1], [0, 0])
+    with pytest.raises(ValueError, match="key_words"):
+        numpy_philox4x32_10([0, 0, 0, 0], [0, 2**32])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "named"),
+    [
+        ({"seed": -1}, ValueError, "seed"),
+        ({"seed": 2**64}, ValueError, "seed"),
+        ({"seed": 1.5}, TypeError, "seed"),
+        ({"seed": True}, TypeError, "seed"),
+        ({"seed": "7"}, TypeError, "seed"),
+        ({"seed": 1, "offset": -1}, ValueError, "offset"),
+        ({"seed": 1, "offset": 1.5}, TypeError, "offset"),
+        ({"seed": 1, "offset": 2**64 - 5}, ValueError, "offset"),  # 6 elements: counter overflow
+    ],
+)
+def test_p1_bad_seed_or_offset_raises_naming_it(backend, kwargs, error, named):
+    """P1/P3/P4: a bad seed or offset raises a clear error naming the argument and the value."""
+    x = backend.arrays.from_numpy(np.ones((2, 3), np.float32))
+    with pytest.raises(error, match=named) as info:
+        backend.dropout_layer(x, 0.5, **kwargs)
+    bad = kwargs.get("offset", kwargs["seed"]) if named == "offset" else kwargs["seed"]
+    assert repr(bad) in str(info.value) or str(bad) in str(info.value)
+
+
+def test_p4_last_counter_is_accepted(backend):
+    """P4: counters up to 2**64 - 1 are valid: offset = 2**64 - size works in every backend."""
+    x = backend.arrays.from_numpy(np.ones((2, 3), np.float32))
+    out = backend.arrays.to_numpy(backend.dropout_layer(x, 0.5, seed=3, offset=2**64 - 6))
+    expected = numpy_words((2, 3), 3, 2**64 - 6) >= 2**31
+    assert ((out != 0) == expected).all()
