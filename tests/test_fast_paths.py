@@ -55,7 +55,7 @@ def test_d7_torch_fast_path_keeps_shape_dtype_device(shape, dtype):
     X = torch.ones(shape, dtype=getattr(torch, dtype))
     out = torch_dropout(X, 0.3)
     assert out.shape == X.shape and out.dtype == X.dtype and out.device == X.device
-    assert set(torch.unique(out.float()).tolist()) <= {0.0, float(X.new_tensor(1 / 0.7))}
+    assert set(torch.unique(out.float()).tolist()) <= {0.0, X.new_tensor(1 / 0.7).float().item()}
 
 
 def test_d7_torch_fast_path_non_contiguous_input():
@@ -117,8 +117,16 @@ def test_d8_torch_gradient_is_keep_times_g_over_1_minus_p():
     np.testing.assert_array_equal(
         grad[keep].detach().numpy(), (G[keep] * np.float32(inverse_keep_scale(0.25))).numpy()
     )
-    # Double backward: the backward is made of differentiable ops.
-    assert grad.requires_grad
+
+
+def test_d8_torch_double_backward():
+    """The backward is made of differentiable ops: d2 sum(out**2) / dX2 = 2 keep / (1 - p)**2."""
+    X = torch.randn(CHUNKED_SIZE, dtype=torch.float64, requires_grad=True)
+    out = torch_dropout(X, 0.5)
+    (grad,) = torch.autograd.grad((out**2).sum(), X, create_graph=True)
+    (second,) = torch.autograd.grad(grad.sum(), X)
+    keep = (out != 0).double()
+    torch.testing.assert_close(second, 2 * keep * 4.0)
 
 
 def test_d5_torch_float16_rounds_once():

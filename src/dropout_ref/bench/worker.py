@@ -115,7 +115,7 @@ def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
     try:
         result = run_worker(config)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which goes on
+    except Exception as exc:  # reported to the parent, which goes on
         result = {
             "backend": config["backend"],
             "error": f"{type(exc).__name__}: {exc}",

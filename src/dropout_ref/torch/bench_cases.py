@@ -68,7 +68,7 @@ def make_cases(size: int, dtype: str, *, fused: bool, rate: float) -> CaseSet:
 
 
 def native_dropout_layer(X: torch.Tensor, dropout: float, *, seed=None, offset=0) -> torch.Tensor:
-    """``dropout_layer``'s signature over ``torch.nn.functional.dropout`` (the MLP is in train())."""
+    """``dropout_layer``'s signature over ``torch.nn.functional.dropout`` (training mode)."""
     return F.dropout(X, dropout, training=True)
 
 

@@ -112,7 +112,7 @@ class TorchOps:
         if X.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(X, offset):
             try:
                 return fused.fused_keep_mask(X, threshold, seed, offset)
-            except Exception as exc:  # noqa: BLE001 - no compiler here: the unfused path is exact too
+            except Exception as exc:  # e.g. no compiler: the unfused path is exact too
                 fused.compile_error = f"{type(exc).__name__}: {exc}"
         return keep_mask(X, threshold, seed, offset)
 
