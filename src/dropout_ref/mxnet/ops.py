@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.mxnet.framework import mnp, mx, numpy_shapes
+from dropout_ref.mxnet.framework import autograd, mnp, mx, numpy_shapes
 from dropout_ref.thresholds import float32_threshold, scale_compute_dtype
 
 
@@ -68,12 +68,19 @@ class MxnetOps:
         """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype, of ``X``'s array type."""
         x = as_np_array(X)
         compute = scale_compute_dtype(self.dtype_name(x))
-        with mx.util.np_shape(True):
-            # A 0-d array, not a Python float: MXNet 1.9.1 passes scalars to its kernels
-            # with too little precision, so float64 products miss by up to 2 ulp.
-            factor = mnp.array(scale, dtype=compute, ctx=x.ctx)
-            scaled = (x.astype(compute, copy=False) * factor).astype(x.dtype, copy=False)
+        # A 0-d array, not a Python float: MXNet 1.9.1 passes scalars to its kernels
+        # with too little precision, so float64 products miss by up to 2 ulp.
+        factor = mnp.array(scale, dtype=compute, ctx=x.ctx)
+        scaled = (x.astype(compute, copy=False) * factor).astype(x.dtype, copy=False)
+        zeros = mnp.zeros_like(scaled)
+        if autograd.is_recording():
             # Never a scalar 0 here: MXNet 1.9.1's np.where(cond, x, 0.0) sends the
             # gradient to the unselected elements (backends/mxnet/DEVIATIONS.md).
-            out = mnp.where(keep, scaled, mnp.zeros_like(scaled))
+            out = mnp.where(keep, scaled, zeros)
+        else:
+            # Nothing to differentiate: the legacy where kernel is 2-3x faster than
+            # mxnet.numpy's (docs/benchmark.md); it wants a condition of the data's dtype.
+            cond = keep.astype(scaled.dtype, copy=False).as_nd_ndarray()
+            legacy = mx.nd.where(cond, scaled.as_nd_ndarray(), zeros.as_nd_ndarray())
+            out = legacy.as_np_ndarray()
         return out if isinstance(X, mnp.ndarray) else out.as_nd_ndarray()

@@ -61,4 +61,6 @@ class TensorflowOps:
         compute = tf.as_dtype(scale_compute_dtype(X.dtype.name))
         with on_device_of(X):
             scaled = tf.cast(tf.cast(X, compute) * tf.constant(scale, compute), X.dtype)
-            return tf.where(keep, scaled, tf.zeros_like(scaled))
+            # A broadcast scalar zero, not zeros_like: one full-size temporary less.
+            # A select (not a multiply by the mask) gives +0.0 where X is NaN or inf (D6).
+            return tf.where(keep, scaled, tf.zeros((), X.dtype))

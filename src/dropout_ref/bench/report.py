@@ -1,0 +1,119 @@
+"""Render benchmark results: a rich table per backend, or JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from dropout_ref.bench.cases import (
+    BASELINE,
+    MLP_NATIVE,
+    MLP_OURS,
+    NATIVE,
+    OURS,
+    OURS_PORTABLE,
+    OURS_PORTABLE_FUSED,
+)
+
+
+def to_json(results: dict[str, Any]) -> str:
+    """Return the results as indented JSON (the format kept for history)."""
+    return json.dumps(results, indent=2, sort_keys=True)
+
+
+def _time_cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return ""
+    if row.get("status") != "ok":
+        return "skipped"
+    return f"{row['min_ms']:.3g}/{row['median_ms']:.3g}"
+
+
+def _compile_cell(row: dict[str, Any] | None) -> str:
+    if row is None or row.get("compile_s") is None:
+        return ""
+    return f"{row['compile_s']:.1f}"
+
+
+def _ratio_cell(rows: dict[str, dict], top: str, bottom: str, target: float | None) -> str:
+    a, b = rows.get(top), rows.get(bottom)
+    if not a or not b or a.get("status") != "ok" or b.get("status") != "ok":
+        return ""
+    value = a["min_ms"] / b["min_ms"]
+    text = f"{value:.2f}"
+    if target is not None:
+        colour = "green" if value <= target else "red"
+        text = f"[{colour}]{text}[/{colour}]"
+    return text
+
+
+def _memory_cell(rows: dict[str, dict], case: str) -> str:
+    value = (rows.get(case) or {}).get("peak_extra_bytes_per_element")
+    return "" if value is None else f"{value:.2f}"
+
+
+def backend_table(result: dict[str, Any]) -> Table:
+    """Return the table of one backend: min / median ms per case, ratios, extra memory."""
+    title = f"{result['backend']} {result.get('framework_version', '')}"
+    table = Table(title=title, title_justify="left")
+    for column in ("size", "dtype", "X*2.0 ms", "native ms", "ours ms", "ours/native",
+                   "ours/X*2", "portable ms", "fused ms", "compile s", "fused/X*2",
+                   "extra B/el ours", "extra B/el native"):
+        table.add_column(column, justify="right")
+    points: dict[tuple, dict[str, dict]] = {}
+    for row in result.get("rows", []):
+        if row.get("log2_size") is not None:
+            points.setdefault((row["dtype"], row["log2_size"]), {})[row["case"]] = row
+    for (dtype, log2_size), rows in points.items():
+        if "*" in rows:
+            table.add_row(f"2^{log2_size}", dtype, rows["*"]["status"])
+            continue
+        table.add_row(
+            f"2^{log2_size}", dtype,
+            _time_cell(rows.get(BASELINE)), _time_cell(rows.get(NATIVE)),
+            _time_cell(rows.get(OURS)),
+            _ratio_cell(rows, OURS, NATIVE, 1.0),
+            _ratio_cell(rows, OURS, BASELINE, None),
+            _time_cell(rows.get(OURS_PORTABLE)), _time_cell(rows.get(OURS_PORTABLE_FUSED)),
+            _compile_cell(rows.get(OURS_PORTABLE_FUSED)),
+            _ratio_cell(rows, OURS_PORTABLE_FUSED, BASELINE, 3.0),
+            _memory_cell(rows, OURS), _memory_cell(rows, NATIVE),
+        )
+    return table
+
+
+def mlp_line(result: dict[str, Any]) -> str | None:
+    """Return the MLP-epoch comparison of one backend, or ``None`` when it was not run."""
+    rows = {row["case"]: row for row in result.get("rows", []) if row.get("log2_size") is None}
+    if MLP_OURS not in rows or MLP_NATIVE not in rows:
+        return None
+    ours, native = rows[MLP_OURS], rows[MLP_NATIVE]
+    return (f"{result['backend']}: one MLP epoch, ours {_time_cell(ours)} ms, native "
+            f"{_time_cell(native)} ms, ratio {ours['min_ms'] / native['min_ms']:.2f} "
+            "(target <= 1.05)")
+
+
+def print_report(results: dict[str, Any], console: Console | None = None) -> None:
+    """Print every backend's table, the MLP epochs, errors and the machine's load."""
+    # The table is wide: do not squeeze it into 80 columns when piped to a file.
+    console = console or Console(width=max(Console().width, 160))
+    for result in results["backends"]:
+        if "error" in result:
+            console.print(f"[red]{result['backend']}: {result['error']}[/red]")
+            continue
+        console.print(backend_table(result))
+        line = mlp_line(result)
+        if line:
+            console.print(line)
+    machine = results["machine"]
+    console.print(
+        "portable = dropout_layer(X, p, seed=s); fused = its keep mask compiled "
+        "(torch.compile / XLA), compile s = first call minus the fastest; "
+        f"times: min/median ms over {results['config']['repeats']} interleaved repeats; "
+        f"extra B/el: peak bytes beyond the output per element (VmHWM); "
+        f"{machine['cpu_count']} CPUs, load average {machine['load_average_1_5_15']} before, "
+        f"{results['load_average_after']} after; total {results['seconds']:.0f} s"
+    )

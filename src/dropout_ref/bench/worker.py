@@ -1,0 +1,131 @@
+"""Benchmark one backend in this process: ``python -m dropout_ref.bench.worker CONFIG_JSON``.
+
+The runner starts one worker per backend, so frameworks never share a
+process (their import order has crashed interpreters before) and each one
+gets a clean allocator. The worker prints one line, ``RESULT <json>``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import traceback
+from typing import Any
+
+from dropout_ref.bench.cases import RESULT_PREFIX
+from dropout_ref.bench.memory import (
+    memory_method_available,
+    peak_extra_bytes,
+    prefer_mmap_for_large_blocks,
+)
+from dropout_ref.bench.timing import time_interleaved
+
+#: Cases whose extra memory is measured (the targets are about these).
+MEMORY_CASES = ("ours", "native", "baseline")
+
+
+def bench_point(module: Any, config: dict[str, Any], log2_size: int, dtype: str) -> list[dict]:
+    """Time (and measure) every case of one (size, dtype) point; return report rows."""
+    size = 2**log2_size
+    case_set = module.make_cases(size, dtype, fused=config["fused"], rate=config["rate"])
+    rows = []
+    if case_set is None:
+        return [{"log2_size": log2_size, "size": size, "dtype": dtype, "case": "*",
+                 "status": f"{dtype} not supported by this backend's native dropout or ours"}]
+    timings = time_interleaved(case_set.cases, config["repeats"])
+    for case in case_set.cases:
+        row: dict[str, Any] = {
+            "log2_size": log2_size, "size": size, "dtype": dtype, "case": case.name,
+            "note": case.note,
+        }
+        if case.skip is not None:
+            row["status"] = f"skipped: {case.skip}"
+            rows.append(row)
+            continue
+        timing = timings[case.name]
+        row.update(
+            status="ok",
+            repeats=len(timing.times_ms),
+            min_ms=timing.min_ms,
+            median_ms=timing.median_ms,
+            first_call_ms=timing.first_call_ms,
+            compile_s=(
+                max(0.0, timing.first_call_ms - timing.min_ms) / 1e3 if case.compiled else None
+            ),
+        )
+        rows.append(row)
+    if config["memory"] and not getattr(module, "MEMORY_POOLED", False):
+        for row, case in zip(rows, case_set.cases, strict=True):
+            if case.name in MEMORY_CASES and row.get("status") == "ok":
+                extra = peak_extra_bytes(case)
+                row["peak_extra_bytes_per_element"] = None if extra is None else extra / size
+    return rows
+
+
+def run_worker(config: dict[str, Any]) -> dict[str, Any]:
+    """Benchmark ``config["backend"]`` over every size and dtype; return the result dict."""
+    name = config["backend"]
+    started = time.perf_counter()
+    module = importlib.import_module(f"dropout_ref.{name}.bench_cases")
+    memory = config["memory"] and memory_method_available()
+    if memory:
+        prefer_mmap_for_large_blocks()
+    config = {**config, "memory": memory}
+    rows: list[dict] = []
+    for dtype in config["dtypes"]:
+        for log2_size in config["log2_sizes"]:
+            rows.extend(bench_point(module, config, log2_size, dtype))
+    if config.get("mlp_epoch") and hasattr(module, "mlp_epoch_cases"):
+        rows.extend(bench_mlp(module, config))
+    return {
+        "backend": name,
+        "framework_version": module.framework_version(),
+        "threads": module.thread_count(),
+        "memory_method": (
+            None if not memory
+            else "VmHWM, first call in a fresh process" if getattr(module, "MEMORY_POOLED", False)
+            else "VmHWM"
+        ),
+        "rows": rows,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def bench_mlp(module: Any, config: dict[str, Any]) -> list[dict]:
+    """Time one training epoch with our dropout and with the native dropout layer."""
+    case_set = module.mlp_epoch_cases()
+    if case_set is None:
+        return []
+    timings = time_interleaved(case_set.cases, config["mlp_repeats"])
+    return [
+        {
+            "case": case.name, "size": None, "log2_size": None, "dtype": "float32",
+            "status": "ok", "note": case.note, "repeats": len(timings[case.name].times_ms),
+            "min_ms": timings[case.name].min_ms, "median_ms": timings[case.name].median_ms,
+            "first_call_ms": timings[case.name].first_call_ms, "compile_s": None,
+        }
+        for case in case_set.cases
+    ]
+
+
+def main(argv: list[str]) -> int:
+    """Run the worker on the JSON config in ``argv[0]``; print ``RESULT <json>``."""
+    config = json.loads(argv[0])
+    try:
+        result = run_worker(config)
+    except Exception as exc:  # reported to the parent, which goes on
+        result = {
+            "backend": config["backend"],
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+            "rows": [],
+        }
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

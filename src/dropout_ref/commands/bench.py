@@ -1,0 +1,88 @@
+"""``dropout-ref bench``: time dropout_layer against native dropout and ``X * 2.0``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+from dropout_ref.bench.report import print_report, to_json
+from dropout_ref.bench.runner import DEFAULT_BACKENDS, BenchConfig, run_benchmark
+from dropout_ref.registry import backend_info
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--sizes must be comma-separated powers of two, like 16,20,24; got {text!r}"
+        ) from None
+    if not values or any(not 0 <= v <= 30 for v in values):
+        raise argparse.ArgumentTypeError(f"--sizes must be exponents in [0, 30]; got {text!r}")
+    return values
+
+
+def _dtype_list(text: str) -> list[str]:
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    allowed = {"float16", "bfloat16", "float32", "float64"}
+    if not values or not set(values) <= allowed:
+        raise argparse.ArgumentTypeError(
+            f"--dtypes must be a comma-separated subset of {sorted(allowed)}; got {text!r}"
+        )
+    return values
+
+
+def _backend(text: str) -> str:
+    try:
+        return backend_info(text).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options."""
+    parser.add_argument("--backend", action="append", type=_backend, dest="backends",
+                        help="backend to run (repeatable); default: "
+                        + ", ".join(DEFAULT_BACKENDS))
+    parser.add_argument("--sizes", type=_int_list, default=[16, 20, 24],
+                        help="log2 of the element counts, comma-separated (default 16,20,24)")
+    parser.add_argument("--dtypes", type=_dtype_list, default=["float32", "float16"],
+                        help="dtypes, comma-separated (default float32,float16)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed calls per case, interleaved (default 5)")
+    parser.add_argument("--rate", type=float, default=0.5, help="dropout rate (default 0.5)")
+    parser.add_argument("--no-fused", dest="fused", action="store_false",
+                        help="leave out the compiled variants (torch.compile, XLA)")
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="do not measure peak extra memory")
+    parser.add_argument("--mlp-epoch", action="store_true",
+                        help="also time one MLP training epoch, ours vs the native dropout layer")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--output", help="also write the JSON results to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark and print the table or the JSON."""
+    if args.repeats < 1:
+        print(f"dropout-ref bench: --repeats must be >= 1; got {args.repeats}", file=sys.stderr)
+        return 2
+    if not 0.0 < args.rate < 1.0:
+        print(f"dropout-ref bench: --rate must be in (0, 1); got {args.rate}", file=sys.stderr)
+        return 2
+    config = BenchConfig(
+        backends=tuple(args.backends or DEFAULT_BACKENDS), log2_sizes=tuple(args.sizes),
+        dtypes=tuple(args.dtypes), repeats=args.repeats, rate=args.rate, memory=args.memory,
+        fused=args.fused, mlp_epoch=args.mlp_epoch,
+    )
+    console = Console(stderr=True)
+    results = run_benchmark(config, progress=lambda name: console.log(f"benchmarking {name}"))
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(to_json(results))
+    if args.format == "json":
+        print(to_json(results))
+    else:
+        print_report(results)
+    return 1 if any("error" in result for result in results["backends"]) else 0

@@ -1,0 +1,128 @@
+"""Fused portable keep mask: the Philox generator compiled into one kernel by ``torch.compile``.
+
+The generator itself is :mod:`dropout_ref.philox`; this module only changes
+how it is *run*. Op by op, Philox4x32-10 makes ~150 passes over ``int64``
+arrays (seconds at 2**24 elements on a CPU); compiled, it is one pass.
+
+The key words, the counter offset and the threshold enter as 0-d tensors,
+not Python ints, so one compiled kernel (with a dynamic size) serves every
+seed: the compile cost is paid once per process, not per training step.
+The result is checked bit for bit against the NumPy oracle in the tests.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from dropout_ref.philox import (
+    M1,
+    MASK32,
+    ROUNDS,
+    W0,
+    W1,
+    _mulhi,
+    _round,
+    _xor,
+    seed_key,
+)
+from dropout_ref.torch.philox import TORCH_OPS
+
+#: Element count from which ``dropout_layer(..., seed=...)`` uses the compiled
+#: kernel. Measured on a 2-core CPU (docs/benchmark.md): unfused, 2**20 elements
+#: take ~3 s and 2**22 ~13 s per call; the one-off compile takes ~10-60 s
+#: (less with inductor's on-disk cache). From 2**22 the compile is repaid
+#: within a few calls.
+FUSE_MIN_SIZE = 1 << 22
+
+
+def _first_words(c0: torch.Tensor, c1: torch.Tensor, k0: torch.Tensor, k1: torch.Tensor) -> Any:
+    """Word ``x0`` of Philox4x32-10 at counters ``(c0, c1, 0, 0)``, the key given as tensors.
+
+    The same rounds as :func:`dropout_ref.philox.philox_first_word`; only the
+    round keys are built from tensors, so the seed is data, not a constant.
+    """
+    keys = [((k0 + r * W0) & MASK32, (k1 + r * W1) & MASK32) for r in range(ROUNDS)]
+    c: tuple[Any, ...] = (c0, c1, 0, 0)
+    for k in keys[:-1]:
+        c = _round(TORCH_OPS, c, k)
+    return _xor(TORCH_OPS, _xor(TORCH_OPS, _mulhi(TORCH_OPS, c[2], M1), c[1]), keys[-1][0])
+
+
+def _flat_keep_mask(
+    n: int,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    k0: torch.Tensor,
+    k1: torch.Tensor,
+    threshold: torch.Tensor,
+) -> torch.Tensor:
+    # Only the element count enters (as a dynamic size), not X: one kernel
+    # serves every shape and every dtype of X.
+    index = torch.arange(n, dtype=torch.int64, device=low.device)
+    return _first_words(index + low, high, k0, k1) >= threshold
+
+
+_compiled: Any = None
+#: Seconds spent compiling (first call of the compiled kernel), for the benchmark.
+compile_seconds: float | None = None
+#: Set when compiling failed here (e.g. no C++ compiler); the unfused path is used then.
+compile_error: str | None = None
+
+
+def _scalar(value: int, device: torch.device) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.int64, device=device)
+
+
+def fusable(x: torch.Tensor, offset: int) -> bool:
+    """Whether the compiled kernel computes this mask: no counter carries into the upper word."""
+    return (offset & MASK32) + x.numel() <= 2**32 and compile_error is None
+
+
+def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.Tensor:
+    """Return the portable keep mask of ``x`` (SPEC P), computed by one compiled kernel.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Only its shape and device are used.
+    threshold : int
+        ``ceil(p * 2**32)``; an element is kept iff its word ``w >= threshold``.
+    seed : int
+        Seed in ``[0, 2**64)``.
+    offset : int
+        Counter of element 0; :func:`fusable` must hold.
+
+    Returns
+    -------
+    torch.Tensor
+        Bool tensor of ``x``'s shape on ``x``'s device, equal bit for bit to
+        :func:`dropout_ref.torch.philox.keep_mask`.
+
+    """
+    global _compiled, compile_seconds
+    if (offset & MASK32) + x.numel() > 2**32:
+        raise ValueError(
+            f"fused_keep_mask: counters offset + i carry into the upper word "
+            f"(offset={offset}, {x.numel()} elements); use dropout_ref.torch.philox.keep_mask"
+        )
+    device = x.device
+    k0, k1 = seed_key(seed)
+    args = (
+        _scalar(offset & MASK32, device),
+        _scalar(offset >> 32, device),
+        _scalar(k0, device),
+        _scalar(k1, device),
+        _scalar(threshold, device),
+    )
+    n = x.numel()
+    if _compiled is None:
+        _compiled = torch.compile(_flat_keep_mask, dynamic=True, fullgraph=True)
+        start = time.perf_counter()
+        flat = _compiled(n, *args)
+        compile_seconds = time.perf_counter() - start
+    else:
+        flat = _compiled(n, *args)
+    return flat.reshape(x.shape)
