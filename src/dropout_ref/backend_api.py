@@ -56,7 +56,7 @@ class DropoutOps(Protocol):
         """
 
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> Any:
-        """Return the Philox keep mask (SPEC P): word ``>= threshold`` for counters ``offset + i``."""
+        """Return the Philox keep mask (SPEC P): word ``>= threshold`` at counter ``offset + i``."""
 
     def select_scaled(self, X: Any, keep: Any, scale: float) -> Any:
         """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype, differentiable in ``X``."""

@@ -33,7 +33,7 @@ class Interval:
 
 
 def binomial_count_interval(n: int, p: float, alpha: float = DEFAULT_ALPHA) -> Interval:
-    """Acceptance interval for the number of successes of ``Binomial(n, p)``.
+    """Return the acceptance interval for the number of successes of ``Binomial(n, p)``.
 
     Each tail outside the interval has probability at most ``alpha / 2``,
     computed exactly from the binomial distribution.

@@ -11,7 +11,7 @@ from dropout_ref.registry import BACKENDS, get_backend
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """This command takes no options."""
+    """Add no options: the command has none."""
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.mxnet.framework import autograd, mnp, mx
+from dropout_ref.mxnet.framework import autograd, mnp, mx, numpy_shapes
 
 
 class MxnetArrays:
@@ -17,11 +17,13 @@ class MxnetArrays:
     # MXNet 1.9.1 has no bfloat16 in its numpy interface (backends/mxnet/DEVIATIONS.md).
     float_dtypes = ("float16", "float32", "float64")
 
+    @numpy_shapes
     def from_numpy(self, array: np.ndarray, dtype: str | None = None) -> Any:
         """Return an ``mxnet.numpy`` array holding ``array``."""
         array = np.array(array, dtype=dtype, copy=True)
         return mnp.array(array, dtype=array.dtype)
 
+    @numpy_shapes
     def to_numpy(self, x: Any) -> np.ndarray:
         """Return ``x`` as NumPy."""
         return x.asnumpy()
@@ -38,10 +40,11 @@ class MxnetArrays:
         """Seed MXNet's global generator (``mx.random.seed``)."""
         mx.random.seed(seed)
 
+    @numpy_shapes
     def value_and_grad(
         self, fn: Callable[[Any], Any], x: Any, cotangent: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``fn(x)`` and the gradient of ``sum(fn(x) * cotangent)`` under ``autograd.record``."""
+        """Return ``fn(x)`` and the gradient of ``sum(fn(x) * cotangent)``, recorded by autograd."""
         leaf = x.copy()
         leaf.attach_grad()
         with autograd.record():

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.mxnet.framework import mnp, mx
+from dropout_ref.mxnet.framework import mnp, mx, numpy_shapes
 from dropout_ref.thresholds import float32_threshold, scale_compute_dtype
 
 
@@ -40,22 +40,26 @@ class MxnetOps:
         """Return ``X.size``."""
         return int(X.size)
 
+    @numpy_shapes
     def constant_mask(self, X: Any, keep: bool) -> Any:
         """Return a bool array of ``X``'s shape on ``X``'s context, all ``keep``."""
         fill = mnp.ones if keep else mnp.zeros
         return fill(X.shape, dtype=bool, ctx=X.ctx)
 
+    @numpy_shapes
     def global_keep_mask(self, X: Any, dropout: float) -> Any:
         """Draw float32 uniforms from MXNet's global generator (``mx.random.seed``)."""
         u = mnp.random.uniform(0.0, 1.0, size=X.shape, dtype="float32", ctx=X.ctx)
         return u >= float32_threshold(dropout)
 
+    @numpy_shapes
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> Any:
         """Return the Philox keep mask (SPEC P)."""
         from dropout_ref.mxnet.philox import keep_mask
 
         return keep_mask(X, threshold, seed, offset)
 
+    @numpy_shapes
     def select_scaled(self, X: Any, keep: Any, scale: float) -> Any:
         """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype, of ``X``'s array type."""
         x = as_np_array(X)

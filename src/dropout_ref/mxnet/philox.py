@@ -3,11 +3,12 @@
 Only the integer primitives and the index ``arange`` live here; the
 generator is :mod:`dropout_ref.philox`. Words are ``int64`` arrays.
 MXNet 1.9.1's ``mxnet.numpy`` has ``*``, ``+``, ``&`` and ``^`` on ``int64``
-but no shift and no floor division; :class:`MxnetIntOps` shifts by exact
-power-of-two scaling in ``float64``, exact because every value shifted is a
-non-negative integer below ``2**50 < 2**53`` (the bound
-:class:`~dropout_ref.philox.HalfWordProducts` guarantees). Everything stays
-on ``x``'s context; there is no host round trip (backends/mxnet/PORTABLE.md).
+but no shift operator and no ``//``. :class:`MxnetIntOps` shifts right by
+dividing the same memory, viewed as a legacy ``NDArray`` (no copy), by
+``2**bits``: the legacy division of an integer array by a scalar is integer
+division (C++ ``/`` on ``int64``, truncating), which is the floor for the
+non-negative values used here. Everything stays on ``x``'s context; there is
+no host round trip (backends/mxnet/PORTABLE.md).
 """
 
 from __future__ import annotations
@@ -49,11 +50,8 @@ class MxnetIntOps(HalfWordProducts):
         return a ^ b
 
     def shr(self, a: Any, bits: int) -> Any:
-        """Return ``floor(a / 2**bits)``.
-
-        Exact in float64 for ``0 <= a < 2**53``; the cast truncates.
-        """
-        return (a.astype("float64") * (2.0**-bits)).astype("int64")
+        """Return ``a >> bits`` as the integer quotient ``a / 2**bits`` of a legacy ``NDArray``."""
+        return (a.as_nd_ndarray() / (1 << bits)).as_np_ndarray()
 
     def shl(self, a: Any, bits: int) -> Any:
         """Return ``a * 2**bits``."""

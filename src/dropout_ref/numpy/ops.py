@@ -49,5 +49,6 @@ class NumpyOps:
         """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype."""
         compute = np.dtype(scale_compute_dtype(X.dtype.name))
         with np.errstate(over="ignore", invalid="ignore"):
-            scaled = (X.astype(compute, copy=False) * compute.type(scale)).astype(X.dtype, copy=False)
+            product = X.astype(compute, copy=False) * compute.type(scale)
+            scaled = product.astype(X.dtype, copy=False)
         return np.where(keep, scaled, X.dtype.type(0))
