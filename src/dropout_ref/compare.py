@@ -452,17 +452,23 @@ def plot_comparison(comparison: Comparison, title: str = "") -> bytes:
     styles = ("-", "--", "-.", ":")
     for i, name in enumerate(comparison.backends):
         curves.plot(
-            steps, [r.losses[name] for r in comparison.records], styles[i % 4], label=name
+            steps, [r.losses[name] for r in comparison.records], styles[i % 4], color=f"C{i}",
+            label=name,
         )
     curves.set_xlabel("step")
     curves.set_ylabel("training loss (dropout on)")
     curves.legend()
     curves.grid(True, alpha=0.3)
+    markers = ("o", "s", "^", "v")
     for i, name in enumerate(comparison.others):
-        values = [max(r.loss_diffs[name], 1e-12) for r in comparison.records]
-        diffs.semilogy(steps, values, styles[i % 4], label=f"{name} loss")
-        values = [max(r.weight_diffs[name], 1e-12) for r in comparison.records]
-        diffs.semilogy(steps, values, styles[i % 4], alpha=0.4, label=f"{name} weights")
+        # Equal losses (difference 0) have no place on a log axis: left out, not clamped.
+        points = [(r.step, r.loss_diffs[name]) for r in comparison.records if r.loss_diffs[name]]
+        diffs.semilogy(
+            [s for s, _ in points], [d for _, d in points], markers[i % 4], ms=3,
+            color=f"C{i + 1}", label=f"{name} loss",
+        )
+        values = [r.weight_diffs[name] for r in comparison.records]
+        diffs.semilogy(steps, values, styles[i % 4], color=f"C{i + 1}", label=f"{name} weights")
     diffs.axhline(CURVE_TOLERANCE, color="r", lw=0.8, label="M6 curve tolerance")
     diffs.axhline(ONE_STEP_TOLERANCE, color="r", lw=0.8, ls="--", label="M6 one-step")
     diffs.set_xlabel("step")
