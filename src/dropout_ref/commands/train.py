@@ -85,12 +85,11 @@ def run(args: argparse.Namespace) -> int:
         "lr": config.lr,
         "batch_size": config.batch_size,
         "seed": config.seed,
-        "dropout1": 0.2,
-        "dropout2": 0.5,
     }
     model = backend.MLP(
         num_inputs=dataset.num_inputs, num_outputs=dataset.num_classes, rng=config.seed
     )
+    meta.update(dropout1=model.dropout1, dropout2=model.dropout2)
     done: list[dict[str, float]] = []
 
     def save(row: dict[str, float]) -> None:

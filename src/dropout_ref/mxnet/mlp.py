@@ -1,8 +1,10 @@
-"""The course MLP as a Gluon ``Block`` in the ``npx.set_np()`` idiom (SPEC M1-M5).
+"""The course MLP as a Gluon ``Block`` on ``mxnet.numpy`` arrays (SPEC M1-M5).
 
 Dropout applies only while ``autograd.is_training()``, i.e. inside
 ``autograd.record()`` (train mode), exactly as the course's MXNet ``net`` (M2).
-A plain ``Block`` rather than a ``HybridBlock``: the per-step ``mask_seed``
+The class is wrapped in ``mx.util.use_np``, Gluon's way of running one block
+in the numpy semantics of ``npx.set_np()`` without switching them on for the
+whole process. A plain ``Block`` rather than a ``HybridBlock``: the per-step ``mask_seed``
 is a Python int that a hybridized graph would bake in.
 """
 
@@ -24,6 +26,7 @@ from dropout_ref.mxnet import dropout_layer
 from dropout_ref.mxnet.framework import autograd, gluon, mnp, mx, npx
 
 
+@mx.util.use_np
 class MLP(gluon.Block):
     """Flatten → Dense → ReLU → dropout1 → Dense → ReLU → dropout2 → Dense (SPEC M1).
 
@@ -53,7 +56,6 @@ class MLP(gluon.Block):
         weights: dict[str, np.ndarray] | None = None,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        npx.set_np()
         super().__init__()
         self.spec = MLPSpec(num_inputs, num_hiddens1, num_hiddens2, num_outputs, dropout1, dropout2)
         initial = resolve_weights(self.spec, weights, rng)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropout_ref.mxnet.framework import autograd, mnp, npx
+from dropout_ref.mxnet.framework import autograd, mnp, mx, npx
 from dropout_ref.mxnet.mlp import MLP
 
 
@@ -29,6 +29,8 @@ def log_softmax(logits):
     return shifted - mnp.log(mnp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+# use_np: numpy semantics (0-d loss) for this call only, not process-wide like npx.set_np().
+@mx.util.use_np
 def sgd_step(
     model: MLP, images: np.ndarray, labels: np.ndarray, lr: float, mask_seed: int | None = None
 ) -> float:
@@ -66,6 +68,7 @@ def sgd_step(
     return float(loss.item())
 
 
+@mx.util.use_np
 def predict(model: MLP, images: np.ndarray) -> np.ndarray:
     """Return the logits of ``images`` outside ``autograd.record()`` (no dropout) as NumPy."""
     return model(mnp.array(np.asarray(images, dtype=np.float32), dtype="float32")).asnumpy()
