@@ -13,6 +13,22 @@ from dropout_ref.mxnet.framework import autograd, mnp, mx, npx
 from dropout_ref.mxnet.mlp import MLP
 
 
+def log_softmax(logits):
+    """Return ``logits - logsumexp(logits)`` along the last axis, accurate to float32 rounding.
+
+    Not ``npx.log_softmax``: in MXNet 1.9.1 (CPU) it is several float32 ulps
+    off (``[[1000, 0, -1000]]`` gives ``1.43e-6`` where the answer is exactly
+    0; about 7e-7 relative on logits near 0), and its gradient carries that
+    error into the bias gradients, amplified by the cancellation in
+    ``sum(softmax - onehot)``: 2e-6 relative after one step, enough for the
+    trajectories of a 100-step run to part (docs/compare.md has the numbers).
+    The max is a constant shift (its gradient cancels exactly in theory), so
+    it is detached rather than differentiated.
+    """
+    shifted = logits - logits.max(axis=-1, keepdims=True).detach()
+    return shifted - mnp.log(mnp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
 # use_np: numpy semantics (0-d loss) for this call only, not process-wide like npx.set_np().
 @mx.util.use_np
 def sgd_step(
@@ -44,7 +60,7 @@ def sgd_step(
     with autograd.record(train_mode=True):
         # Gluon 1.x Block.__call__ takes positional arguments only.
         logits = model(X, mask_seed)
-        log_probs = npx.log_softmax(logits, axis=-1)
+        log_probs = log_softmax(logits)
         loss = -npx.pick(log_probs, y, axis=-1).mean()
     loss.backward()
     for param in model.weight_params().values():

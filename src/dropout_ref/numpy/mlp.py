@@ -24,6 +24,17 @@ from dropout_ref.numpy import dropout_layer
 from dropout_ref.thresholds import inverse_keep_scale
 
 
+def _batch_sum(g: np.ndarray) -> np.ndarray:
+    """Sum ``g`` over the batch axis, accumulated in float64 and rounded once to float32.
+
+    NumPy sums along axis 0 of a C-ordered array row by row (no pairwise
+    summation on a strided axis), an error growing like ``n * eps``; as the
+    oracle for the bias gradients this reference should be the accurate one
+    (MXNet accumulates its reductions more precisely; see docs/compare.md).
+    """
+    return g.sum(axis=0, dtype=np.float64).astype(np.float32)
+
+
 def _relu_dropout_grad(grad_out: np.ndarray, out: np.ndarray, rate: float) -> np.ndarray:
     """Gradient through ``out = dropout(relu(Z))`` with respect to ``Z``.
 
@@ -153,9 +164,9 @@ class MLP:
         cache, p = self._cache, self.params
         rates = self.spec.rates if cache["training"] else (0.0, 0.0)
         g = np.asarray(grad_logits, dtype=np.float32)
-        grads = {"W3": cache["H2"].T @ g, "b3": g.sum(axis=0)}
+        grads = {"W3": cache["H2"].T @ g, "b3": _batch_sum(g)}
         g = _relu_dropout_grad(g @ p["W3"].T, cache["H2"], rates[1])
-        grads["W2"], grads["b2"] = cache["H1"].T @ g, g.sum(axis=0)
+        grads["W2"], grads["b2"] = cache["H1"].T @ g, _batch_sum(g)
         g = _relu_dropout_grad(g @ p["W2"].T, cache["H1"], rates[0])
-        grads["W1"], grads["b1"] = cache["X"].T @ g, g.sum(axis=0)
+        grads["W1"], grads["b1"] = cache["X"].T @ g, _batch_sum(g)
         return {name: grads[name].astype(np.float32, copy=False) for name in WEIGHT_NAMES}
