@@ -44,17 +44,13 @@ class MxnetOps:
     def constant_mask(self, X: Any, keep: bool) -> Any:
         """Return a bool array of ``X``'s shape on ``X``'s context, all ``keep``."""
         fill = mnp.ones if keep else mnp.zeros
-        with mx.util.np_shape(True):
-            return fill(X.shape, dtype=bool, ctx=X.ctx)
+        return fill(X.shape, dtype=bool, ctx=X.ctx)
 
     @numpy_shapes
     def global_keep_mask(self, X: Any, dropout: float) -> Any:
         """Draw float32 uniforms from MXNet's global generator (``mx.random.seed``)."""
-        # NumPy shape semantics: without them MXNet 1.9.1 reads shape () and
-        # zero-size dimensions as "unknown" and fails on 0-d and empty X (D7).
-        with mx.util.np_shape(True):
-            u = mnp.random.uniform(0.0, 1.0, size=X.shape, dtype="float32", ctx=X.ctx)
-            return u >= float32_threshold(dropout)
+        u = mnp.random.uniform(0.0, 1.0, size=X.shape, dtype="float32", ctx=X.ctx)
+        return u >= float32_threshold(dropout)
 
     @numpy_shapes
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> Any:
