@@ -123,6 +123,22 @@ class MLPSpec:
         )
 
 
+class SpecRates:
+    """``dropout1``/``dropout2`` read from ``self.spec``: mixed into every backend's MLP."""
+
+    spec: MLPSpec
+
+    @property
+    def dropout1(self) -> float:
+        """Drop probability after the first hidden ReLU."""
+        return self.spec.dropout1
+
+    @property
+    def dropout2(self) -> float:
+        """Drop probability after the second hidden ReLU."""
+        return self.spec.dropout2
+
+
 def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     """Return ``rng`` if it is a Generator, else ``numpy.random.default_rng(rng)``.
 

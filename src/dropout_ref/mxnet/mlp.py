@@ -18,6 +18,7 @@ from dropout_ref.mlp_spec import (
     DROPOUT_OFFSETS,
     WEIGHT_NAMES,
     MLPSpec,
+    SpecRates,
     flat_input_shape,
     resolve_weights,
     validate_weights,
@@ -27,7 +28,7 @@ from dropout_ref.mxnet.framework import autograd, gluon, mnp, mx, npx
 
 
 @mx.util.use_np
-class MLP(gluon.Block):
+class MLP(SpecRates, gluon.Block):
     """Flatten → Dense → ReLU → dropout1 → Dense → ReLU → dropout2 → Dense (SPEC M1).
 
     Parameters
@@ -64,16 +65,6 @@ class MLP(gluon.Block):
                 setattr(self, name, self.params.get(name, shape=value.shape, init=mx.init.Zero()))
         self.initialize(ctx=mx.cpu())
         self._load(initial)
-
-    @property
-    def dropout1(self) -> float:
-        """Drop probability after the first hidden ReLU."""
-        return self.spec.dropout1
-
-    @property
-    def dropout2(self) -> float:
-        """Drop probability after the second hidden ReLU."""
-        return self.spec.dropout2
 
     def weight_params(self) -> dict[str, gluon.Parameter]:
         """Return the Gluon parameters by neutral name (Gluon prefixes its own names)."""

@@ -16,6 +16,7 @@ from dropout_ref.mlp_spec import (
     DROPOUT_OFFSETS,
     WEIGHT_NAMES,
     MLPSpec,
+    SpecRates,
     flat_input_shape,
     resolve_weights,
     validate_weights,
@@ -51,7 +52,7 @@ def _relu_dropout_grad(grad_out: np.ndarray, out: np.ndarray, rate: float) -> np
     return np.where(active, grad_out * scale, np.float32(0))
 
 
-class MLP:
+class MLP(SpecRates):
     """Flatten → Linear → ReLU → dropout1 → Linear → ReLU → dropout2 → Linear (SPEC M1).
 
     Parameters
@@ -83,16 +84,6 @@ class MLP:
         self.spec = MLPSpec(num_inputs, num_hiddens1, num_hiddens2, num_outputs, dropout1, dropout2)
         self.params = resolve_weights(self.spec, weights, rng)
         self._cache: dict[str, np.ndarray] | None = None
-
-    @property
-    def dropout1(self) -> float:
-        """Drop probability after the first hidden ReLU."""
-        return self.spec.dropout1
-
-    @property
-    def dropout2(self) -> float:
-        """Drop probability after the second hidden ReLU."""
-        return self.spec.dropout2
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Return copies of the weights in the neutral layout (SPEC M5)."""

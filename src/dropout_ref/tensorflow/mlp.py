@@ -17,6 +17,7 @@ from dropout_ref.mlp_spec import (
     DROPOUT_OFFSETS,
     WEIGHT_NAMES,
     MLPSpec,
+    SpecRates,
     flat_input_shape,
     resolve_weights,
     validate_weights,
@@ -24,7 +25,7 @@ from dropout_ref.mlp_spec import (
 from dropout_ref.tensorflow import dropout_layer
 
 
-class MLP(keras.Model):
+class MLP(SpecRates, keras.Model):
     """Flatten → Dense → ReLU → dropout1 → Dense → ReLU → dropout2 → Dense (SPEC M1).
 
     Parameters
@@ -69,16 +70,6 @@ class MLP(keras.Model):
         # The initializer copies lazily in some Keras versions: assign to be sure.
         for name, value in initial.items():
             self.weight_vars[name].assign(value)
-
-    @property
-    def dropout1(self) -> float:
-        """Drop probability after the first hidden ReLU."""
-        return self.spec.dropout1
-
-    @property
-    def dropout2(self) -> float:
-        """Drop probability after the second hidden ReLU."""
-        return self.spec.dropout2
 
     def get_weights(self) -> dict[str, np.ndarray]:  # type: ignore[override]
         """Return copies of the weights in the neutral layout (SPEC M5).

@@ -17,6 +17,7 @@ from dropout_ref.mlp_spec import (
     DROPOUT_OFFSETS,
     WEIGHT_NAMES,
     MLPSpec,
+    SpecRates,
     flat_input_shape,
     resolve_weights,
     validate_weights,
@@ -24,7 +25,7 @@ from dropout_ref.mlp_spec import (
 from dropout_ref.torch import dropout_layer
 
 
-class MLP(nn.Module):
+class MLP(SpecRates, nn.Module):
     """Flatten → Linear → ReLU → dropout1 → Linear → ReLU → dropout2 → Linear (SPEC M1).
 
     Parameters
@@ -57,16 +58,6 @@ class MLP(nn.Module):
         self.spec = MLPSpec(num_inputs, num_hiddens1, num_hiddens2, num_outputs, dropout1, dropout2)
         for name, value in resolve_weights(self.spec, weights, rng).items():
             self.register_parameter(name, nn.Parameter(torch.from_numpy(value)))
-
-    @property
-    def dropout1(self) -> float:
-        """Drop probability after the first hidden ReLU."""
-        return self.spec.dropout1
-
-    @property
-    def dropout2(self) -> float:
-        """Drop probability after the second hidden ReLU."""
-        return self.spec.dropout2
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Return copies of the weights in the neutral layout (SPEC M5)."""
