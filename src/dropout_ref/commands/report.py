@@ -321,6 +321,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         console = Console()
         if not console.is_terminal:  # piped or captured: do not squeeze the matrix into 80 columns
-            console = Console(width=max(console.width, 170))
+            console = Console(width=max(console.width, 200))
         render_table(console, runs, clauses, seconds)
     return status
