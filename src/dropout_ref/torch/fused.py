@@ -65,6 +65,13 @@ def _flat_keep_mask(
     return _first_words(index + low, high, k0, k1) >= threshold
 
 
+#: Inductor options. The element count is a dynamic size whose hint is the
+#: first call's count; inductor decides OpenMP parallelism from that hint, so a
+#: small first call (a test, a warm-up) gave a serial kernel for every later
+#: 2**24-element call. ``cpp.dynamic_threads`` always emits the parallel loop
+#: and leaves serial vs parallel to the OpenMP runtime at run time.
+_COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
+
 _compiled: Any = None
 #: Seconds spent compiling (first call of the compiled kernel), for the benchmark.
 compile_seconds: float | None = None
@@ -119,7 +126,9 @@ def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> 
     )
     n = x.numel()
     if _compiled is None:
-        _compiled = torch.compile(_flat_keep_mask, dynamic=True, fullgraph=True)
+        _compiled = torch.compile(
+            _flat_keep_mask, dynamic=True, fullgraph=True, options=_COMPILE_OPTIONS
+        )
         start = time.perf_counter()
         flat = _compiled(n, *args)
         compile_seconds = time.perf_counter() - start
