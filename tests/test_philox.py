@@ -171,9 +171,9 @@ def _as_list(words):
 
 
 def test_p3_backend_products_are_exact_at_edge_words(backend):
-    """P3: the backend's own mulhilo/mulhi (signed shifts, two's complement) match exact products."""
+    """P3: the backend's own mulhilo/mulhi (signed shifts, two's complement) are exact."""
     ops = philox_module(backend).INT_OPS
-    xs = np.array(EDGE_WORDS + [0xDEADBEEF, 0x12345678], dtype=np.int64)
+    xs = np.array([*EDGE_WORDS, 0xDEADBEEF, 0x12345678], dtype=np.int64)
     for m in (0xD2511F53, 0xCD9E8D57, MASK32, 2**31, 0x7FFFFFFF):
         hi, lo = ops.mulhilo(_backend_int64(backend, xs), m)
         expected = [int(x) * m for x in xs]

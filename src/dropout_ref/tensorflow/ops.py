@@ -16,6 +16,31 @@ def on_device_of(X: Any) -> contextlib.AbstractContextManager[Any]:
     return tf.device(device) if device else contextlib.nullcontext()
 
 
+#: Element count from which eager default-mode dropout runs as one XLA kernel
+#: (:func:`_fused_dropout`). XLA compiles once per shape (0.2-2 s on 2 cores), so
+#: small tensors, whose shapes vary more and whose cost is dominated by op
+#: dispatch, keep the op-by-op path.
+FUSE_MIN_SIZE = 1 << 20
+
+_INT64_MAX = 2**63 - 1
+
+
+def _select_scaled(X: Any, keep: Any, scale: Any) -> Any:
+    compute = tf.as_dtype(scale_compute_dtype(X.dtype.name))
+    scaled = tf.cast(tf.cast(X, compute) * tf.cast(scale, compute), X.dtype)
+    # A broadcast scalar zero, not zeros_like: one full-size temporary less.
+    # A select (not a multiply by the mask) gives +0.0 where X is NaN or inf (D6).
+    return tf.where(keep, scaled, tf.zeros((), X.dtype))
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _fused_dropout(X: Any, seed: Any, threshold: Any, scale: Any) -> Any:
+    # Stateless float32 uniforms (D4: never X's dtype), keep rule and select in
+    # one XLA loop: no uniform, mask or product tensor is ever materialised.
+    u = tf.random.stateless_uniform(tf.shape(X), seed, dtype=tf.float32, alg="philox")
+    return _select_scaled(X, u >= threshold, scale)
+
+
 class TensorflowOps:
     """Dropout primitives on ``tf.Tensor`` (see :class:`dropout_ref.backend_api.DropoutOps`)."""
 
@@ -50,6 +75,23 @@ class TensorflowOps:
             u = tf.random.uniform(tf.shape(X), dtype=tf.float32)
             return tf.greater_equal(u, tf.constant(float32_threshold(dropout), tf.float32))
 
+    def fused_global_dropout(self, X: Any, dropout: float, scale: float) -> Any:
+        """Dropout of a large eager ``X`` as one XLA kernel, or ``None`` (op-by-op path).
+
+        The Philox key of the stateless draw is itself drawn from TensorFlow's
+        global generator (``tf.random.uniform``), so every call gets a fresh
+        mask and ``tf.random.set_seed`` makes a run reproducible (D9). Inside a
+        user's ``tf.function`` (not eager) the op-by-op path is used.
+        """
+        size = X.shape.num_elements()
+        if not tf.executing_eagerly() or size is None or size < FUSE_MIN_SIZE:
+            return None
+        with on_device_of(X):
+            seed = tf.random.uniform([2], maxval=_INT64_MAX, dtype=tf.int64)
+            threshold = tf.constant(float32_threshold(dropout), tf.float32)
+            scale_tensor = tf.constant(scale, tf.float64)
+            return _fused_dropout(tf.convert_to_tensor(X), seed, threshold, scale_tensor)
+
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:
         """Return the Philox keep mask (SPEC P), computed with TensorFlow ops on ``X``'s device."""
         from dropout_ref.tensorflow.philox import keep_mask
@@ -60,7 +102,4 @@ class TensorflowOps:
         """Return ``where(keep, X * scale, +0.0)``, the product rounded once into ``X``'s dtype."""
         compute = tf.as_dtype(scale_compute_dtype(X.dtype.name))
         with on_device_of(X):
-            scaled = tf.cast(tf.cast(X, compute) * tf.constant(scale, compute), X.dtype)
-            # A broadcast scalar zero, not zeros_like: one full-size temporary less.
-            # A select (not a multiply by the mask) gives +0.0 where X is NaN or inf (D6).
-            return tf.where(keep, scaled, tf.zeros((), X.dtype))
+            return _select_scaled(X, keep, tf.constant(scale, compute))
