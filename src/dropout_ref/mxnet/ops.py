@@ -66,7 +66,7 @@ class MxnetOps:
         instead of the uniforms, a bool mask, a float condition and a zeros
         array, and two full passes less (docs/benchmark.md).
         """
-        # The legacy kernels fail on 0-d and zero-size shapes: those take the general path.
+        # 0-d and empty arrays gain nothing here; the general path handles them (D7).
         if autograd.is_recording() or self.dtype_name(X) != "float32" or X.size == 0 or X.ndim == 0:
             return None
         x = as_np_array(X)
