@@ -140,3 +140,30 @@ def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> 
     else:
         flat = _compiled(n, *args)
     return flat.view(torch.bool).reshape(x.shape)
+
+
+def _where_scaled(x: torch.Tensor, keep: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    # The product in scale's dtype (float32 for 16-bit X, as ATen's opmath does),
+    # rounded once into X's dtype; a select, so NaN/inf X still give +0.0 (D5, D6).
+    product = (x.to(scale.dtype) * scale).to(x.dtype)
+    return torch.where(keep, product, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+_compiled_select: Any = None
+
+
+def fused_select_scaled(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+    """Return ``where(keep, x * scale, +0.0)`` computed by one compiled kernel (no autograd).
+
+    The same values as :func:`dropout_ref.torch.ops.scaled_select_no_grad`
+    (scale rounded into float32, or float64 for float64 ``x``; one rounding
+    into ``x``'s dtype), in one pass: ATen's ``where``/``masked_fill`` after the
+    product cost ~35 ms more at 2**24 float32 on a 2-core CPU (docs/benchmark.md).
+    """
+    global _compiled_select
+    if _compiled_select is None:
+        _compiled_select = torch.compile(
+            _where_scaled, dynamic=True, fullgraph=True, options=_COMPILE_OPTIONS
+        )
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return _compiled_select(x, keep, torch.tensor(scale, dtype=compute, device=x.device))
