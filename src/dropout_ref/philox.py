@@ -15,11 +15,12 @@ and output word ``x0`` is its random word ``w``. With ``u = w / 2**32`` the
 element is kept iff ``u >= p``, i.e. iff ``w >= ceil(p * 2**32)``
 (:func:`dropout_ref.thresholds.word_threshold`).
 
-Values are 32-bit unsigned words held in 64-bit integer arrays. Products are
-formed from 16-bit halves (:class:`HalfWordProducts`), so no intermediate
-value reaches ``2**50``: nothing relies on signed overflow wrapping (undefined
-behaviour in C and in compiled kernels), and a backend without a right shift
-may shift by an exact float64 scaling.
+Values are 32-bit unsigned words held in 64-bit integer arrays. Products
+never rely on signed overflow wrapping (undefined behaviour in C and in
+compiled kernels): :class:`ComplementProducts` uses one ``int64`` product by
+the negative ``m - 2**32`` (for backends whose right shift is arithmetic),
+:class:`HalfWordProducts` products of 16-bit halves below ``2**50`` (for a
+backend without a right shift, which may shift by an exact division).
 
 A word is either an array or a Python ``int`` standing for the same value in
 every element; rounds fold constant words in Python, which removes most of
