@@ -16,7 +16,7 @@ import pytest
 
 from dropout_ref.numerics import ulp_distance
 from dropout_ref.stats import DEFAULT_ALPHA, binomial_count_interval
-from dropout_ref.thresholds import float32_threshold, inverse_keep_scale
+from dropout_ref.thresholds import inverse_keep_scale, word_threshold
 
 tf = pytest.importorskip("tensorflow")
 
@@ -71,20 +71,33 @@ def test_d4_fused_keep_rate(fused_path):
     assert int((out != 0).sum()) in binomial_count_interval(n, 0.7, DEFAULT_ALPHA)
 
 
-def test_d4_fused_uses_the_float32_threshold(fused_path, monkeypatch):
-    """D4: the threshold fed to the kernel is float32_threshold(p), the uniforms float32."""
+def test_d4_fused_uses_the_exact_word_threshold(fused_path, monkeypatch):
+    """D4: the kernel keeps w >= ceil(p * 2**32), i.e. u = w / 2**32 >= p exactly."""
     seen = []
     original = tf_ops._fused_dropout
 
-    def spy(X, seed, threshold, scale):
-        seen.append((threshold.dtype, float(threshold.numpy())))
-        return original(X, seed, threshold, scale)
+    def spy(X, key, threshold, scale):
+        seen.append((threshold.dtype, int(threshold.numpy()), key.numpy().tolist()))
+        return original(X, key, threshold, scale)
 
     monkeypatch.setattr(tf_ops, "_fused_dropout", spy)
-    p = 0.1  # not a float32: the smallest float32 >= 0.1 is above 0.1
-    dropout_layer(tf.ones([8], tf.float16), p)
-    assert seen == [(tf.float32, float32_threshold(p))]
-    assert float32_threshold(p) > p
+    dropout_layer(tf.ones([8], tf.float16), 0.1)
+    (dtype, threshold, key), = seen
+    assert dtype == tf.int64 and threshold == word_threshold(0.1)
+    assert all(0 <= k < 2**32 for k in key)
+
+
+def test_p3_fused_words_are_the_philox_words_of_the_drawn_key(monkeypatch):
+    """The fused kernel's mask is the portable mask of the drawn key (seed = k0 + k1 * 2**32)."""
+    from dropout_ref.philox import numpy_keep_mask
+
+    X = tf.ones([5000])
+    key = tf.constant([0x12345678, 0x9ABCDEF0], tf.int64)
+    threshold = word_threshold(0.4)
+    scale = tf.constant(1 / 0.6, tf.float64)
+    out = tf_ops._fused_dropout(X, key, tf.constant(threshold, tf.int64), scale)
+    expected = numpy_keep_mask((5000,), threshold, 0x9ABCDEF0 * 2**32 + 0x12345678, 0)
+    np.testing.assert_array_equal(out.numpy() != 0, expected)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])

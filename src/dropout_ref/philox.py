@@ -223,6 +223,19 @@ def philox_first_word(ops: IntOps[A], counter: Sequence[Word], key: Sequence[int
     return _xor(ops, _xor(ops, _mulhi(ops, c[2], M1), c[1]), last[0])
 
 
+def first_word_keyed(ops: IntOps[A], counter: Sequence[Word], k0: Any, k1: Any) -> Word:
+    """:func:`philox_first_word` with the key words given as arrays (data, not constants).
+
+    Lets a compiled kernel take the key as an input, so one compilation
+    serves every key. ``k0``/``k1`` are 0-d integer arrays in ``[0, 2**32)``.
+    """
+    keys = [(ops.and_(k0 + r * W0, MASK32), ops.and_(k1 + r * W1, MASK32)) for r in range(ROUNDS)]
+    c = tuple(counter)
+    for k in keys[:-1]:
+        c = _round(ops, c, k)
+    return _xor(ops, _xor(ops, _mulhi(ops, c[2], M1), c[1]), keys[-1][0])
+
+
 def seed_key(seed: int) -> tuple[int, int]:
     """Return the Philox key ``(seed & 0xFFFFFFFF, seed >> 32)`` of a 64-bit seed (P3)."""
     return seed & MASK32, (seed >> 32) & MASK32

@@ -7,7 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from dropout_ref.thresholds import float32_threshold, scale_compute_dtype
+from dropout_ref.thresholds import float32_threshold, scale_compute_dtype, word_threshold
 
 
 def on_device_of(X: Any) -> contextlib.AbstractContextManager[Any]:
@@ -22,9 +22,6 @@ def on_device_of(X: Any) -> contextlib.AbstractContextManager[Any]:
 #: dispatch, keep the op-by-op path.
 FUSE_MIN_SIZE = 1 << 20
 
-_INT64_MAX = 2**63 - 1
-
-
 def _select_scaled(X: Any, keep: Any, scale: Any) -> Any:
     compute = tf.as_dtype(scale_compute_dtype(X.dtype.name))
     scaled = tf.cast(tf.cast(X, compute) * tf.cast(scale, compute), X.dtype)
@@ -34,11 +31,17 @@ def _select_scaled(X: Any, keep: Any, scale: Any) -> Any:
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
-def _fused_dropout(X: Any, seed: Any, threshold: Any, scale: Any) -> Any:
-    # Stateless float32 uniforms (D4: never X's dtype), keep rule and select in
-    # one XLA loop: no uniform, mask or product tensor is ever materialised.
-    u = tf.random.stateless_uniform(tf.shape(X), seed, dtype=tf.float32, alg="philox")
-    return _select_scaled(X, u >= threshold, scale)
+def _fused_dropout(X: Any, key: Any, threshold: Any, scale: Any) -> Any:
+    # The project's Philox (counter = element index, key drawn by the caller),
+    # the exact word rule w >= ceil(p * 2**32) (D4: u = w / 2**32 >= p) and the
+    # select in one XLA loop: no word, mask or product tensor is materialised.
+    # (tf.random.stateless_uniform was not fused by XLA on the CPU: 4 B/el.)
+    from dropout_ref.philox import first_word_keyed
+    from dropout_ref.tensorflow.philox import TENSORFLOW_OPS
+
+    index = tf.range(tf.size(X, out_type=tf.int64), dtype=tf.int64)
+    words = first_word_keyed(TENSORFLOW_OPS, (index, 0, 0, 0), key[0], key[1])
+    return _select_scaled(X, tf.reshape(words >= threshold, tf.shape(X)), scale)
 
 
 class TensorflowOps:
@@ -78,17 +81,20 @@ class TensorflowOps:
     def fused_global_dropout(self, X: Any, dropout: float, scale: float) -> Any:
         """Dropout of a large eager ``X`` as one XLA kernel, or ``None`` (op-by-op path).
 
-        The Philox key of the stateless draw is itself drawn from TensorFlow's
-        global generator (``tf.random.uniform``), so every call gets a fresh
-        mask and ``tf.random.set_seed`` makes a run reproducible (D9). Inside a
-        user's ``tf.function`` (not eager) the op-by-op path is used.
+        The uniforms are the project's Philox words ``w / 2**32`` at counters
+        ``0 .. size - 1`` under a 64-bit key drawn from TensorFlow's global
+        generator (``tf.random.uniform``) at every call: a fresh mask per call,
+        and ``tf.random.set_seed`` makes a run reproducible (D9). Kept iff
+        ``w >= ceil(p * 2**32)``, i.e. exactly ``u >= p`` (D4). Inside a user's
+        ``tf.function`` (not eager) the op-by-op path is used.
         """
         size = X.shape.num_elements()
-        if not tf.executing_eagerly() or size is None or size < FUSE_MIN_SIZE:
+        eligible = size is not None and FUSE_MIN_SIZE <= size <= 2**32
+        if not tf.executing_eagerly() or not eligible:
             return None
         with on_device_of(X):
-            seed = tf.random.uniform([2], maxval=_INT64_MAX, dtype=tf.int64)
-            threshold = tf.constant(float32_threshold(dropout), tf.float32)
+            seed = tf.random.uniform([2], maxval=2**32, dtype=tf.int64)
+            threshold = tf.constant(word_threshold(dropout), tf.int64)
             scale_tensor = tf.constant(scale, tf.float64)
             return _fused_dropout(tf.convert_to_tensor(X), seed, threshold, scale_tensor)
 
