@@ -154,6 +154,64 @@ def test_p2_torch_fused_mask_is_bit_identical_to_numpy(shape, seed, offset):
     np.testing.assert_array_equal(mask.numpy(), numpy_keep_mask(shape, threshold, seed, offset))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [1, 15, 17, 33, 4099])
+@pytest.mark.parametrize("threshold", [1, 2**31, 2**32 - 1, 2**32])
+def test_p2_d4_torch_fused_mask_tails_and_extreme_thresholds(size, threshold):
+    """P2/D4: the uint8-viewed-as-bool mask (sign of w - t) equals w >= t at odd sizes
+    (vector tails) and at t = 1 (keep all but w = 0) and t = 2**32 (drop all)."""
+    from dropout_ref.philox import numpy_keep_mask
+    from dropout_ref.torch import fused
+
+    mask = fused.fused_keep_mask(torch.empty(size), threshold, 99, 5)
+    assert mask.dtype == torch.bool and set(mask.view(torch.uint8).tolist()) <= {0, 1}
+    np.testing.assert_array_equal(mask.numpy(), numpy_keep_mask((size,), threshold, 99, 5))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("size", [1, 17, 4099])
+def test_d5_d6_torch_compiled_select_equals_the_aten_select(dtype, size):
+    """D5/D6: the compiled no-grad select gives exactly the ATen path's values (one rounding of
+    the product into X's dtype), +0.0 where dropped even for NaN/inf."""
+    from dropout_ref.torch import fused
+
+    X = torch.from_numpy(special_values(size, seed=size)).to(getattr(torch, dtype))
+    keep = torch.from_numpy(np.random.default_rng(size).random(size) >= 0.3)
+    for scale in (inverse_keep_scale(0.3), inverse_keep_scale(0.1), 2.0):
+        fast = fused.fused_select_scaled(X, keep, scale)
+        slow = torch_ops_module().scaled_select_no_grad(X, keep, scale)
+        assert fast.dtype == X.dtype and fast.shape == X.shape
+        np.testing.assert_array_equal(fast.double().numpy(), slow.double().numpy())
+        assert not torch.signbit(fast[~keep]).any()
+
+
+def torch_ops_module():
+    import importlib
+
+    return importlib.import_module("dropout_ref.torch.ops")
+
+
+@pytest.mark.slow
+def test_d8_torch_compiled_select_only_without_autograd(monkeypatch):
+    """The compiled select serves no-grad calls from its size bound; autograd keeps ScaledSelect."""
+    from dropout_ref.torch import fused
+
+    module = torch_ops_module()
+    monkeypatch.setattr(module, "FUSED_SELECT_MIN_SIZE", 8)
+    calls = []
+    original = fused.fused_select_scaled
+    monkeypatch.setattr(fused, "fused_select_scaled", lambda *a: calls.append(1) or original(*a))
+    X = torch.randn(64)
+    out = torch_dropout(X, 0.5)
+    assert calls == [1] and torch.equal(out[out != 0], X[out != 0] * 2.0)
+    leaf = X.clone().requires_grad_(True)
+    graded = torch_dropout(leaf, 0.5)
+    assert calls == [1] and graded.requires_grad
+    torch_dropout(torch.randn(4), 0.5)  # below the bound
+    assert calls == [1]
+
+
 def test_p4_torch_fused_refuses_a_carrying_offset():
     from dropout_ref.torch import fused
 

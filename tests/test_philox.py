@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from dropout_ref.philox import (
     MASK32,
+    ComplementProducts,
     HalfWordProducts,
     NumpyIntOps,
     key_schedule,
@@ -121,6 +122,63 @@ def test_p3_half_word_products_are_exact(xs, m):
     assert hi.tolist() == [(x * m) >> 32 for x in xs]
     assert lo.tolist() == [(x * m) & MASK32 for x in xs]
     assert ops.mulhi(np.array(xs, dtype=np.int64), m).tolist() == hi.tolist()
+
+
+class _Int64Complement(ComplementProducts, _Int64HalfWords):
+    """The one-multiply complement products on signed int64 NumPy arrays (torch/tf use them)."""
+
+    mulhilo = ComplementProducts.mulhilo
+    mulhi = ComplementProducts.mulhi
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(0, MASK32), min_size=1, max_size=20),
+    st.sampled_from([0xD2511F53, 0xCD9E8D57, MASK32, 2**31, 2**31 - 1, 1, 0])
+    | st.integers(0, MASK32),
+)
+def test_p3_complement_products_are_exact_without_overflow(xs, m):
+    """P3: one int64 product by m - 2**32 gives the exact 64-bit product, and never overflows."""
+    xs = xs + EDGE_WORDS
+    with np.errstate(over="raise"):
+        ops = _Int64Complement()
+        hi, lo = ops.mulhilo(np.array(xs, dtype=np.int64), m)
+        assert ops.mulhi(np.array(xs, dtype=np.int64), m).tolist() == hi.tolist()
+    assert hi.tolist() == [(x * m) >> 32 for x in xs]
+    assert lo.tolist() == [(x * m) & MASK32 for x in xs]
+    # The signed product's magnitude bound that rules out overflow (UB in compiled C++).
+    assert max(abs(x * (m - 2**32 if m >= 2**31 else m)) for x in xs) < 2**63
+
+
+def _backend_int64(backend, values):
+    """``values`` as the backend's own int64 array (the word type its ``INT_OPS`` act on)."""
+    name = backend.ops.name
+    if name == "numpy":
+        return values.astype(np.uint64)
+    if name == "torch":
+        return importlib.import_module("torch").from_numpy(values)
+    if name == "tensorflow":
+        return importlib.import_module("tensorflow").constant(values)
+    return importlib.import_module("dropout_ref.mxnet.framework").mnp.array(values, dtype="int64")
+
+
+def _as_list(words):
+    for to_numpy in ("asnumpy", "numpy"):
+        if hasattr(words, to_numpy):
+            words = getattr(words, to_numpy)()
+            break
+    return [int(w) for w in np.asarray(words).ravel()]
+
+
+def test_p3_backend_products_are_exact_at_edge_words(backend):
+    """P3: the backend's own mulhilo/mulhi (signed shifts, two's complement) are exact."""
+    ops = philox_module(backend).INT_OPS
+    xs = np.array([*EDGE_WORDS, 0xDEADBEEF, 0x12345678], dtype=np.int64)
+    for m in (0xD2511F53, 0xCD9E8D57, MASK32, 2**31, 0x7FFFFFFF):
+        hi, lo = ops.mulhilo(_backend_int64(backend, xs), m)
+        expected = [int(x) * m for x in xs]
+        assert _as_list(hi) == [e >> 32 for e in expected], (backend, m)
+        assert _as_list(lo) == [e & MASK32 for e in expected], (backend, m)
 
 
 def test_p3_raw_generator_rejects_bad_words():

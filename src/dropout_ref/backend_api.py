@@ -61,6 +61,10 @@ class DropoutOps(Protocol):
     def select_scaled(self, X: Any, keep: Any, scale: float) -> Any:
         """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype, differentiable in ``X``."""
 
+    # Optional: ``fused_global_dropout(X, dropout, scale) -> array | None``. When
+    # present and not ``None``, its result replaces ``global_keep_mask`` +
+    # ``select_scaled`` (same D4-D11 contract, one fused kernel).
+
 
 class ArrayBridge(Protocol):
     """Data movement, seeding and gradients for one framework."""

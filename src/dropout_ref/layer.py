@@ -56,6 +56,12 @@ def apply_dropout(ops: DropoutOps, X: Any, dropout: Any, seed: Any = None, offse
         # No division: 1 / (1 - 1) is what gives other implementations NaN (D3).
         return ops.select_scaled(X, ops.constant_mask(X, False), 1.0)
     if seed is None:
+        # Optional hook: a backend may fuse draw, keep rule and select into one
+        # kernel (returns None where it does not apply).
+        fused = getattr(ops, "fused_global_dropout", None)
+        out = fused(X, rate, inverse_keep_scale(rate)) if fused is not None else None
+        if out is not None:
+            return out
         keep = ops.global_keep_mask(X, rate)
     else:
         keep = ops.portable_keep_mask(X, word_threshold(rate), seed, offset)

@@ -15,11 +15,12 @@ and output word ``x0`` is its random word ``w``. With ``u = w / 2**32`` the
 element is kept iff ``u >= p``, i.e. iff ``w >= ceil(p * 2**32)``
 (:func:`dropout_ref.thresholds.word_threshold`).
 
-Values are 32-bit unsigned words held in 64-bit integer arrays. Products are
-formed from 16-bit halves (:class:`HalfWordProducts`), so no intermediate
-value reaches ``2**50``: nothing relies on signed overflow wrapping (undefined
-behaviour in C and in compiled kernels), and a backend without a right shift
-may shift by an exact float64 scaling.
+Values are 32-bit unsigned words held in 64-bit integer arrays. Products
+never rely on signed overflow wrapping (undefined behaviour in C and in
+compiled kernels): :class:`ComplementProducts` uses one ``int64`` product by
+the negative ``m - 2**32`` (for backends whose right shift is arithmetic),
+:class:`HalfWordProducts` products of 16-bit halves below ``2**50`` (for a
+backend without a right shift, which may shift by an exact division).
 
 A word is either an array or a Python ``int`` standing for the same value in
 every element; rounds fold constant words in Python, which removes most of
@@ -108,6 +109,41 @@ class HalfWordProducts:
         return self.shr(t, 16)
 
 
+class ComplementProducts:
+    """``mulhilo``/``mulhi`` for :class:`IntOps` from ONE signed 64-bit product, never overflowing.
+
+    For ``x`` in ``[0, 2**32)`` and a multiplier ``m >= 2**31`` write
+    ``x * m = x * (m - 2**32) + x * 2**32``. ``q = x * (m - 2**32)`` is
+    negative with ``|q| < 2**63`` (``2**32 - m <= 2**31``), so it is exact in
+    ``int64``; then ``lo = q & 0xFFFFFFFF`` (two's complement) and
+    ``hi = (q >> 32) + x`` (arithmetic, i.e. flooring, right shift). For
+    ``m < 2**31`` the plain product ``x * m < 2**63`` is used. 4 operations
+    per ``mulhilo`` instead of the 11 of :class:`HalfWordProducts`, with no
+    signed overflow (undefined behaviour in C++, which compiled kernels emit).
+
+    Requires the backend's ``mul`` to accept a negative constant, ``and_`` to
+    act on two's complement and ``shr`` to floor negative values (an
+    arithmetic shift). Mix into a class that defines the other primitives.
+    """
+
+    def _product(self: Any, x: Any, m: int) -> tuple[Any, Any]:
+        if m < 2**31:
+            return self.mul(x, m), None
+        return self.mul(x, m - 2**32), x
+
+    def mulhilo(self: Any, x: Any, m: int) -> tuple[Any, Any]:
+        """Return ``(x * m) >> 32`` and ``(x * m) & 0xFFFFFFFF``."""
+        q, x_high = self._product(x, m)
+        hi = self.shr(q, 32)
+        return (hi if x_high is None else self.add(hi, x_high)), self.and_(q, MASK32)
+
+    def mulhi(self: Any, x: Any, m: int) -> Any:
+        """Return ``(x * m) >> 32``."""
+        q, x_high = self._product(x, m)
+        hi = self.shr(q, 32)
+        return hi if x_high is None else self.add(hi, x_high)
+
+
 # -- the generator, on words that may be Python ints ---------------------------------------------
 
 
@@ -185,6 +221,19 @@ def philox_first_word(ops: IntOps[A], counter: Sequence[Word], key: Sequence[int
     for k in early:
         c = _round(ops, c, k)
     return _xor(ops, _xor(ops, _mulhi(ops, c[2], M1), c[1]), last[0])
+
+
+def first_word_keyed(ops: IntOps[A], counter: Sequence[Word], k0: Any, k1: Any) -> Word:
+    """:func:`philox_first_word` with the key words given as arrays (data, not constants).
+
+    Lets a compiled kernel take the key as an input, so one compilation
+    serves every key. ``k0``/``k1`` are 0-d integer arrays in ``[0, 2**32)``.
+    """
+    keys = [(ops.and_(k0 + r * W0, MASK32), ops.and_(k1 + r * W1, MASK32)) for r in range(ROUNDS)]
+    c = tuple(counter)
+    for k in keys[:-1]:
+        c = _round(ops, c, k)
+    return _xor(ops, _xor(ops, _mulhi(ops, c[2], M1), c[1]), keys[-1][0])
 
 
 def seed_key(seed: int) -> tuple[int, int]:

@@ -53,6 +53,34 @@ class MxnetOps:
         return u >= float32_threshold(dropout)
 
     @numpy_shapes
+    def fused_global_dropout(self, X: Any, dropout: float, scale: float) -> Any:
+        """Float32 default-mode dropout with one uniform buffer reused in place, or ``None``.
+
+        Used when autograd is not recording and ``X`` is a non-empty float32
+        array of at least one axis (other dtypes, 0-d and empty arrays, and
+        recorded calls take :meth:`global_keep_mask` + :meth:`select_scaled`).
+        The same uniforms and keep rule as :meth:`global_keep_mask`, but the
+        legacy comparison writes 1.0/0.0 into the uniform buffer itself, and
+        that buffer is both the condition and the +0.0 branch of the legacy
+        ``where``, which writes into the product: one temporary (4 B/el)
+        instead of the uniforms, a bool mask, a float condition and a zeros
+        array, and two full passes less (docs/benchmark.md).
+        """
+        # 0-d and empty arrays gain nothing here; the general path handles them (D7).
+        if autograd.is_recording() or self.dtype_name(X) != "float32" or X.size == 0 or X.ndim == 0:
+            return None
+        x = as_np_array(X)
+        u = mnp.random.uniform(0.0, 1.0, size=x.shape, dtype="float32", ctx=x.ctx).as_nd_ndarray()
+        # float32_threshold(p) is a float32, so the scalar's path into the kernel
+        # (MXNet 1.9.1 narrows scalars) keeps it exact: keep iff u >= p (D4).
+        mx.nd._internal._greater_equal_scalar(u, scalar=float32_threshold(dropout), out=u)
+        factor = mnp.array(scale, dtype="float32", ctx=x.ctx)
+        out = (x * factor).as_nd_ndarray()
+        # u is 1.0 (keep) or +0.0 (drop): the select gives +0.0 even for NaN/inf X (D6).
+        mx.nd.where(u, out, u, out=out)
+        return out.as_np_ndarray() if isinstance(X, mnp.ndarray) else out
+
+    @numpy_shapes
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> Any:
         """Return the Philox keep mask (SPEC P)."""
         from dropout_ref.mxnet.philox import keep_mask

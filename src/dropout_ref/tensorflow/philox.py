@@ -3,7 +3,10 @@
 Only the integer primitives and the index ``tf.range`` live here; the
 generator is :mod:`dropout_ref.philox`. Words are ``int64`` tensors.
 TensorFlow's ``int64`` tensors overload ``*``, ``+``, ``&`` and ``^`` but not
-the shifts, hence ``tf.bitwise``. Every op is a graph op created under
+the shifts, hence ``tf.bitwise``. Products come from
+:class:`~dropout_ref.philox.ComplementProducts` (one ``int64`` multiply by
+``m - 2**32``, no overflow); ``tf.bitwise.right_shift`` is an arithmetic
+shift on signed types, as that needs. Every op is a graph op created under
 ``tf.device(x.device)``, so the mask never leaves the device and the code
 traces inside ``tf.function`` (also when ``x``'s shape is only known at run time).
 """
@@ -18,7 +21,7 @@ import tensorflow as tf
 
 from dropout_ref.philox import (
     COUNTER_SPACE,
-    HalfWordProducts,
+    ComplementProducts,
     as_counter_words,
     as_key_words,
     element_words,
@@ -33,7 +36,7 @@ def _int64(b: Any) -> Any:
     return tf.constant(b, tf.int64) if isinstance(b, int) else b
 
 
-class TensorflowIntOps(HalfWordProducts):
+class TensorflowIntOps(ComplementProducts):
     """:class:`~dropout_ref.philox.IntOps` on ``int64`` tensors."""
 
     def add(self, a: tf.Tensor, b: Any) -> tf.Tensor:

@@ -62,8 +62,20 @@ def _flat_keep_mask(
     # Only the element count enters (as a dynamic size), not X: one kernel
     # serves every shape and every dtype of X.
     index = torch.arange(n, dtype=torch.int64, device=low.device)
-    return _first_words(index + low, high, k0, k1) >= threshold
+    words = _first_words(index + low, high, k0, k1)
+    # 1 where words >= threshold, else 0, as uint8: the sign of words - threshold
+    # (both below 2**33, no overflow; >> is arithmetic). Inductor's CPU code for a
+    # bool-valued compare stores ~4x slower than for uint8 (docs/benchmark.md);
+    # the caller views the bytes as bool without a copy.
+    return (((words - threshold) >> 63) + 1).to(torch.uint8)
 
+
+#: Inductor options. The element count is a dynamic size whose hint is the
+#: first call's count; inductor decides OpenMP parallelism from that hint, so a
+#: small first call (a test, a warm-up) gave a serial kernel for every later
+#: 2**24-element call. ``cpp.dynamic_threads`` always emits the parallel loop
+#: and leaves serial vs parallel to the OpenMP runtime at run time.
+_COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
 
 _compiled: Any = None
 #: Seconds spent compiling (first call of the compiled kernel), for the benchmark.
@@ -119,10 +131,43 @@ def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> 
     )
     n = x.numel()
     if _compiled is None:
-        _compiled = torch.compile(_flat_keep_mask, dynamic=True, fullgraph=True)
+        _compiled = torch.compile(
+            _flat_keep_mask, dynamic=True, fullgraph=True, options=_COMPILE_OPTIONS
+        )
         start = time.perf_counter()
         flat = _compiled(n, *args)
         compile_seconds = time.perf_counter() - start
     else:
         flat = _compiled(n, *args)
-    return flat.reshape(x.shape)
+    return flat.view(torch.bool).reshape(x.shape)
+
+
+def _where_scaled(x: torch.Tensor, keep_bytes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    # The product in scale's dtype (float32 for 16-bit X, as ATen's opmath does),
+    # rounded once into X's dtype; a select, so NaN/inf X still give +0.0 (D5, D6).
+    product = (x.to(scale.dtype) * scale).to(x.dtype)
+    # The mask's bytes widened to int32 and tested: inductor's vector code for a
+    # bool (or uint8) condition loaded directly ran 2x slower (57 vs 31 ms at 2**24).
+    keep = keep_bytes.to(torch.int32) != 0
+    return torch.where(keep, product, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+_compiled_select: Any = None
+
+
+def fused_select_scaled(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+    """Return ``where(keep, x * scale, +0.0)`` computed by one compiled kernel (no autograd).
+
+    The same values as :func:`dropout_ref.torch.ops.scaled_select_no_grad`
+    (scale rounded into float32, or float64 for float64 ``x``; one rounding
+    into ``x``'s dtype), in one pass: ATen's ``where``/``masked_fill`` after the
+    product cost ~35 ms more at 2**24 float32 on a 2-core CPU (docs/benchmark.md).
+    """
+    global _compiled_select
+    if _compiled_select is None:
+        _compiled_select = torch.compile(
+            _where_scaled, dynamic=True, fullgraph=True, options=_COMPILE_OPTIONS
+        )
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    scale_tensor = torch.tensor(scale, dtype=compute, device=x.device)
+    return _compiled_select(x, keep.view(torch.uint8), scale_tensor)

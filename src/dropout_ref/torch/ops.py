@@ -12,6 +12,10 @@ from dropout_ref.thresholds import float32_threshold
 #: and, being below ATen's parallel grain (32768), runs without an OpenMP
 #: barrier, which costs milliseconds on a loaded machine.
 UNIFORM_CHUNK = 1 << 14
+#: Element count from which the no-grad select runs as one compiled kernel
+#: (:func:`dropout_ref.torch.fused.fused_select_scaled`); the one-off compile
+#: (~5-10 s) is repaid from here.
+FUSED_SELECT_MIN_SIZE = 1 << 22
 
 
 def draw_keep_mask_cpu(X: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -120,4 +124,12 @@ class TorchOps:
         """Return ``where(keep, X * scale, +0.0)``; torch widens 16-bit floats for the product."""
         if torch.is_grad_enabled() and X.requires_grad:
             return ScaledSelect.apply(X, keep, scale)
+        if X.numel() >= FUSED_SELECT_MIN_SIZE and X.device.type == "cpu":
+            from dropout_ref.torch import fused
+
+            if fused.compile_error is None:
+                try:
+                    return fused.fused_select_scaled(X, keep, scale)
+                except Exception as error:  # e.g. no C++ compiler: stay correct, unfused
+                    fused.compile_error = f"{type(error).__name__}: {error}"
         return scaled_select_no_grad(X, keep, scale)

@@ -2,9 +2,11 @@
 
 Only the integer primitives and the index ``arange`` live here; the
 generator is :mod:`dropout_ref.philox`. Words are ``int64`` tensors; the
-16-bit-half products of :class:`~dropout_ref.philox.HalfWordProducts` keep
-every value below ``2**50``, so nothing depends on ``int64`` overflow (which
-C++ and compiled kernels leave undefined). Plain tensor operators only, so
+products of :class:`~dropout_ref.philox.ComplementProducts` use one signed
+``int64`` multiply per ``mulhilo`` by ``m - 2**32`` (negative, never
+overflowing), so nothing depends on ``int64`` overflow (which C++ and
+compiled kernels leave undefined); ``>>`` on ``int64`` tensors is an
+arithmetic shift, as the mixin requires. Plain tensor operators only, so
 ``torch.compile`` can fuse the whole generator into one kernel.
 """
 
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 
 from dropout_ref.philox import (
-    HalfWordProducts,
+    ComplementProducts,
     as_counter_words,
     as_key_words,
     element_words,
@@ -27,7 +29,7 @@ from dropout_ref.philox import (
 )
 
 
-class TorchIntOps(HalfWordProducts):
+class TorchIntOps(ComplementProducts):
     """:class:`~dropout_ref.philox.IntOps` on ``int64`` tensors."""
 
     def add(self, a: torch.Tensor, b: Any) -> torch.Tensor:
