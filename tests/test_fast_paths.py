@@ -217,3 +217,18 @@ def test_p4_torch_fused_refuses_a_carrying_offset():
 
     with pytest.raises(ValueError, match="offset"):
         fused.fused_keep_mask(torch.empty(200), 5, 1, 2**32 - 100)
+
+
+@pytest.mark.slow
+def test_d7_torch_compiled_select_survives_many_shapes_and_dtypes():
+    """D7 in a long process: many ranks, sizes and every dtype never exhaust Dynamo's
+    recompile limit (which would switch the fast path off for good)."""
+    from dropout_ref.torch import fused
+
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        for shape in [(5,), (3, 7), (2, 3, 11), (64, 65), (1, 2, 3, 4, 5), (4099,), (9, 1)]:
+            X = torch.ones(shape, dtype=dtype)
+            keep = torch.ones(shape, dtype=torch.bool)
+            out = fused.fused_select_scaled(X, keep, 2.0)
+            assert out.shape == X.shape and out.dtype == dtype and bool((out == 2).all())
+    assert fused.compile_error is None

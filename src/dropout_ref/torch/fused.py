@@ -153,6 +153,11 @@ def _where_scaled(x: torch.Tensor, keep_bytes: torch.Tensor, scale: torch.Tensor
 
 
 _compiled_select: Any = None
+#: Dynamo's recompile limit while *our* select runs (the user's global setting stays).
+#: Each dtype and each input rank (Dynamo guards the flat view's base) is one cache
+#: entry; the default 8 would be reached by a process meeting four dtypes and a few
+#: ranks, after which ``fullgraph=True`` raises and the fast path is switched off.
+SELECT_RECOMPILE_LIMIT = 64
 
 
 def fused_select_scaled(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
@@ -162,6 +167,7 @@ def fused_select_scaled(x: torch.Tensor, keep: torch.Tensor, scale: float) -> to
     (scale rounded into float32, or float64 for float64 ``x``; one rounding
     into ``x``'s dtype), in one pass: ATen's ``where``/``masked_fill`` after the
     product cost ~35 ms more at 2**24 float32 on a 2-core CPU (docs/benchmark.md).
+    Inputs go in flat (sizes are dynamic), so shapes do not multiply the compiles.
     """
     global _compiled_select
     if _compiled_select is None:
@@ -170,4 +176,8 @@ def fused_select_scaled(x: torch.Tensor, keep: torch.Tensor, scale: float) -> to
         )
     compute = torch.float64 if x.dtype == torch.float64 else torch.float32
     scale_tensor = torch.tensor(scale, dtype=compute, device=x.device)
-    return _compiled_select(x, keep.view(torch.uint8), scale_tensor)
+    with torch._dynamo.config.patch(recompile_limit=SELECT_RECOMPILE_LIMIT):
+        flat = _compiled_select(
+            x.reshape(-1), keep.reshape(-1).view(torch.uint8), scale_tensor
+        )
+    return flat.view(x.shape)
