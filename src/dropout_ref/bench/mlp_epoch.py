@@ -7,10 +7,14 @@ two dropout functions, not accuracy.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import numpy as np
+
+from dropout_ref.bench.cases import MLP_NATIVE, MLP_OURS, BenchCase, CaseSet
 
 #: Examples per benchmark epoch: 40 batches of the course's 256 (a full
 #: Fashion-MNIST epoch has 235; fewer keep ``dropout-ref bench`` short).
@@ -39,3 +43,42 @@ def run_epoch(
         stop = start + BATCH_SIZE
         loss = sgd_step(model, images[start:stop], labels[start:stop], LEARNING_RATE)
     return loss
+
+
+def epoch_cases(
+    backend: str, native_dropout_layer: Callable[..., Any], native_name: str, ours_note: str = ""
+) -> CaseSet:
+    """One epoch of the backend's MLP with our ``dropout_layer`` and with its native dropout.
+
+    The native run patches the MLP module's ``dropout_layer`` with
+    ``native_dropout_layer`` (same signature), so both epochs take the very same
+    steps but for the dropout. Called inside the backend's own benchmark process,
+    so importing the adapter here is lazy.
+
+    Parameters
+    ----------
+    backend : str
+        Backend name, e.g. ``"torch"``.
+    native_dropout_layer : callable
+        ``(X, dropout, *, seed=None, offset=0)`` over the framework's own dropout.
+    native_name : str
+        The native op's name, for the table.
+    ours_note : str, optional
+        Extra words on our case (e.g. how the step is compiled).
+    """
+    mlp_module = importlib.import_module(f"dropout_ref.{backend}.mlp")
+    sgd_step = importlib.import_module(f"dropout_ref.{backend}.training").sgd_step
+    images, labels = synthetic_epoch()
+    ours, native = mlp_module.MLP(rng=INIT_SEED), mlp_module.MLP(rng=INIT_SEED)
+
+    def native_epoch() -> float:
+        # A tf.function step is traced on its first call, under this patch.
+        with mock.patch.object(mlp_module, "dropout_layer", native_dropout_layer):
+            return run_epoch(sgd_step, native, images, labels)
+
+    note = "MLP with dropout_layer" + (f" ({ours_note})" if ours_note else "")
+    return CaseSet([
+        BenchCase(MLP_OURS, lambda: run_epoch(sgd_step, ours, images, labels), note=note),
+        BenchCase(MLP_NATIVE, native_epoch, note=f"same MLP, {native_name}"),
+    ])
+

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from typing import Any
-from unittest import mock
 
 import numpy as np
 
 from dropout_ref.bench.cases import (
     BASELINE,
-    MLP_NATIVE,
-    MLP_OURS,
     NATIVE,
     OURS,
     OURS_PORTABLE,
     BenchCase,
     CaseSet,
 )
-from dropout_ref.bench.mlp_epoch import INIT_SEED, run_epoch, synthetic_epoch
+from dropout_ref.bench.mlp_epoch import epoch_cases
 from dropout_ref.mxnet import dropout_layer
 from dropout_ref.mxnet.framework import autograd, mnp, mx, npx
 
@@ -79,18 +76,4 @@ def native_dropout_layer(X: Any, dropout: float, *, seed=None, offset=0) -> Any:
 
 def mlp_epoch_cases() -> CaseSet:
     """One epoch of the course MLP with our dropout_layer and with the native dropout."""
-    from dropout_ref.mxnet import mlp as mlp_module
-    from dropout_ref.mxnet.training import sgd_step
-
-    images, labels = synthetic_epoch()
-    ours, native = mlp_module.MLP(rng=INIT_SEED), mlp_module.MLP(rng=INIT_SEED)
-
-    def native_epoch() -> float:
-        with mock.patch.object(mlp_module, "dropout_layer", native_dropout_layer):
-            return run_epoch(sgd_step, native, images, labels)
-
-    return CaseSet([
-        BenchCase(MLP_OURS, lambda: run_epoch(sgd_step, ours, images, labels),
-                  note="MLP with dropout_layer"),
-        BenchCase(MLP_NATIVE, native_epoch, note="same MLP, npx.dropout"),
-    ])
+    return epoch_cases("mxnet", native_dropout_layer, "npx.dropout")

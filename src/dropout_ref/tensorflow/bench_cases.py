@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import tensorflow as tf
 
 from dropout_ref.bench.cases import (
     BASELINE,
-    MLP_NATIVE,
-    MLP_OURS,
     NATIVE,
     OURS,
     OURS_PORTABLE,
@@ -19,7 +16,7 @@ from dropout_ref.bench.cases import (
     BenchCase,
     CaseSet,
 )
-from dropout_ref.bench.mlp_epoch import INIT_SEED, run_epoch, synthetic_epoch
+from dropout_ref.bench.mlp_epoch import epoch_cases
 from dropout_ref.tensorflow import dropout_layer
 
 SEED = 20240611
@@ -77,19 +74,6 @@ def native_dropout_layer(X: Any, dropout: float, *, seed=None, offset=0) -> Any:
 
 def mlp_epoch_cases() -> CaseSet:
     """One epoch of the course MLP with our dropout_layer and with the native dropout."""
-    from dropout_ref.tensorflow import mlp as mlp_module
-    from dropout_ref.tensorflow.training import sgd_step
-
-    images, labels = synthetic_epoch()
-    ours, native = mlp_module.MLP(rng=INIT_SEED), mlp_module.MLP(rng=INIT_SEED)
-
-    def native_epoch() -> float:
-        # The step is a tf.function traced on the first call, under this patch.
-        with mock.patch.object(mlp_module, "dropout_layer", native_dropout_layer):
-            return run_epoch(sgd_step, native, images, labels)
-
-    return CaseSet([
-        BenchCase(MLP_OURS, lambda: run_epoch(sgd_step, ours, images, labels),
-                  note="MLP with dropout_layer (tf.function step)"),
-        BenchCase(MLP_NATIVE, native_epoch, note="same MLP, tf.nn.dropout"),
-    ])
+    return epoch_cases(
+        "tensorflow", native_dropout_layer, "tf.nn.dropout", ours_note="tf.function step"
+    )

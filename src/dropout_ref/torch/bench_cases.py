@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from unittest import mock
-
 import torch
 import torch.nn.functional as F
 
 from dropout_ref.bench.cases import (
     BASELINE,
-    MLP_NATIVE,
-    MLP_OURS,
     NATIVE,
     OURS,
     OURS_PORTABLE,
@@ -18,7 +14,7 @@ from dropout_ref.bench.cases import (
     BenchCase,
     CaseSet,
 )
-from dropout_ref.bench.mlp_epoch import INIT_SEED, run_epoch, synthetic_epoch
+from dropout_ref.bench.mlp_epoch import epoch_cases
 from dropout_ref.thresholds import inverse_keep_scale, word_threshold
 from dropout_ref.torch import dropout_layer, fused, ops
 
@@ -74,18 +70,4 @@ def native_dropout_layer(X: torch.Tensor, dropout: float, *, seed=None, offset=0
 
 def mlp_epoch_cases() -> CaseSet:
     """One epoch of the course MLP with our dropout_layer and with the native dropout."""
-    from dropout_ref.torch import mlp as mlp_module
-    from dropout_ref.torch.training import sgd_step
-
-    images, labels = synthetic_epoch()
-    ours, native = mlp_module.MLP(rng=INIT_SEED), mlp_module.MLP(rng=INIT_SEED)
-
-    def native_epoch() -> float:
-        with mock.patch.object(mlp_module, "dropout_layer", native_dropout_layer):
-            return run_epoch(sgd_step, native, images, labels)
-
-    return CaseSet([
-        BenchCase(MLP_OURS, lambda: run_epoch(sgd_step, ours, images, labels),
-                  note="MLP with dropout_layer"),
-        BenchCase(MLP_NATIVE, native_epoch, note="same MLP, F.dropout"),
-    ])
+    return epoch_cases("torch", native_dropout_layer, "F.dropout")
