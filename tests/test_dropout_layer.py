@@ -407,3 +407,29 @@ def test_d5_d6_d7_property_every_element_dropped_or_scaled(backend, shape, rate,
         finite = np.isfinite(reference)
         distance = ulp_distance(values[kept][finite], reference[finite], dtype)
         assert distance.size == 0 or distance.max() <= 1.0
+
+
+def test_d8_mxnet_backward_outside_numpy_shape_semantics():
+    """D8 on MXNet as users call it: backward() outside npx.set_np() / np_shape, every dtype.
+
+    The bridge's value_and_grad runs inside NumPy shape semantics, which hid a 0-d constant
+    in the float64 graph that made a plain backward() fail.
+    """
+    try:
+        backend = __import__("dropout_ref").get_backend("mxnet")
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    from dropout_ref.mxnet.framework import autograd, mnp, mx
+
+    assert not mx.util.is_np_shape()
+    for dtype in backend.arrays.float_dtypes:
+        x = mnp.array(np.linspace(1.0, 2.0, 1000), dtype=dtype)
+        x.attach_grad()
+        for kwargs in ({}, {"seed": 3}):
+            with autograd.record():
+                out = backend.dropout_layer(x, 0.25, **kwargs)
+            out.backward()
+            grad = x.grad.asnumpy().astype(np.float64)
+            kept = out.asnumpy() != 0
+            np.testing.assert_allclose(grad[kept], 1 / 0.75, rtol=1e-3)
+            assert np.all(grad[~kept] == 0.0)

@@ -95,7 +95,13 @@ class MxnetOps:
         # float64: a 0-d array, not a Python float. MXNet 1.9.1 passes scalars to its
         # kernels with too little precision for float64 (products up to 2 ulp off); the
         # float32 kernels get the scalar exactly, and the scalar op is 2x faster.
-        factor = mnp.array(scale, dtype=compute, ctx=x.ctx) if compute == "float64" else scale
+        # Of X's rank (all ones), not 0-d: a 0-d array in the autograd graph breaks the
+        # user's backward() outside NumPy shape semantics (MXNet reads () as "unknown").
+        factor = (
+            mnp.full((1,) * x.ndim, scale, dtype=compute, ctx=x.ctx)
+            if compute == "float64"
+            else scale
+        )
         scaled = (x.astype(compute, copy=False) * factor).astype(x.dtype, copy=False)
         # A zeros array, never a scalar 0: MXNet 1.9.1's np.where(cond, x, 0.0) sends the
         # gradient to the unselected elements (backends/mxnet/DEVIATIONS.md). The legacy
