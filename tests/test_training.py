@@ -262,3 +262,24 @@ def test_cli_train_bad_hyper_parameter_exits_2(tmp_path, capsys):
                        "--out", str(tmp_path)])
     assert status == 2
     assert "epochs" in capsys.readouterr().err
+
+
+def test_t3_tensorflow_compiled_step_does_not_keep_models_alive():
+    """A model trained with the compiled (unseeded) step is freed once the user drops it."""
+    import gc
+    import weakref
+
+    from dropout_ref.registry import get_backend
+
+    try:
+        backend = get_backend("tensorflow")
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    from dropout_ref.tensorflow import training
+
+    model = backend.MLP(num_inputs=8, num_hiddens1=4, num_hiddens2=4, num_outputs=3, rng=0)
+    training.sgd_step(model, np.ones((2, 8), np.float32), np.array([0, 1]), 0.5)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None

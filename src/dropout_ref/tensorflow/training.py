@@ -38,10 +38,13 @@ def _step(model: MLP, X: tf.Tensor, y: tf.Tensor, lr: tf.Tensor, mask_seed: int 
 def _graph_step(model: MLP) -> Callable[..., tf.Tensor]:
     step = _GRAPH_STEPS.get(model)
     if step is None:
+        # A weak reference: a value that held its own key strongly would keep every
+        # model (variables, traced graph) alive for the life of the process.
+        model_ref = weakref.ref(model)
 
         @tf.function(reduce_retracing=True)
         def step(X: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
-            return _step(model, X, y, lr, None)
+            return _step(model_ref(), X, y, lr, None)
 
         _GRAPH_STEPS[model] = step
     return step
