@@ -12,7 +12,7 @@ The result is checked bit for bit against the NumPy oracle in the tests.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -78,10 +78,25 @@ def _flat_keep_mask(
 _COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
 
 _compiled: Any = None
-#: Seconds spent compiling (first call of the compiled kernel), for the benchmark.
-compile_seconds: float | None = None
-#: Set when compiling failed here (e.g. no C++ compiler); the unfused path is used then.
-compile_error: str | None = None
+#: Compiled kernels switched off in this process ("mask", "select") and why, e.g. no C++
+#: compiler: each falls back to its exact unfused path, independently of the other.
+disabled: dict[str, str] = {}
+
+
+def try_compiled(kind: str, kernel: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor | None:
+    """Run a compiled kernel; return ``None`` (and switch ``kind`` off) if it cannot run here.
+
+    Memory errors propagate: the unfused fallback needs more memory, not less.
+    """
+    if kind in disabled:
+        return None
+    try:
+        return kernel(*args)
+    except (torch.OutOfMemoryError, MemoryError):
+        raise
+    except Exception as exc:  # e.g. no C++ compiler, a lowering failure: stay exact, unfused
+        disabled[kind] = f"{type(exc).__name__}: {exc}"
+        return None
 
 
 def _scalar(value: int, device: torch.device) -> torch.Tensor:
@@ -90,7 +105,7 @@ def _scalar(value: int, device: torch.device) -> torch.Tensor:
 
 def fusable(x: torch.Tensor, offset: int) -> bool:
     """Whether the compiled kernel computes this mask: no counter carries into the upper word."""
-    return (offset & MASK32) + x.numel() <= 2**32 and compile_error is None
+    return (offset & MASK32) + x.numel() <= 2**32
 
 
 def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.Tensor:
@@ -114,7 +129,7 @@ def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> 
         :func:`dropout_ref.torch.philox.keep_mask`.
 
     """
-    global _compiled, compile_seconds
+    global _compiled
     if (offset & MASK32) + x.numel() > 2**32:
         raise ValueError(
             f"fused_keep_mask: counters offset + i carry into the upper word "
@@ -134,11 +149,7 @@ def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> 
         _compiled = torch.compile(
             _flat_keep_mask, dynamic=True, fullgraph=True, options=_COMPILE_OPTIONS
         )
-        start = time.perf_counter()
-        flat = _compiled(n, *args)
-        compile_seconds = time.perf_counter() - start
-    else:
-        flat = _compiled(n, *args)
+    flat = _compiled(n, *args)
     return flat.view(torch.bool).reshape(x.shape)
 
 

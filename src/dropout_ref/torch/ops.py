@@ -114,10 +114,9 @@ class TorchOps:
         from dropout_ref.torch.philox import keep_mask
 
         if X.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(X, offset):
-            try:
-                return fused.fused_keep_mask(X, threshold, seed, offset)
-            except Exception as exc:  # e.g. no compiler: the unfused path is exact too
-                fused.compile_error = f"{type(exc).__name__}: {exc}"
+            mask = fused.try_compiled("mask", fused.fused_keep_mask, X, threshold, seed, offset)
+            if mask is not None:
+                return mask
         return keep_mask(X, threshold, seed, offset)
 
     def select_scaled(self, X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
@@ -127,9 +126,7 @@ class TorchOps:
         if X.numel() >= FUSED_SELECT_MIN_SIZE and X.device.type == "cpu":
             from dropout_ref.torch import fused
 
-            if fused.compile_error is None:
-                try:
-                    return fused.fused_select_scaled(X, keep, scale)
-                except Exception as error:  # e.g. no C++ compiler: stay correct, unfused
-                    fused.compile_error = f"{type(error).__name__}: {error}"
+            out = fused.try_compiled("select", fused.fused_select_scaled, X, keep, scale)
+            if out is not None:
+                return out
         return scaled_select_no_grad(X, keep, scale)
