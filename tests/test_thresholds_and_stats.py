@@ -101,3 +101,19 @@ def test_d5_inverse_keep_scale_single_rounding_example():
     """1/(1-p) in floats rounds twice; at p = 0.21024725563078223 that is one ulp off."""
     rate = 0.21024725563078223
     assert inverse_keep_scale(rate) != 1.0 / (1.0 - rate)
+
+
+def test_d5_reference_rounds_once_to_16_bit_types():
+    """D5's yardstick: 16-bit references are rounded once (NumPy's float16 cast and a
+    float32 detour for bfloat16 round twice), ulp(0) is the subnormal spacing."""
+    from dropout_ref.numerics import round_to_dtype, ulp
+
+    two = np.longdouble(2)
+    bf16_case = np.array([1 + two**-8 + two**-30])  # just above a bfloat16 midpoint
+    assert round_to_dtype(bf16_case, "bfloat16")[0] == 1 + 2**-7
+    fp16_case = np.array([1 + two**-11 + two**-60])  # just above a float16 midpoint
+    assert round_to_dtype(fp16_case, "float16")[0] == 1 + 2**-10
+    edges = round_to_dtype(np.array([65519.0, 65520.0, 3e-8]), "float16")
+    assert edges[0] == 65504 and np.isinf(edges[1]) and edges[2] == 2.0**-24
+    assert ulp(np.array([0.0]), "float32")[0] == 2.0**-149
+    assert ulp(np.array([0.0]), "bfloat16")[0] == 2.0**-133

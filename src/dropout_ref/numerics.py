@@ -18,6 +18,8 @@ import numpy as np
 PRECISION_BITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
 #: Smallest normal exponent of each floating dtype (below it, ulps stop shrinking).
 MIN_EXPONENT = {"float16": -14, "bfloat16": -126, "float32": -126, "float64": -1022}
+#: Largest finite value of the 16-bit dtypes.
+MAX_FINITE = {"float16": 65504.0, "bfloat16": (2 - 2.0**-7) * 2.0**127}
 
 
 def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
@@ -33,36 +35,50 @@ def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        ``2**(e - precision + 1)`` where ``2**e <= |value| < 2**(e + 1)``.
+        ``2**(e - precision + 1)`` where ``2**e <= |value| < 2**(e + 1)``, with ``e``
+        no lower than the smallest normal exponent (so 0 and subnormals get the
+        subnormal spacing).
     """
     magnitude = np.abs(np.asarray(values, dtype=np.float64))
-    exponent = np.zeros_like(magnitude)
+    exponent = np.full_like(magnitude, MIN_EXPONENT[dtype])
     np.log2(magnitude, where=magnitude > 0, out=exponent)
     exponent = np.maximum(np.floor(exponent), MIN_EXPONENT[dtype])
     return np.ldexp(1.0, (exponent - (PRECISION_BITS[dtype] - 1)).astype(int))
 
 
 def round_to_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
-    """Round ``values`` to ``dtype`` (nearest, ties to even) and return them as float64.
+    """Round ``values`` to ``dtype`` (nearest, ties to even), once, and return them as float64.
+
+    float32 and float64 are NumPy's own casts from extended precision. NumPy
+    has no bfloat16 and casts extended precision to float16 through float64,
+    which rounds twice; both 16-bit types are therefore rounded here in one step:
+    scaled by a power of two so the last kept bit is the units digit, rounded
+    to an integer (ties to even), scaled back (all exact in extended precision).
 
     Parameters
     ----------
     values : numpy.ndarray
         Values in extended or double precision.
     dtype : str
-        Target dtype name; bfloat16 is rounded by hand, NumPy has no such type.
+        Target dtype name.
 
     Returns
     -------
     numpy.ndarray
         The rounded values, widened to float64 (overflow gives inf).
     """
-    with np.errstate(over="ignore"):  # overflow to inf is the right rounding here
-        if dtype != "bfloat16":
-            return np.asarray(values).astype(dtype).astype(np.float64)
-        bits = np.asarray(values).astype(np.float32).view(np.uint32)
-    bits = (bits + (((bits >> 16) & 1) + 0x7FFF)) & np.uint32(0xFFFF0000)
-    return bits.view(np.float32).astype(np.float64)
+    values = np.asarray(values, dtype=np.longdouble)
+    if dtype not in ("float16", "bfloat16"):
+        with np.errstate(over="ignore"):  # overflow to inf is the right rounding here
+            return values.astype(dtype).astype(np.float64)
+    finite = np.isfinite(values)
+    spacing = ulp(np.where(finite, values, 0).astype(np.float64), dtype).astype(np.longdouble)
+    rounded = np.where(finite, np.rint(np.where(finite, values, 0) / spacing) * spacing, values)
+    largest = MAX_FINITE[dtype]
+    # Beyond the largest finite value plus half its spacing, the value rounds to inf.
+    overflow = np.abs(rounded) > largest
+    rounded = np.where(overflow, np.copysign(np.inf, values), rounded)
+    return rounded.astype(np.float64)
 
 
 def scaled_reference(X: np.ndarray, dropout: float, dtype: str) -> np.ndarray:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dropout_ref.conformance.context import CheckContext, Violation, ulp
+from dropout_ref.conformance.context import CheckContext, Violation
+from dropout_ref.numerics import ulp
 from dropout_ref.stats import binomial_count_interval, correlation_bound
 
 #: Rates of D4 and D10: where a biased 16-bit uniform shows (tens of sigma at 4e6 elements).

@@ -8,8 +8,8 @@ import numpy as np
 
 from dropout_ref.backend_api import NotApplicable
 from dropout_ref.conformance.checks_contract import SPECIAL_VALUES
-from dropout_ref.conformance.context import CheckContext, Violation, is_positive_zero, ulp
-from dropout_ref.numerics import scaled_reference, ulp_distance
+from dropout_ref.conformance.context import CheckContext, Violation, is_positive_zero
+from dropout_ref.numerics import scaled_reference, ulp, ulp_distance
 from dropout_ref.stats import binomial_count_interval
 
 #: Rates of D5: 0.1, the most common (inexact 1/(1-p)); 0.5 (exact scale); 0.3 (inexact

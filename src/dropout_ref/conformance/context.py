@@ -96,19 +96,6 @@ def describe_call(p: Any, dtype: str | None = None) -> str:
     return f"{text} in {dtype}" if dtype else text
 
 
-def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
-    """Return the spacing of ``dtype`` at each of ``values`` (float64 in and out).
-
-    bfloat16 has float32's exponent and 8 significant bits, so its spacing is
-    float32's times ``2**16``.
-    """
-    magnitude = np.abs(values)
-    if dtype == "bfloat16":
-        return np.spacing(magnitude.astype(np.float32)).astype(np.float64) * 2.0**16
-    with np.errstate(over="ignore"):
-        return np.spacing(magnitude.astype(dtype)).astype(np.float64)
-
-
 def is_positive_zero(values: np.ndarray) -> np.ndarray:
     """Return where ``values`` are exactly ``+0.0`` (not ``-0.0``, not NaN)."""
     return (values == 0) & ~np.signbit(values)
