@@ -21,9 +21,7 @@ class MxnetArrays:
     def from_numpy(self, array: np.ndarray, dtype: str | None = None) -> Any:
         """Return an ``mxnet.numpy`` array holding ``array``."""
         array = np.array(array, dtype=dtype, copy=True)
-        # NumPy shape semantics, so that 0-d and empty arrays keep their shapes.
-        with mx.util.np_shape(True):
-            return mnp.array(array, dtype=array.dtype)
+        return mnp.array(array, dtype=array.dtype)
 
     @numpy_shapes
     def to_numpy(self, x: Any) -> np.ndarray:

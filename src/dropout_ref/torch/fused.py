@@ -17,17 +17,7 @@ from typing import Any
 
 import torch
 
-from dropout_ref.philox import (
-    M1,
-    MASK32,
-    ROUNDS,
-    W0,
-    W1,
-    _mulhi,
-    _round,
-    _xor,
-    seed_key,
-)
+from dropout_ref.philox import MASK32, first_word_keyed, seed_key
 from dropout_ref.torch.philox import TORCH_OPS
 
 #: Element count from which ``dropout_layer(..., seed=...)`` uses the compiled
@@ -36,19 +26,6 @@ from dropout_ref.torch.philox import TORCH_OPS
 #: (less with inductor's on-disk cache). From 2**22 the compile is repaid
 #: within a few calls.
 FUSE_MIN_SIZE = 1 << 22
-
-
-def _first_words(c0: torch.Tensor, c1: torch.Tensor, k0: torch.Tensor, k1: torch.Tensor) -> Any:
-    """Word ``x0`` of Philox4x32-10 at counters ``(c0, c1, 0, 0)``, the key given as tensors.
-
-    The same rounds as :func:`dropout_ref.philox.philox_first_word`; only the
-    round keys are built from tensors, so the seed is data, not a constant.
-    """
-    keys = [((k0 + r * W0) & MASK32, (k1 + r * W1) & MASK32) for r in range(ROUNDS)]
-    c: tuple[Any, ...] = (c0, c1, 0, 0)
-    for k in keys[:-1]:
-        c = _round(TORCH_OPS, c, k)
-    return _xor(TORCH_OPS, _xor(TORCH_OPS, _mulhi(TORCH_OPS, c[2], M1), c[1]), keys[-1][0])
 
 
 def _flat_keep_mask(
@@ -62,7 +39,7 @@ def _flat_keep_mask(
     # Only the element count enters (as a dynamic size), not X: one kernel
     # serves every shape and every dtype of X.
     index = torch.arange(n, dtype=torch.int64, device=low.device)
-    words = _first_words(index + low, high, k0, k1)
+    words = first_word_keyed(TORCH_OPS, (index + low, high, 0, 0), k0, k1)
     # 1 where words >= threshold, else 0, as uint8: the sign of words - threshold
     # (both below 2**33, no overflow; >> is arithmetic). Inductor's CPU code for a
     # bool-valued compare stores ~4x slower than for uint8 (docs/benchmark.md);
