@@ -221,3 +221,9 @@ def test_numpy_oracle_bias_gradient_is_accurately_summed():
     g = np.random.default_rng(0).normal(size=(4096, 8)).astype(np.float32)
     exact = g.astype(np.float64).sum(axis=0)
     np.testing.assert_array_equal(_batch_sum(g), exact.astype(np.float32))
+
+
+def test_batch_sequence_refuses_empty_images():
+    """An empty training set is an error, not an endless loop."""
+    with pytest.raises(ValueError, match="at least one sample"):
+        next(batch_sequence(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), 8, 3, 0))

@@ -499,6 +499,16 @@ def test_t2_dataset_validates_arrays():
         Dataset("x", *good, good[0], good[1][:2], ("a",))
 
 
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_t2_dataset_refuses_an_empty_split(split):
+    """T2: an empty split is refused up front (training would divide by zero, compare hang)."""
+    good = np.zeros((3, 4), np.float32), np.zeros(3, np.int64)
+    empty = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    arrays = (*empty, *good) if split == "train" else (*good, *empty)
+    with pytest.raises(ValueError, match=f"{split} split must hold at least one sample"):
+        Dataset("x", *arrays, ("a",))
+
+
 # --------------------------------------------------------------------------- minibatches
 
 

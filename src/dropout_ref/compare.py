@@ -121,6 +121,9 @@ def batch_sequence(
     from dropout_ref.data import minibatches
 
     steps = _non_negative_int(steps, "steps")
+    if len(images) == 0:
+        # minibatches yields nothing for an empty set, so the loop below would never end.
+        raise ValueError("images must hold at least one sample")
     rng = np.random.default_rng([seed, 1])
     done = 0
     while done < steps:
