@@ -73,7 +73,8 @@ def test_t1_course_hyper_parameters_are_the_defaults(backend):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"epochs": 0}, {"batch_size": -1}, {"lr": 0.0}, {"lr": float("inf")}, {"seed": -1}]
+    "kwargs", [{"epochs": 0}, {"batch_size": -1}, {"lr": 0.0}, {"lr": float("inf")}, {"seed": -1},
+     {"seed": 2**32}]
 )
 def test_t1_config_refuses_bad_values(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
@@ -255,6 +256,15 @@ def test_cli_train_data_error_exits_2_without_traceback(tmp_path, monkeypatch, c
     assert status == 2
     assert "no network; try --dataset digits" in err and "Traceback" not in err
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_cli_train_digits_with_data_dir_exits_2(tmp_path, capsys):
+    """E3: --data-dir with the digits data set is a usage error, not a traceback."""
+    status = cli.main(["train", "--backend", "numpy", "--dataset", "digits", "--data-dir",
+                       str(tmp_path), "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "fashion-mnist only" in err and "Traceback" not in err
 
 
 def test_cli_train_bad_hyper_parameter_exits_2(tmp_path, capsys):

@@ -94,8 +94,10 @@ class TrainConfig:
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 < lr < float("inf")):
             raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        seed = self.seed
+        # 2**32 - 1 is the largest seed numpy.random.seed (hence seed_global) accepts.
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
 
 
 def step_functions(backend: str) -> ModuleType:
