@@ -227,3 +227,14 @@ def test_batch_sequence_refuses_empty_images():
     """An empty training set is an error, not an endless loop."""
     with pytest.raises(ValueError, match="at least one sample"):
         next(batch_sequence(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), 8, 3, 0))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_m6_diverging_run_is_a_reported_violation(tmp_path, capsys):
+    """M6: NaN/inf weights after a step are a FAIL in the report (exit 1), not a traceback."""
+    status = cli.main(["compare", "--backends", "numpy", "--steps", "3", "--lr", "1e30",
+                       "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "numpy diverged at step" in out
+    assert (tmp_path / "compare.json").exists() and (tmp_path / "loss_curves.png").exists()
