@@ -562,3 +562,14 @@ def test_t2_minibatches_bad_arguments():
         minibatches(np.zeros((4, 1)), np.zeros(3), 2, shuffle=False)
     with pytest.raises(TypeError, match="rng"):
         minibatches(np.zeros((4, 1)), np.zeros(4), 2, shuffle=True, rng=np.random.RandomState(0))
+
+
+def test_t2_downloaded_files_follow_the_umask(tmp_path, tiny, tiny_table, server, monkeypatch,
+                                               umask_022):
+    """T2: cache files get the mode open() would give (0644 under umask 022), not mkstemp's 0600."""
+    url, root = server
+    write_files(root, tiny)
+    monkeypatch.setattr(fashion_mnist, "MIRRORS", (url,))
+    load_dataset(cache_dir=tmp_path)
+    for spec in tiny_table.values():
+        assert (tmp_path / "fashion-mnist" / spec.filename).stat().st_mode & 0o777 == 0o644

@@ -272,3 +272,11 @@ def test_cli_train_bad_hyper_parameter_exits_2(tmp_path, capsys):
                        "--out", str(tmp_path)])
     assert status == 2
     assert "epochs" in capsys.readouterr().err
+
+
+def test_t3_atomic_writes_follow_the_umask(tmp_path, umask_022):
+    """T3: metrics files get the mode open() would give (0644 under umask 022), not 0600."""
+    from dropout_ref.training import atomic_write_bytes
+
+    path = atomic_write_bytes(tmp_path / "metrics.json", b"{}")
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from dropout_ref.file_modes import apply_default_mode
+
 #: The course's hyper-parameters for Fashion-MNIST (SPEC T1).
 COURSE_EPOCHS = 10
 COURSE_LR = 0.5
@@ -252,6 +254,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        apply_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
