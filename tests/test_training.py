@@ -280,3 +280,20 @@ def test_t3_atomic_writes_follow_the_umask(tmp_path, umask_022):
 
     path = atomic_write_bytes(tmp_path / "metrics.json", b"{}")
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_t3_plot_leaves_the_callers_matplotlib_backend(tmp_path):
+    """T3: drawing the curves does not switch the caller's matplotlib backend to Agg."""
+    import matplotlib
+
+    from dropout_ref.training import plot_curves
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        plot_curves([{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "test_acc": 0.5}],
+                    tmp_path / "curves.png")
+        assert matplotlib.get_backend() == "svg"
+        assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    finally:
+        matplotlib.use(before)

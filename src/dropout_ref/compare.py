@@ -478,13 +478,10 @@ def differences_csv(comparison: Comparison) -> bytes:
 
 def plot_comparison(comparison: Comparison, title: str = "") -> bytes:
     """Return a PNG: the loss curves of every backend, and their differences from numpy (log)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from dropout_ref.png import figure_png, new_figure
 
     steps = [r.step for r in comparison.records]
-    figure = Figure(figsize=(8, 3.4), dpi=120)
+    figure = new_figure(figsize=(8, 3.4), dpi=120)
     curves, diffs = figure.subplots(1, 2)
     styles = ("-", "--", "-.", ":")
     for i, name in enumerate(comparison.backends):
@@ -514,10 +511,7 @@ def plot_comparison(comparison: Comparison, title: str = "") -> bytes:
     diffs.grid(True, alpha=0.3)
     if title:
         figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def write_comparison(comparison: Comparison, out_dir: str | Path) -> dict[str, Path]:

@@ -307,15 +307,13 @@ def plot_curves(
 ) -> Path:
     """Draw train loss, train accuracy and test accuracy per epoch, like the book's plot (T3).
 
-    Uses matplotlib's Agg backend (no display needed); the PNG is written atomically.
+    Drawn on an Agg canvas of its own (no display needed, the caller's matplotlib
+    backend untouched); the PNG is written atomically.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from dropout_ref.png import figure_png, new_figure
 
     epochs = [row["epoch"] for row in results]
-    figure = Figure(figsize=(4.5, 3.2), dpi=120)
+    figure = new_figure(figsize=(4.5, 3.2), dpi=120)
     axes = figure.add_subplot()
     for key, style in (("train_loss", "-"), ("train_acc", "m--"), ("test_acc", "g-.")):
         axes.plot(epochs, [row[key] for row in results], style, label=key.replace("_", " "))
@@ -325,7 +323,4 @@ def plot_curves(
     axes.legend()
     if title:
         axes.set_title(title, fontsize=9)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return atomic_write_bytes(path, buffer.getvalue())
+    return atomic_write_bytes(path, figure_png(figure))
