@@ -23,3 +23,19 @@ def autodiff_backend(request: pytest.FixtureRequest):
         return get_backend(request.param)
     except ImportError as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture
+def umask_022():
+    """Run the test under umask 022 (read afresh by dropout_ref.file_modes), then restore it."""
+    import os
+
+    from dropout_ref.file_modes import current_umask
+
+    old = os.umask(0o022)
+    current_umask.cache_clear()
+    try:
+        yield
+    finally:
+        os.umask(old)
+        current_umask.cache_clear()

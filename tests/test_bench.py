@@ -96,3 +96,38 @@ def test_peak_extra_bytes_sees_a_temporary():
     without = BenchCase("o", lambda: np.full(n, 2.0), output_bytes=8 * n)
     assert 7.0 <= peak_extra_bytes(with_temporary) / n <= 9.0
     assert peak_extra_bytes(without) / n <= 1.0
+
+
+def test_bench_cli_refuses_a_backend_without_bench_cases(capsys):
+    """numpy is a backend but has no bench cases: a usage error naming the ones that do."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(["bench", "--backend", "numpy"])
+    assert info.value.code == 2
+    assert "bench has cases for torch" in capsys.readouterr().err
+
+
+def test_bench_worker_reports_a_missing_framework_with_e1_message(monkeypatch, capsys):
+    """E1: a missing framework's row carries the install command, not a bare import error."""
+    import sys
+
+    from dropout_ref.bench import worker
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now fails, as if missing
+    for module in [m for m in sys.modules if m.startswith("dropout_ref.torch")]:
+        monkeypatch.delitem(sys.modules, module)
+    worker.main([json.dumps({"backend": "torch"})])
+    result = json.loads(capsys.readouterr().out.split(" ", 1)[1])
+    assert "install it with" in result["error"]
+
+
+def test_bench_output_unwritable_exits_2(tmp_path, capsys, monkeypatch):
+    """--output into a directory that cannot be created: a message and exit 2, no traceback."""
+    from dropout_ref.commands import bench
+
+    monkeypatch.setattr(bench, "run_benchmark", lambda config, progress: {"backends": []})
+    monkeypatch.setattr(bench, "print_report", lambda results: None)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    status = cli.main(["bench", "--backend", "torch", "--output", str(blocker / "out.json")])
+    assert status == 2
+    assert "cannot write --output" in capsys.readouterr().err

@@ -221,3 +221,20 @@ def test_numpy_oracle_bias_gradient_is_accurately_summed():
     g = np.random.default_rng(0).normal(size=(4096, 8)).astype(np.float32)
     exact = g.astype(np.float64).sum(axis=0)
     np.testing.assert_array_equal(_batch_sum(g), exact.astype(np.float32))
+
+
+def test_batch_sequence_refuses_empty_images():
+    """An empty training set is an error, not an endless loop."""
+    with pytest.raises(ValueError, match="at least one sample"):
+        next(batch_sequence(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), 8, 3, 0))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_m6_diverging_run_is_a_reported_violation(tmp_path, capsys):
+    """M6: NaN/inf weights after a step are a FAIL in the report (exit 1), not a traceback."""
+    status = cli.main(["compare", "--backends", "numpy", "--steps", "3", "--lr", "1e30",
+                       "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "numpy diverged at step" in out
+    assert (tmp_path / "compare.json").exists() and (tmp_path / "loss_curves.png").exists()

@@ -86,3 +86,23 @@ def test_example_file_runs_under_pytest() -> None:
     spec.loader.exec_module(module)
     module.test_fixed_dropout_conforms()
     module.test_my_dropout_conforms_but_for_known_issues()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 4_294_968])
+def test_out_of_range_seed_is_refused_up_front(seed) -> None:
+    """A seed numpy cannot take is a ValueError, not a FAIL on every clause of a correct layer."""
+    from dropout_ref.conformance import check_model
+    from dropout_ref.numpy import dropout_layer
+
+    with pytest.raises(ValueError, match=f"seed .*{seed}"):
+        check_dropout(dropout_layer, backend="numpy", seed=seed)
+    with pytest.raises(ValueError, match=f"seed .*{seed}"):
+        check_model(backend="numpy", seed=seed)
+
+
+def test_check_model_validates_alpha() -> None:
+    """check_model refuses an alpha outside (0, 1), like check_dropout."""
+    from dropout_ref.conformance import check_model
+
+    with pytest.raises(ValueError, match="alpha"):
+        check_model(backend="numpy", alpha=2.0)

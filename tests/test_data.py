@@ -499,6 +499,16 @@ def test_t2_dataset_validates_arrays():
         Dataset("x", *good, good[0], good[1][:2], ("a",))
 
 
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_t2_dataset_refuses_an_empty_split(split):
+    """T2: an empty split is refused up front (training would divide by zero, compare hang)."""
+    good = np.zeros((3, 4), np.float32), np.zeros(3, np.int64)
+    empty = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    arrays = (*empty, *good) if split == "train" else (*good, *empty)
+    with pytest.raises(ValueError, match=f"{split} split must hold at least one sample"):
+        Dataset("x", *arrays, ("a",))
+
+
 # --------------------------------------------------------------------------- minibatches
 
 
@@ -552,3 +562,14 @@ def test_t2_minibatches_bad_arguments():
         minibatches(np.zeros((4, 1)), np.zeros(3), 2, shuffle=False)
     with pytest.raises(TypeError, match="rng"):
         minibatches(np.zeros((4, 1)), np.zeros(4), 2, shuffle=True, rng=np.random.RandomState(0))
+
+
+def test_t2_downloaded_files_follow_the_umask(tmp_path, tiny, tiny_table, server, monkeypatch,
+                                               umask_022):
+    """T2: cache files get the mode open() would give (0644 under umask 022), not mkstemp's 0600."""
+    url, root = server
+    write_files(root, tiny)
+    monkeypatch.setattr(fashion_mnist, "MIRRORS", (url,))
+    load_dataset(cache_dir=tmp_path)
+    for spec in tiny_table.values():
+        assert (tmp_path / "fashion-mnist" / spec.filename).stat().st_mode & 0o777 == 0o644

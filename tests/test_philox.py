@@ -221,3 +221,19 @@ def test_p4_last_counter_is_accepted(backend):
     out = backend.arrays.to_numpy(backend.dropout_layer(x, 0.5, seed=3, offset=2**64 - 6))
     expected = numpy_words((2, 3), 3, 2**64 - 6) >= 2**31
     assert ((out != 0) == expected).all()
+
+
+def test_p3_counter_words_accept_empty_arrays():
+    """Empty counter arrays are valid (no elements to check), not a crash in min()."""
+    from dropout_ref.philox import as_counter_words
+
+    words = as_counter_words([np.zeros(0, np.uint32)] * 4)
+    assert all(w.size == 0 for w in words)
+
+
+def test_p3_key_words_refuse_floats():
+    """A float key word is a TypeError naming it, not silently truncated."""
+    from dropout_ref.philox import as_key_words
+
+    with pytest.raises(TypeError, match=r"key word 1\.5"):
+        as_key_words((1.5, 0))

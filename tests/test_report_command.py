@@ -89,3 +89,16 @@ def test_report_table_renders(capsys) -> None:
     assert main(["report", "--backend", "numpy"]) == 0
     out = capsys.readouterr().out
     assert "D11" in out and "M4" in out and "dropout_ref.numpy.dropout_layer" in out
+
+
+def test_cli_help_does_not_import_scipy():
+    """`dropout-ref --help` stays quick: scipy (~0.8 s) is imported only to compute a bound."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, dropout_ref.cli; dropout_ref.cli.build_parser(); "
+            "print('scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ), check=True).stdout
+    assert out.strip() == "False"

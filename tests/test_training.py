@@ -73,7 +73,8 @@ def test_t1_course_hyper_parameters_are_the_defaults(backend):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"epochs": 0}, {"batch_size": -1}, {"lr": 0.0}, {"lr": float("inf")}, {"seed": -1}]
+    "kwargs", [{"epochs": 0}, {"batch_size": -1}, {"lr": 0.0}, {"lr": float("inf")}, {"seed": -1},
+     {"seed": 2**32}]
 )
 def test_t1_config_refuses_bad_values(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
@@ -257,6 +258,15 @@ def test_cli_train_data_error_exits_2_without_traceback(tmp_path, monkeypatch, c
     assert not (tmp_path / "metrics.json").exists()
 
 
+def test_cli_train_digits_with_data_dir_exits_2(tmp_path, capsys):
+    """E3: --data-dir with the digits data set is a usage error, not a traceback."""
+    status = cli.main(["train", "--backend", "numpy", "--dataset", "digits", "--data-dir",
+                       str(tmp_path), "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "fashion-mnist only" in err and "Traceback" not in err
+
+
 def test_cli_train_bad_hyper_parameter_exits_2(tmp_path, capsys):
     status = cli.main(["train", "--backend", "numpy", "--dataset", "digits", "--epochs", "0",
                        "--out", str(tmp_path)])
@@ -283,3 +293,28 @@ def test_t3_tensorflow_compiled_step_does_not_keep_models_alive():
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_t3_atomic_writes_follow_the_umask(tmp_path, umask_022):
+    """T3: metrics files get the mode open() would give (0644 under umask 022), not 0600."""
+    from dropout_ref.training import atomic_write_bytes
+
+    path = atomic_write_bytes(tmp_path / "metrics.json", b"{}")
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_t3_plot_leaves_the_callers_matplotlib_backend(tmp_path):
+    """T3: drawing the curves does not switch the caller's matplotlib backend to Agg."""
+    import matplotlib
+
+    from dropout_ref.training import plot_curves
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        plot_curves([{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "test_acc": 0.5}],
+                    tmp_path / "curves.png")
+        assert matplotlib.get_backend() == "svg"
+        assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    finally:
+        matplotlib.use(before)

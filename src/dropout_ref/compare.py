@@ -31,6 +31,12 @@ Tolerances (SPEC M6, :data:`ONE_STEP_TOLERANCE`, :data:`CURVE_TOLERANCE`)
     step the loss difference must be at most ``1e-4``. The weight difference
     after later steps is reported but has no bound in the SPEC.
 
+Divergence
+    A step whose loss or updated weights hold NaN or inf (say ``--lr 1e30``)
+    is an M6 violation of that backend (quantity :data:`DIVERGED`), reported
+    like any other; the run stops after that step, since no backend accepts
+    non-finite weights as input.
+
 Backends are driven through the step-function contract of
 :mod:`dropout_ref.port_check` (:func:`backend_step_function`), the same one
 a user's port is checked with.
@@ -121,6 +127,9 @@ def batch_sequence(
     from dropout_ref.data import minibatches
 
     steps = _non_negative_int(steps, "steps")
+    if len(images) == 0:
+        # minibatches yields nothing for an empty set, so the loop below would never end.
+        raise ValueError("images must hold at least one sample")
     rng = np.random.default_rng([seed, 1])
     done = 0
     while done < steps:
@@ -242,6 +251,20 @@ class StepRecord:
     loss_diffs: dict[str, float]
     weight_diffs: dict[str, float]
     seconds: dict[str, float]
+    #: Per backend: whether its updated weights are all finite.
+    finite_weights: dict[str, bool] = field(default_factory=dict)
+
+    def diverged(self) -> list[str]:
+        """Return the backends whose loss or updated weights are NaN or inf at this step."""
+        return [
+            name
+            for name in self.losses
+            if not math.isfinite(self.losses[name]) or not self.finite_weights.get(name, True)
+        ]
+
+
+#: :attr:`Violation.quantity` of a backend whose loss or weights went NaN or inf.
+DIVERGED = "diverged"
 
 
 @dataclass
@@ -255,6 +278,11 @@ class Violation:
     tolerance: float
 
     def __str__(self) -> str:
+        if self.quantity == DIVERGED:
+            return (
+                f"M6: {self.backend} diverged at step {self.step}: its loss or updated "
+                "weights are NaN or inf (the comparison stops there)"
+            )
         return (
             f"M6: {self.backend} {self.quantity} difference {self.value:.3g} at step "
             f"{self.step} exceeds {self.tolerance:g}"
@@ -288,6 +316,8 @@ class Comparison:
                         found.append(Violation(name, 0, "weight", weights, ONE_STEP_TOLERANCE))
                 if not loss <= CURVE_TOLERANCE:
                     found.append(Violation(name, record.step, "loss", loss, CURVE_TOLERANCE))
+            for name in record.diverged():
+                found.append(Violation(name, record.step, DIVERGED, math.inf, 0.0))
         return found
 
     @property
@@ -403,7 +433,8 @@ def run_comparison(
             loss, updated = steps[name](weights[name], images, labels, config.lr, mask_seed)
             seconds[name] = time.perf_counter() - start
             losses[name] = float(loss)
-            weights[name] = validate_weights(updated, spec)
+            # A diverged step (NaN/inf) is a result, reported as an M6 violation below.
+            weights[name] = validate_weights(updated, spec, finite=False)
         reference = weights[REFERENCE]
         record = StepRecord(
             step=k,
@@ -412,10 +443,16 @@ def run_comparison(
             loss_diffs={n: loss_difference(losses[n], losses[REFERENCE]) for n in names},
             weight_diffs={n: weight_difference(weights[n], reference) for n in names},
             seconds=seconds,
+            finite_weights={
+                n: all(bool(np.isfinite(w).all()) for w in weights[n].values()) for n in names
+            },
         )
         result.records.append(record)
         if on_step is not None:
             on_step(record)
+        if record.diverged():
+            # set_weights refuses non-finite weights: the next step cannot run.
+            break
     return result
 
 
@@ -441,13 +478,10 @@ def differences_csv(comparison: Comparison) -> bytes:
 
 def plot_comparison(comparison: Comparison, title: str = "") -> bytes:
     """Return a PNG: the loss curves of every backend, and their differences from numpy (log)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from dropout_ref.png import figure_png, new_figure
 
     steps = [r.step for r in comparison.records]
-    figure = Figure(figsize=(8, 3.4), dpi=120)
+    figure = new_figure(figsize=(8, 3.4), dpi=120)
     curves, diffs = figure.subplots(1, 2)
     styles = ("-", "--", "-.", ":")
     for i, name in enumerate(comparison.backends):
@@ -477,10 +511,7 @@ def plot_comparison(comparison: Comparison, title: str = "") -> bytes:
     diffs.grid(True, alpha=0.3)
     if title:
         figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def write_comparison(comparison: Comparison, out_dir: str | Path) -> dict[str, Path]:

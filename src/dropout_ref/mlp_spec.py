@@ -187,7 +187,9 @@ def init_weights(
     return weights
 
 
-def validate_weights(weights: Any, spec: MLPSpec) -> dict[str, np.ndarray]:
+def validate_weights(
+    weights: Any, spec: MLPSpec, *, finite: bool = True
+) -> dict[str, np.ndarray]:
     """Check a weight dict against ``spec`` and return float32 copies (SPEC M5).
 
     Parameters
@@ -197,6 +199,10 @@ def validate_weights(weights: Any, spec: MLPSpec) -> dict[str, np.ndarray]:
         :meth:`MLPSpec.weight_shapes` gives, of a floating dtype.
     spec : MLPSpec
         The architecture the weights must fit.
+    finite : bool, optional
+        Whether NaN and inf are refused (default). ``False`` checks names, shapes and
+        dtypes only: for the output of a training step, where divergence is a result
+        to report, not bad input.
 
     Returns
     -------
@@ -209,8 +215,8 @@ def validate_weights(weights: Any, spec: MLPSpec) -> dict[str, np.ndarray]:
         If ``weights`` is not a mapping, or a value is not a floating-point
         NumPy array (the message names the key).
     ValueError
-        If names are missing or unexpected, a shape is wrong, or a value
-        holds NaN or inf (the message names the key).
+        If names are missing or unexpected, a shape is wrong, or (when ``finite``)
+        a value holds NaN or inf (the message names the key).
 
     """
     if not isinstance(weights, Mapping):
@@ -240,7 +246,7 @@ def validate_weights(weights: Any, spec: MLPSpec) -> dict[str, np.ndarray]:
             )
         if value.shape != shape:
             raise ValueError(f"weights[{name!r}] must have shape {shape}, got {value.shape}")
-        if not np.all(np.isfinite(value)):
+        if finite and not np.all(np.isfinite(value)):
             raise ValueError(f"weights[{name!r}] holds NaN or inf")
         checked[name] = np.ascontiguousarray(value, dtype=WEIGHT_DTYPE).copy()
     return checked

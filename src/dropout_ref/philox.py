@@ -29,6 +29,7 @@ the first round's work when the counter's upper words are constant.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -347,8 +348,10 @@ def as_counter_words(counter_words: Any) -> list[np.ndarray]:
     if len(words) != 4:
         raise ValueError(f"counter_words must hold 4 words, got {len(words)}")
     for w in words:
+        if w.size == 0:
+            continue  # min() of an empty array raises
         in_range = np.issubdtype(w.dtype, np.integer) and w.min() >= 0 and w.max() <= MASK32
-        if w.size and not in_range:
+        if not in_range:
             raise ValueError(f"counter_words must be integers in [0, 2**32), got {w!r}")
     return [w.astype(np.uint64) for w in np.broadcast_arrays(*words)]
 
@@ -362,6 +365,10 @@ def as_key_words(key_words: Sequence[int]) -> tuple[int, int]:
         If there are not two words or a word lies outside ``[0, 2**32)``.
 
     """
+    for k in key_words:
+        # int() would silently truncate a float key word.
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"key_words must be two integers, got key word {k!r}")
     key = [int(k) for k in key_words]
     if len(key) != 2 or not all(0 <= k <= MASK32 for k in key):
         raise ValueError(f"key_words must be two integers in [0, 2**32), got {key_words!r}")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as _scipy_stats
-
 #: Default false-alarm probability of one random check.
 DEFAULT_ALPHA = 1e-6
 
@@ -55,6 +53,8 @@ def binomial_count_interval(n: int, p: float, alpha: float = DEFAULT_ALPHA) -> I
     if p <= 0.0 or p >= 1.0 or n == 0:
         exact = round(n * p)
         return Interval(exact, exact, alpha)
+    from scipy import stats as _scipy_stats  # lazy: scipy takes ~0.8 s to import
+
     dist = _scipy_stats.binom(n, p)
     low = float(dist.ppf(alpha / 2))  # P(K < low) < alpha/2
     high = float(dist.isf(alpha / 2))  # P(K > high) <= alpha/2
@@ -63,6 +63,8 @@ def binomial_count_interval(n: int, p: float, alpha: float = DEFAULT_ALPHA) -> I
 
 def normal_quantile(alpha: float = DEFAULT_ALPHA) -> float:
     """Return ``z`` with ``P(|Z| > z) = alpha`` for a standard normal ``Z``."""
+    from scipy import stats as _scipy_stats
+
     return float(_scipy_stats.norm.isf(alpha / 2))
 
 
@@ -77,4 +79,6 @@ def correlation_bound(n: int, alpha: float = DEFAULT_ALPHA) -> float:
 
 def chi_square_bound(dof: int, alpha: float = DEFAULT_ALPHA) -> float:
     """Upper ``alpha`` quantile of the chi-square distribution with ``dof`` degrees of freedom."""
+    from scipy import stats as _scipy_stats
+
     return float(_scipy_stats.chi2.isf(alpha, dof))

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from dropout_ref.file_modes import apply_default_mode
+
 #: The course's hyper-parameters for Fashion-MNIST (SPEC T1).
 COURSE_EPOCHS = 10
 COURSE_LR = 0.5
@@ -94,8 +96,10 @@ class TrainConfig:
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 < lr < float("inf")):
             raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        seed = self.seed
+        # 2**32 - 1 is the largest seed numpy.random.seed (hence seed_global) accepts.
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
 
 
 def step_functions(backend: str) -> ModuleType:
@@ -250,6 +254,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        apply_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -302,15 +307,13 @@ def plot_curves(
 ) -> Path:
     """Draw train loss, train accuracy and test accuracy per epoch, like the book's plot (T3).
 
-    Uses matplotlib's Agg backend (no display needed); the PNG is written atomically.
+    Drawn on an Agg canvas of its own (no display needed, the caller's matplotlib
+    backend untouched); the PNG is written atomically.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from dropout_ref.png import figure_png, new_figure
 
     epochs = [row["epoch"] for row in results]
-    figure = Figure(figsize=(4.5, 3.2), dpi=120)
+    figure = new_figure(figsize=(4.5, 3.2), dpi=120)
     axes = figure.add_subplot()
     for key, style in (("train_loss", "-"), ("train_acc", "m--"), ("test_acc", "g-.")):
         axes.plot(epochs, [row[key] for row in results], style, label=key.replace("_", " "))
@@ -320,7 +323,4 @@ def plot_curves(
     axes.legend()
     if title:
         axes.set_title(title, fontsize=9)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return atomic_write_bytes(path, buffer.getvalue())
+    return atomic_write_bytes(path, figure_png(figure))

@@ -21,6 +21,7 @@ from dropout_ref.bench.memory import (
     prefer_mmap_for_large_blocks,
 )
 from dropout_ref.bench.timing import time_interleaved
+from dropout_ref.registry import get_backend
 
 #: Cases whose extra memory is measured (the targets are about these).
 MEMORY_CASES = ("ours", "native", "baseline")
@@ -68,6 +69,9 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
     """Benchmark ``config["backend"]`` over every size and dtype; return the result dict."""
     name = config["backend"]
     started = time.perf_counter()
+    # A missing framework raises here with the E1 message (the install command), not a
+    # bare ModuleNotFoundError from the bench cases' imports.
+    get_backend(name)
     module = importlib.import_module(f"dropout_ref.{name}.bench_cases")
     memory = config["memory"] and memory_method_available()
     if memory:

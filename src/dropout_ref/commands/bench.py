@@ -36,9 +36,15 @@ def _dtype_list(text: str) -> list[str]:
 
 def _backend(text: str) -> str:
     try:
-        return backend_info(text).name
+        name = backend_info(text).name
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    # Only these have bench cases (dropout_ref.<name>.bench_cases); numpy, the oracle, has none.
+    if name not in DEFAULT_BACKENDS:
+        raise argparse.ArgumentTypeError(
+            f"bench has cases for {', '.join(DEFAULT_BACKENDS)} only; got {text!r}"
+        )
+    return name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,8 +85,14 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     results = run_benchmark(config, progress=lambda name: console.log(f"benchmarking {name}"))
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(to_json(results))
+        from dropout_ref.training import atomic_write_bytes
+
+        try:
+            atomic_write_bytes(args.output, to_json(results).encode())
+        except OSError as exc:
+            print(f"dropout-ref bench: cannot write --output {args.output!r}: {exc}",
+                  file=sys.stderr)
+            return 2
     if args.format == "json":
         print(to_json(results))
     else:

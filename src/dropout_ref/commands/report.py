@@ -26,12 +26,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported where it draws, to keep `dropout-ref --help` quick
+    from rich.console import Console
+    from rich.progress import Progress
+
 
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, MODEL_TITLES
 from dropout_ref.conformance.registry import CHECKS, CLAUSES
@@ -188,6 +188,9 @@ def collect(args: argparse.Namespace, clauses: list[str]) -> list[BackendRun]:
             pending.append(run)
     # Slowest to import first, so the two slots stay busy.
     pending.sort(key=lambda r: r.backend != "tensorflow")
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     slots = threading.Semaphore(max(1, args.jobs))
     with Progress(
         TextColumn("{task.description}"),
@@ -263,6 +266,9 @@ def render_table(
     console: Console, runs: list[BackendRun], clauses: list[str], seconds: float
 ) -> None:
     """Print the rich matrix, then the evidence of every FAIL / FIXED? cell."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=f"dropout_ref conformance ({seconds:.0f} s)")
     table.add_column("implementation", no_wrap=True)
     for clause in clauses:
@@ -319,6 +325,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         print(render_markdown(runs, clauses, seconds))
     else:
+        from rich.console import Console
+
         console = Console()
         if not console.is_terminal:  # piped or captured: do not squeeze the matrix into 80 columns
             console = Console(width=max(console.width, 200))

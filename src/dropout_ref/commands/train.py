@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         dataset = load_dataset(args.dataset, data_dir=args.data_dir)
-    except DataError as exc:
+    except (DataError, ValueError) as exc:
         return _fail(str(exc))
 
     out = args.out or Path("runs") / f"train-{args.backend}-{args.dataset}"

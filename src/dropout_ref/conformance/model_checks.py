@@ -19,6 +19,7 @@ import numpy as np
 
 from dropout_ref.conformance.context import Violation
 from dropout_ref.conformance.result import FAIL, PASS, ClauseResult, ConformanceReport
+from dropout_ref.conformance.runner import SEED_STRIDE, _validate_alpha, _validate_seed
 from dropout_ref.registry import get_backend
 from dropout_ref.stats import DEFAULT_ALPHA, binomial_count_interval
 
@@ -151,6 +152,9 @@ def _m4(h: _Harness) -> str:
 
 _CHECKS = {"M2": _m2, "M3": _m3, "M4": _m4}
 
+#: Model clauses seed the framework apart from check_dropout's clauses (offsets 0 .. 99).
+_SEED_OFFSET = 100
+
 
 def check_model(
     make_model: MakeModel | None = None,
@@ -183,6 +187,8 @@ def check_model(
         Verdicts on M2, M3 and M4.
 
     """
+    alpha = _validate_alpha(alpha)
+    seed = _validate_seed(seed, _SEED_OFFSET + len(MODEL_CLAUSES) - 1)
     module = get_backend(backend)
     if make_model is None:
         make_model = module.MLP
@@ -196,7 +202,7 @@ def check_model(
         seed=seed,
     )
     for index, clause in enumerate(MODEL_CLAUSES):
-        module.arrays.seed_global(seed * 1000 + 100 + index)
+        module.arrays.seed_global(seed * SEED_STRIDE + _SEED_OFFSET + index)
         start = time.perf_counter()
         try:
             status, message = PASS, _CHECKS[clause](harness)

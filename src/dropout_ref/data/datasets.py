@@ -46,6 +46,8 @@ class Dataset:
                     f"{split}_images must be a C-contiguous float32 array of shape (N, D), got "
                     f"{images.dtype} of shape {images.shape}"
                 )
+            if images.shape[0] < 1:
+                raise ValueError(f"the {split} split must hold at least one sample, got 0")
             if labels.dtype != np.int64 or labels.shape != images.shape[:1]:
                 raise ValueError(
                     f"{split}_labels must be int64 of shape {images.shape[:1]}, got "

@@ -23,6 +23,7 @@ from pathlib import Path
 import platformdirs
 
 from dropout_ref.data.errors import ChecksumError, DataError, DownloadError
+from dropout_ref.file_modes import apply_default_mode
 
 #: Environment variable that moves the cache (``cache_dir=`` still wins over it).
 CACHE_ENV = "DROPOUT_REF_CACHE"
@@ -172,6 +173,7 @@ def download_verified(
         try:
             actual, size, announced = _fetch_to(url, temp, timeout)
             if actual == md5:
+                apply_default_mode(temp)
                 os.replace(temp, dest)
                 return dest
             bad_checksum = (url, actual)
