@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -102,3 +103,13 @@ def test_cli_help_does_not_import_scipy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ), check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "abc"])
+def test_report_refuses_a_seed_no_backend_can_take(seed):
+    done = subprocess.run(
+        [sys.executable, "-m", "dropout_ref", "report", "--seed", seed],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "--seed" in done.stderr and "Traceback" not in done.stderr

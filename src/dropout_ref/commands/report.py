@@ -55,6 +55,19 @@ class BackendRun:
     seconds: float = 0.0
 
 
+def _seed(text: str) -> int:
+    """Parse ``--seed``: an integer every backend's generator accepts (checked before any run)."""
+    from dropout_ref.conformance.runner import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be an integer, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"--seed must be in [0, {MAX_SEED}], got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options: which backends, output format, seed, false-alarm level."""
     parser.add_argument(
@@ -64,7 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="check only this backend (repeatable; default: all)",
     )
     parser.add_argument("--format", choices=["table", "markdown", "json"], default="table")
-    parser.add_argument("--seed", type=int, default=0, help="seed of inputs and generators")
+    parser.add_argument(
+        "--seed", type=_seed, default=0, help="seed of inputs and generators (0 to 4294966)"
+    )
     parser.add_argument(
         "--alpha",
         type=float,

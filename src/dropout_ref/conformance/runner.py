@@ -48,6 +48,8 @@ def _validate_alpha(alpha: Any) -> float:
 
 #: Clause ``index`` seeds the framework with ``seed * SEED_STRIDE + offset + index``.
 SEED_STRIDE = 1000
+#: Largest seed valid for every run of the kit, whatever offset (< SEED_STRIDE) a clause uses.
+MAX_SEED = (2**32 - SEED_STRIDE) // SEED_STRIDE
 
 
 def _validate_seed(seed: Any, largest_offset: int) -> int:
