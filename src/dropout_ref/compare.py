@@ -168,6 +168,54 @@ def weight_difference(
     return max(weight_differences(weights, reference).values())
 
 
+def from_model(
+    model: Any,
+    sgd_step: Callable[[Any, np.ndarray, np.ndarray, float, int], float],
+    *,
+    get_weights: Callable[[Any], dict[str, np.ndarray]] | None = None,
+    set_weights: Callable[[Any, dict[str, np.ndarray]], None] | None = None,
+) -> StepFunction:
+    """Wrap a framework model and its training step as a step function (see the module doc).
+
+    Parameters
+    ----------
+    model : object
+        Your model, reused (its weights are overwritten) at every call.
+    sgd_step : callable
+        ``sgd_step(model, images, labels, lr, mask_seed) -> float``: one SGD
+        step in place, returning the loss before the update.
+    get_weights : callable, optional
+        ``get_weights(model) -> dict`` in the neutral layout; default
+        ``model.get_weights()``.
+    set_weights : callable, optional
+        ``set_weights(model, weights)`` from the neutral layout; default
+        ``model.set_weights(weights)``.
+
+    Returns
+    -------
+    StepFunction
+
+    """
+    if not callable(sgd_step):
+        raise TypeError(f"sgd_step must be callable, got {type(sgd_step).__name__}")
+    read = get_weights or (lambda m: m.get_weights())
+    write = set_weights or (lambda m, w: m.set_weights(w))
+
+    def step(
+        weights: dict[str, np.ndarray],
+        images: np.ndarray,
+        labels: np.ndarray,
+        lr: float,
+        mask_seed: int,
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        write(model, weights)
+        loss = sgd_step(model, images, labels, lr, mask_seed)
+        return float(loss), read(model)
+
+    step.__name__ = getattr(sgd_step, "__name__", "step")
+    return step
+
+
 def backend_step_function(name: str, spec: MLPSpec) -> StepFunction:
     """Return backend ``name``'s ``MLP`` and ``sgd_step`` as a :class:`StepFunction`.
 
@@ -177,11 +225,10 @@ def backend_step_function(name: str, spec: MLPSpec) -> StepFunction:
         For an unknown backend (E2) or one whose framework is missing (E1).
 
     """
+    from dropout_ref.registry import get_backend
     from dropout_ref.training import step_functions
 
     steps = step_functions(name)  # E1 / E2 errors come from here
-    from dropout_ref.registry import get_backend
-
     model = get_backend(name).MLP(
         num_inputs=spec.num_inputs,
         num_outputs=spec.num_outputs,
@@ -191,20 +238,8 @@ def backend_step_function(name: str, spec: MLPSpec) -> StepFunction:
         dropout2=spec.dropout2,
         weights=init_weights(spec, 0),
     )
-
-    def step(
-        weights: dict[str, np.ndarray],
-        images: np.ndarray,
-        labels: np.ndarray,
-        lr: float,
-        mask_seed: int,
-    ) -> tuple[float, dict[str, np.ndarray]]:
-        model.set_weights(weights)
-        loss = steps.sgd_step(model, images, labels, lr, mask_seed=mask_seed)
-        return float(loss), model.get_weights()
-
-    step.__name__ = f"{name}_sgd_step"
-    step.__qualname__ = step.__name__
+    step = from_model(model, steps.sgd_step)
+    step.__name__ = step.__qualname__ = f"{name}_sgd_step"
     return step
 
 

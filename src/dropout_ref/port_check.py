@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +77,7 @@ from dropout_ref.compare import (
     StepFunction,
     backend_step_function,
     batch_sequence,
+    from_model,
     loss_difference,
     mask_seed_for_step,
     weight_differences,
@@ -177,54 +177,6 @@ class PortReport:
 
 
 # --- adapters ---------------------------------------------------------------------------------
-
-
-def from_model(
-    model: Any,
-    sgd_step: Callable[[Any, np.ndarray, np.ndarray, float, int], float],
-    *,
-    get_weights: Callable[[Any], dict[str, np.ndarray]] | None = None,
-    set_weights: Callable[[Any, dict[str, np.ndarray]], None] | None = None,
-) -> StepFunction:
-    """Wrap a framework model and its training step as a step function (see the module doc).
-
-    Parameters
-    ----------
-    model : object
-        Your model, reused (its weights are overwritten) at every call.
-    sgd_step : callable
-        ``sgd_step(model, images, labels, lr, mask_seed) -> float``: one SGD
-        step in place, returning the loss before the update.
-    get_weights : callable, optional
-        ``get_weights(model) -> dict`` in the neutral layout; default
-        ``model.get_weights()``.
-    set_weights : callable, optional
-        ``set_weights(model, weights)`` from the neutral layout; default
-        ``model.set_weights(weights)``.
-
-    Returns
-    -------
-    StepFunction
-
-    """
-    if not callable(sgd_step):
-        raise TypeError(f"sgd_step must be callable, got {type(sgd_step).__name__}")
-    read = get_weights or (lambda m: m.get_weights())
-    write = set_weights or (lambda m, w: m.set_weights(w))
-
-    def step(
-        weights: dict[str, np.ndarray],
-        images: np.ndarray,
-        labels: np.ndarray,
-        lr: float,
-        mask_seed: int,
-    ) -> tuple[float, dict[str, np.ndarray]]:
-        write(model, weights)
-        loss = sgd_step(model, images, labels, lr, mask_seed)
-        return float(loss), read(model)
-
-    step.__name__ = getattr(sgd_step, "__name__", "step")
-    return step
 
 
 def from_backend(name: str, spec: MLPSpec | None = None) -> StepFunction:

@@ -169,7 +169,7 @@ def train(
     n_train = len(dataset.train_labels)
     n_batches = -(-n_train // config.batch_size)
     results: list[dict[str, float]] = []
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         for epoch in range(1, config.epochs + 1):
             task = bar.add_task(f"{backend} epoch {epoch}/{config.epochs}", total=n_batches)
             loss_sum = 0.0
@@ -228,13 +228,18 @@ class _NoProgress:
         return None
 
 
-def _progress(enabled: bool) -> Any:
+def progress_bar(enabled: bool, console: Any = None) -> Any:
+    """Return a rich progress bar (on ``console`` if given), or a silent stand-in."""
     if not enabled:
         return _NoProgress()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     )
 
 

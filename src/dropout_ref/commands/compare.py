@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from dropout_ref.registry import known_backends
-from dropout_ref.training import DATASET_DEFAULTS
+from dropout_ref.training import DATASET_DEFAULTS, progress_bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=args.format == "json")
     start = time.perf_counter()
-    with _progress(not args.no_progress, console) as bar:
+    with progress_bar(not args.no_progress, console) as bar:
         task = bar.add_task(f"{', '.join(names)}: step", total=config.steps)
         comparison = run_comparison(
             names, dataset, config, on_step=lambda record: bar.advance(task)
@@ -153,19 +153,3 @@ def _summary_table(comparison, seconds: float):
             f"{1000 * row['seconds_per_step']:.1f}",
         )
     return table
-
-
-def _progress(enabled: bool, console):
-    from dropout_ref.training import _NoProgress
-
-    if not enabled:
-        return _NoProgress()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
