@@ -213,10 +213,15 @@ def test_d8_torch_compiled_select_only_without_autograd(monkeypatch):
 
 
 def test_p4_torch_fused_refuses_a_carrying_offset():
+    """The compiled mask keeps c1 constant: block counters crossing 2**32 go the exact way."""
     from dropout_ref.torch import fused
 
+    x = torch.empty(200)
+    # Blocks 2**32 - 25 .. 2**32 + 24: c1 changes inside the call.
+    assert not fused.fusable(x, 4 * (2**32 - 25))
+    assert fused.fusable(x, 4 * (2**32 - 50))
     with pytest.raises(ValueError, match="offset"):
-        fused.fused_keep_mask(torch.empty(200), 5, 1, 2**32 - 100)
+        fused.fused_keep_mask(x, 5, 1, 4 * (2**32 - 25))
 
 
 @pytest.mark.slow

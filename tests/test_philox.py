@@ -56,22 +56,53 @@ def test_p3_known_answers_every_backend(backend):
         assert out[:, 0].tolist() == list(expected)
 
 
-def test_p3_element_word_is_x0_of_its_counter(backend):
-    """P3 layout: element i gets x0 of philox4x32_10((c lo, c hi, 0, 0), seed), c = offset + i."""
-    seed, offset = 0x0123456789ABCDEF, 2**32 - 2
-    expected = [
-        int(numpy_philox4x32_10([c & MASK32, c >> 32, 0, 0], [seed & MASK32, seed >> 32])[0])
-        for c in range(offset, offset + 4)
-    ]
-    assert numpy_words((4,), seed, offset).tolist() == expected
+def v2_reference_words(seed, offset, size):
+    """Layout v2 spelled out element by element: word g % 4 of the block at counter g // 4."""
+    key = [seed & MASK32, seed >> 32]
+    words = []
+    for g in range(offset, offset + size):
+        block, lane = divmod(g, 4)
+        block_out = numpy_philox4x32_10([block & MASK32, block >> 32, 0, 0], key)
+        words.append(int(block_out[lane]))
+    return words
+
+
+#: (offset, size): offsets at every lane, block counters crossing into c1, the last counters.
+LAYOUT_CASES = [
+    (0, 9),
+    (1, 4),
+    (2, 7),
+    (3, 1),
+    (4 * (2**32 - 1) + 1, 10),  # blocks 2**32 - 1, 2**32, 2**32 + 1: c1 goes 0 -> 1
+    (4 * 2**32 - 2, 5),
+    (2**64 - 7, 7),
+]
+
+
+@pytest.mark.parametrize(("offset", "size"), LAYOUT_CASES)
+def test_p3_layout_v2_word_g_mod_4_of_block_g_div_4(backend, offset, size):
+    """P3 layout v2: element i reads word g % 4 of block g // 4, g = offset + i, c = (lo, hi, 0, 0)."""
+    seed = 0x0123456789ABCDEF
+    expected = v2_reference_words(seed, offset, size)
+    assert numpy_words((size,), seed, offset).tolist() == expected
     # The same words through each backend's generator, as a keep mask at every threshold.
     module = philox_module(backend)
-    x = backend.arrays.from_numpy(np.zeros(4, np.float32))
+    x = backend.arrays.from_numpy(np.zeros(size, np.float32))
     for w in expected:
-        keep = backend.arrays.to_numpy(module.keep_mask(x, w, seed, offset))
-        assert keep.tolist() == [e >= w for e in expected]
-        keep = backend.arrays.to_numpy(module.keep_mask(x, w + 1, seed, offset))
-        assert keep.tolist() == [e >= w + 1 for e in expected]
+        for threshold in (w, w + 1):
+            keep = backend.arrays.to_numpy(module.keep_mask(x, threshold, seed, offset))
+            assert keep.tolist() == [e >= threshold for e in expected]
+
+
+def test_p3_layout_v2_computes_a_quarter_block_per_element():
+    """P3 layout v2: a call of n elements evaluates ceil((offset % 4 + n) / 4) blocks."""
+    from dropout_ref.philox import block_span
+
+    assert block_span(0, 16) == (0, 0, 4)
+    assert block_span(3, 1) == (0, 3, 1)
+    assert block_span(3, 2) == (0, 3, 2)
+    assert block_span(4 * 2**32 + 5, 0) == (2**32 + 1, 1, 1)
+    assert block_span(2**64, 0) == (2**62, 0, 0)
 
 
 def test_p3_key_schedule_bumps_by_weyl_constants():
@@ -237,3 +268,24 @@ def test_p3_key_words_refuse_floats():
 
     with pytest.raises(TypeError, match=r"key word 1\.5"):
         as_key_words((1.5, 0))
+
+
+@pytest.mark.parametrize(("offset", "size"), [*LAYOUT_CASES, (5, 1000)])
+@pytest.mark.parametrize("seed", [0, 0x0123456789ABCDEF, 2**64 - 1])
+def test_p3_tensorflow_stateless_kernel_is_an_independent_oracle(offset, size, seed):
+    """P3: TensorFlow's own Philox kernel gives the same words (independent implementation).
+
+    ``StatelessRandomUniformFullIntV2(key=[seed], counter=[offset // 4, 0], alg=1)``
+    (alg 1 = Philox) emits the four words of each block in order, from block
+    ``offset // 4``; skipping the first ``offset % 4`` gives layout v2's words.
+    """
+    tf = pytest.importorskip("tensorflow")
+    lane = offset % 4
+    words = tf.raw_ops.StatelessRandomUniformFullIntV2(
+        shape=[lane + size],
+        key=tf.constant([seed], tf.uint64),
+        counter=tf.constant([offset // 4, 0], tf.uint64),
+        alg=1,
+        dtype=tf.uint32,
+    ).numpy()[lane:]
+    np.testing.assert_array_equal(words.astype(np.uint64), numpy_words((size,), seed, offset))

@@ -8,10 +8,12 @@ supplies only those primitives and an ``arange`` on ``X``'s device, so the
 algorithm exists in exactly one place. This module also holds the NumPy
 primitives, the oracle of SPEC P2.
 
-Word layout (docs/portable-masks.md): the key is
+Word layout v2 (docs/portable-masks.md): the key is
 ``(seed & 0xFFFFFFFF, seed >> 32)``; the element of row-major index ``i``
-uses the counter ``((offset + i) & 0xFFFFFFFF, (offset + i) >> 32, 0, 0)``,
-and output word ``x0`` is its random word ``w``. With ``u = w / 2**32`` the
+has the global index ``g = offset + i`` and its random word ``w`` is output
+word ``g % 4`` of the block whose counter is ``(b & 0xFFFFFFFF, b >> 32, 0, 0)``
+with ``b = g // 4``: one block serves four consecutive elements. (Layout v1,
+one block per element reading only ``x0``, is retired.) With ``u = w / 2**32`` the
 element is kept iff ``u >= p``, i.e. iff ``w >= ceil(p * 2**32)``
 (:func:`dropout_ref.thresholds.word_threshold`).
 
@@ -43,6 +45,8 @@ W0, W1 = 0x9E3779B9, 0xBB67AE85
 ROUNDS = 10
 #: Mask of a 32-bit word.
 MASK32 = 0xFFFFFFFF
+#: Output words of one Philox4x32 block: element ``g`` reads word ``g % 4`` of block ``g // 4``.
+WORDS_PER_BLOCK = 4
 #: Number of counter values: offsets and element counts live in ``[0, 2**64]``.
 COUNTER_SPACE = 2**64
 
@@ -81,6 +85,9 @@ class IntOps(Protocol[A]):
 
     def mulhi(self, a: A, m: int) -> A:
         """Return the high 32-bit word of the 64-bit product ``a * m``."""
+
+    def interleave(self, words: Sequence[A]) -> A:
+        """Return the flat array ``x0[0], x1[0], x2[0], x3[0], x0[1], ...`` of four equal arrays."""
 
 
 class HalfWordProducts:
@@ -215,26 +222,16 @@ def philox4x32_10(
     return c
 
 
-def philox_first_word(ops: IntOps[A], counter: Sequence[Word], key: Sequence[int]) -> Word:
-    """Return only output word ``x0`` of :func:`philox4x32_10`; the last round is trimmed to it."""
-    *early, last = key_schedule(key)
-    c = tuple(counter)
-    for k in early:
-        c = _round(ops, c, k)
-    return _xor(ops, _xor(ops, _mulhi(ops, c[2], M1), c[1]), last[0])
-
-
-def first_word_keyed(ops: IntOps[A], counter: Sequence[Word], k0: Any, k1: Any) -> Word:
-    """:func:`philox_first_word` with the key words given as arrays (data, not constants).
+def philox4x32_10_keyed(ops: IntOps[A], counter: Sequence[Word], k0: Any, k1: Any) -> tuple:
+    """:func:`philox4x32_10` with the key words given as arrays (data, not constants).
 
     Lets a compiled kernel take the key as an input, so one compilation
     serves every key. ``k0``/``k1`` are 0-d integer arrays in ``[0, 2**32)``.
     """
-    keys = [(ops.and_(k0 + r * W0, MASK32), ops.and_(k1 + r * W1, MASK32)) for r in range(ROUNDS)]
     c = tuple(counter)
-    for k in keys[:-1]:
-        c = _round(ops, c, k)
-    return _xor(ops, _xor(ops, _mulhi(ops, c[2], M1), c[1]), keys[-1][0])
+    for r in range(ROUNDS):
+        c = _round(ops, c, (ops.and_(k0 + r * W0, MASK32), ops.and_(k1 + r * W1, MASK32)))
+    return c
 
 
 def seed_key(seed: int) -> tuple[int, int]:
@@ -242,40 +239,102 @@ def seed_key(seed: int) -> tuple[int, int]:
     return seed & MASK32, (seed >> 32) & MASK32
 
 
-def element_words(
-    ops: IntOps[A], index: A, seed: int, offset: int, size: int | None
-) -> A:
-    """Return the random word ``w`` of every element (SPEC P3).
+def block_span(offset: int, size: int) -> tuple[int, int, int]:
+    """Return the blocks that the elements ``offset .. offset + size - 1`` read (layout v2).
+
+    Returns
+    -------
+    first_block : int
+        Counter of the block holding element 0: ``offset // 4``.
+    lane : int
+        The output word of that block that element 0 reads: ``offset % 4``.
+    n_blocks : int
+        Number of consecutive blocks covering all ``size`` elements.
+
+    """
+    first_block, lane = divmod(offset, WORDS_PER_BLOCK)
+    return first_block, lane, -(-(lane + size) // WORDS_PER_BLOCK)
+
+
+def block_counters(
+    ops: IntOps[A], block_index: A, first_block: int, n_blocks: int | None
+) -> tuple[Word, Word]:
+    """Return counter words ``(c0, c1)`` of blocks ``first_block + block_index`` (64-bit counters).
+
+    ``c1`` stays a Python int (folded away) when no block of the call carries
+    into the upper word, which is the case for every call of fewer than
+    ``2**32`` blocks that does not straddle a multiple of ``2**32``.
+    """
+    low, high = first_block & MASK32, first_block >> 32
+    if n_blocks is not None and low + n_blocks <= 2**32:
+        return ops.add(block_index, low), high
+    total = ops.add(block_index, low)
+    return ops.and_(total, MASK32), ops.and_(ops.add(ops.shr(total, 32), high), MASK32)
+
+
+def block_words(
+    ops: IntOps[A], block_index: A, seed: int, first_block: int, n_blocks: int | None
+) -> tuple[Word, Word, Word, Word]:
+    """Return the four output words of the blocks ``first_block + block_index`` under ``seed``.
 
     Parameters
     ----------
     ops : IntOps
         The backend's integer primitives.
-    index : array
-        Row-major element indices ``0, 1, ..., size - 1`` as a 64-bit integer array.
+    block_index : array
+        ``0, 1, ..., n_blocks - 1`` as a 64-bit integer array.
+    seed : int
+        Seed in ``[0, 2**64)``; the key is :func:`seed_key`.
+    first_block : int
+        Counter of block 0 (see :func:`block_span`).
+    n_blocks : int or None
+        Number of blocks, or ``None`` when only known at run time.
+
+    Returns
+    -------
+    tuple of four arrays
+        ``(x0, x1, x2, x3)`` of Philox4x32-10 at counters ``(c, 0)`` (128-bit, low word first).
+
+    """
+    c0, c1 = block_counters(ops, block_index, first_block, n_blocks)
+    return philox4x32_10(ops, (c0, c1, 0, 0), seed_key(seed))
+
+
+def element_words(
+    ops: IntOps[A], block_index: A, seed: int, offset: int, size: Any, n_blocks: Any = None
+) -> A:
+    """Return the random word ``w`` of every element (SPEC P3, layout v2).
+
+    The element of row-major index ``i`` has the global index ``g = offset + i``
+    and reads output word ``g % 4`` of the block at counter ``g // 4``: each
+    block serves four consecutive elements, so a call computes
+    ``ceil((offset % 4 + size) / 4)`` blocks, a quarter of one block per element.
+
+    Parameters
+    ----------
+    ops : IntOps
+        The backend's integer primitives.
+    block_index : array
+        ``0, 1, ..., n_blocks - 1`` as a 64-bit integer array
+        (``n_blocks`` from :func:`block_span`).
     seed : int
         Seed in ``[0, 2**64)``.
     offset : int
-        Counter of element 0; ``offset + size <= 2**64``.
-    size : int or None
-        Number of elements, or ``None`` when only known at run time.
+        Global index of element 0; ``offset + size <= 2**64``.
+    size : int or array
+        Number of elements (a 0-d tensor where only known at run time).
+    n_blocks : int or None, optional
+        Number of blocks if known statically (lets constant counter words fold away).
 
     Returns
     -------
     array
-        The words ``x0`` of Philox4x32-10 at counters ``offset + i``, each in ``[0, 2**32)``.
+        The words, each in ``[0, 2**32)``, one per element, flat.
 
     """
-    low, high = offset & MASK32, offset >> 32
-    if size is not None and low + size <= 2**32:
-        # No element carries into the upper word: it is one constant, folded away.
-        c0: Word = ops.add(index, low)
-        c1: Word = high
-    else:
-        total = ops.add(index, low)
-        c0 = ops.and_(total, MASK32)
-        c1 = ops.and_(ops.add(ops.shr(total, 32), high), MASK32)
-    return philox_first_word(ops, (c0, c1, 0, 0), seed_key(seed))
+    first_block, lane = divmod(offset, WORDS_PER_BLOCK)
+    words = block_words(ops, block_index, seed, first_block, n_blocks)
+    return ops.interleave(words)[lane : lane + size]
 
 
 # -- NumPy: the oracle ---------------------------------------------------------------------------
@@ -320,6 +379,10 @@ class NumpyIntOps:
     def mulhi(self, a: np.ndarray, m: int) -> np.ndarray:
         """Return the high word of ``a * m``."""
         return (a * np.uint64(m)) >> np.uint64(32)
+
+    def interleave(self, words: Sequence[np.ndarray]) -> np.ndarray:
+        """Return the four words of each block, block after block, as one flat array."""
+        return np.stack(words, axis=-1).reshape(-1)
 
 
 NUMPY_OPS = NumpyIntOps()
@@ -398,8 +461,10 @@ def numpy_philox4x32_10(counter_words: Any, key_words: Sequence[int]) -> np.ndar
 def numpy_words(shape: tuple[int, ...], seed: int, offset: int) -> np.ndarray:
     """Return the random word of every element of an array of ``shape`` (P3), as ``uint64``."""
     size = int(np.prod(shape, dtype=np.int64))
-    index = np.arange(size, dtype=np.uint64)
-    return np.asarray(element_words(NUMPY_OPS, index, seed, offset, size)).reshape(shape)
+    _, _, n_blocks = block_span(offset, size)
+    index = np.arange(n_blocks, dtype=np.uint64)
+    words = element_words(NUMPY_OPS, index, seed, offset, size, n_blocks)
+    return np.asarray(words).reshape(shape)
 
 
 def numpy_keep_mask(shape: tuple[int, ...], threshold: int, seed: int, offset: int) -> np.ndarray:

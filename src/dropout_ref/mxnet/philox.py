@@ -23,6 +23,7 @@ from dropout_ref.philox import (
     HalfWordProducts,
     as_counter_words,
     as_key_words,
+    block_span,
     element_words,
 )
 from dropout_ref.philox import (
@@ -57,6 +58,10 @@ class MxnetIntOps(HalfWordProducts):
         """Return ``a * 2**bits``."""
         return a * (1 << bits)
 
+    def interleave(self, words: Sequence[Any]) -> Any:
+        """Return the four words of each block, block after block, as one flat array."""
+        return mnp.stack(list(words), axis=-1).reshape(-1)
+
 
 MXNET_OPS = INT_OPS = MxnetIntOps()
 
@@ -85,8 +90,9 @@ def keep_mask(x: Any, threshold: int, seed: int, offset: int) -> Any:
     size = int(np.prod(shape, dtype=np.int64))
     # NumPy shape semantics, so that 0-d and empty masks work without npx.set_np().
     with mx.util.np_shape(True):
-        index = mnp.arange(size, dtype="int64", ctx=x.ctx)
-        words = element_words(MXNET_OPS, index, seed, offset, size)
+        _, _, n_blocks = block_span(offset, size)
+        index = mnp.arange(n_blocks, dtype="int64", ctx=x.ctx)
+        words = element_words(MXNET_OPS, index, seed, offset, size, n_blocks)
         # Threshold 2**32 ("drop all") as a scalar is exact: MXNet passes scalars as float64.
         return (words >= threshold).reshape(shape)
 

@@ -36,12 +36,15 @@ def _fused_dropout(X: Any, key: Any, threshold: Any, scale: Any) -> Any:
     # the exact word rule w >= ceil(p * 2**32) (D4: u = w / 2**32 >= p) and the
     # select in one XLA loop: no word, mask or product tensor is materialised.
     # (tf.random.stateless_uniform was not fused by XLA on the CPU: 4 B/el.)
-    from dropout_ref.philox import first_word_keyed
+    from dropout_ref.philox import philox4x32_10_keyed
     from dropout_ref.tensorflow.philox import TENSORFLOW_OPS
 
-    index = tf.range(tf.size(X, out_type=tf.int64), dtype=tf.int64)
-    words = first_word_keyed(TENSORFLOW_OPS, (index, 0, 0, 0), key[0], key[1])
-    return _select_scaled(X, tf.reshape(words >= threshold, tf.shape(X)), scale)
+    size = tf.size(X, out_type=tf.int64)
+    # Layout v2: element g reads word g % 4 of block g // 4 (all four words used).
+    index = tf.range((size + 3) // 4, dtype=tf.int64)
+    words = philox4x32_10_keyed(TENSORFLOW_OPS, (index, 0, 0, 0), key[0], key[1])
+    flat = TENSORFLOW_OPS.interleave(words)[:size]
+    return _select_scaled(X, tf.reshape(flat >= threshold, tf.shape(X)), scale)
 
 
 class TensorflowOps:

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from dropout_ref.philox import (
     COUNTER_SPACE,
+    WORDS_PER_BLOCK,
     ComplementProducts,
     as_counter_words,
     as_key_words,
@@ -63,6 +64,10 @@ class TensorflowIntOps(ComplementProducts):
         """Return ``a << bits``."""
         return tf.bitwise.left_shift(a, _int64(bits))
 
+    def interleave(self, words: Sequence[tf.Tensor]) -> tf.Tensor:
+        """Return the four words of each block, block after block, as one flat tensor."""
+        return tf.reshape(tf.stack(list(words), axis=-1), [-1])
+
 
 TENSORFLOW_OPS = INT_OPS = TensorflowIntOps()
 
@@ -100,9 +105,12 @@ def keep_mask(x: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:
                     message=f"offset + number of elements exceeds 2**64 (offset={offset})",
                 )
             )
+        lane = offset % WORDS_PER_BLOCK
+        n_blocks = (n + lane + WORDS_PER_BLOCK - 1) // WORDS_PER_BLOCK
         with tf.control_dependencies(checks):
-            index = tf.range(n, dtype=tf.int64)
-        words = element_words(TENSORFLOW_OPS, index, seed, offset, size)
+            index = tf.range(n_blocks, dtype=tf.int64)
+        static_blocks = None if size is None else -(-(lane + size) // WORDS_PER_BLOCK)
+        words = element_words(TENSORFLOW_OPS, index, seed, offset, n, static_blocks)
         keep = tf.greater_equal(words, tf.constant(threshold, tf.int64))
         return tf.reshape(keep, tf.shape(x))
 

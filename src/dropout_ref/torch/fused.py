@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from dropout_ref.philox import MASK32, first_word_keyed, seed_key
+from dropout_ref.philox import MASK32, block_span, philox4x32_10_keyed, seed_key
 from dropout_ref.torch.philox import TORCH_OPS
 
 #: Element count from which ``dropout_layer(..., seed=...)`` uses the compiled
@@ -28,23 +28,25 @@ from dropout_ref.torch.philox import TORCH_OPS
 FUSE_MIN_SIZE = 1 << 22
 
 
-def _flat_keep_mask(
-    n: int,
+def _block_keep_mask(
+    n_blocks: int,
     low: torch.Tensor,
     high: torch.Tensor,
     k0: torch.Tensor,
     k1: torch.Tensor,
     threshold: torch.Tensor,
 ) -> torch.Tensor:
-    # Only the element count enters (as a dynamic size), not X: one kernel
+    # Only the block count enters (as a dynamic size), not X: one kernel
     # serves every shape and every dtype of X.
-    index = torch.arange(n, dtype=torch.int64, device=low.device)
-    words = first_word_keyed(TORCH_OPS, (index + low, high, 0, 0), k0, k1)
-    # 1 where words >= threshold, else 0, as uint8: the sign of words - threshold
+    index = torch.arange(n_blocks, dtype=torch.int64, device=low.device)
+    words = philox4x32_10_keyed(TORCH_OPS, (index + low, high, 0, 0), k0, k1)
+    # 1 where word >= threshold, else 0, as uint8: the sign of word - threshold
     # (both below 2**33, no overflow; >> is arithmetic). Inductor's CPU code for a
     # bool-valued compare stores ~4x slower than for uint8 (docs/benchmark.md);
-    # the caller views the bytes as bool without a copy.
-    return (((words - threshold) >> 63) + 1).to(torch.uint8)
+    # the caller views the bytes as bool without a copy. Four mask bytes per
+    # block, in word order (layout v2): row-major (n_blocks, 4) is element order.
+    keep = [(((w - threshold) >> 63) + 1).to(torch.uint8) for w in words]
+    return torch.stack(keep, dim=-1)
 
 
 #: Inductor options. The element count is a dynamic size whose hint is the
@@ -81,8 +83,9 @@ def _scalar(value: int, device: torch.device) -> torch.Tensor:
 
 
 def fusable(x: torch.Tensor, offset: int) -> bool:
-    """Whether the compiled kernel computes this mask: no counter carries into the upper word."""
-    return (offset & MASK32) + x.numel() <= 2**32
+    """Whether the compiled kernel computes this mask: no block counter carries into c1."""
+    first_block, _, n_blocks = block_span(offset, x.numel())
+    return (first_block & MASK32) + n_blocks <= 2**32
 
 
 def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.Tensor:
@@ -107,26 +110,28 @@ def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> 
 
     """
     global _compiled
-    if (offset & MASK32) + x.numel() > 2**32:
+    if not fusable(x, offset):
         raise ValueError(
-            f"fused_keep_mask: counters offset + i carry into the upper word "
+            f"fused_keep_mask: block counters carry into the upper word "
             f"(offset={offset}, {x.numel()} elements); use dropout_ref.torch.philox.keep_mask"
         )
     device = x.device
     k0, k1 = seed_key(seed)
+    first_block, lane, n_blocks = block_span(offset, x.numel())
     args = (
-        _scalar(offset & MASK32, device),
-        _scalar(offset >> 32, device),
+        _scalar(first_block & MASK32, device),
+        _scalar(first_block >> 32, device),
         _scalar(k0, device),
         _scalar(k1, device),
         _scalar(threshold, device),
     )
-    n = x.numel()
     if _compiled is None:
         _compiled = torch.compile(
-            _flat_keep_mask, dynamic=True, fullgraph=True, options=_COMPILE_OPTIONS
+            _block_keep_mask, dynamic=True, fullgraph=True, options=_COMPILE_OPTIONS
         )
-    flat = _compiled(n, *args)
+    blocks = _compiled(n_blocks, *args)
+    # A contiguous slice of the flat bytes: a view, no copy.
+    flat = blocks.reshape(-1)[lane : lane + x.numel()]
     return flat.view(torch.bool).reshape(x.shape)
 
 

@@ -22,6 +22,7 @@ from dropout_ref.philox import (
     ComplementProducts,
     as_counter_words,
     as_key_words,
+    block_span,
     element_words,
 )
 from dropout_ref.philox import (
@@ -56,6 +57,10 @@ class TorchIntOps(ComplementProducts):
         """Return ``a << bits``."""
         return a << bits
 
+    def interleave(self, words: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Return the four words of each block, block after block, as one flat tensor."""
+        return torch.stack(list(words), dim=-1).reshape(-1)
+
 
 TORCH_OPS = INT_OPS = TorchIntOps()
 
@@ -81,8 +86,9 @@ def keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.
 
     """
     size = x.numel()
-    index = torch.arange(size, dtype=torch.int64, device=x.device)
-    words = element_words(TORCH_OPS, index, seed, offset, size)
+    _, _, n_blocks = block_span(offset, size)
+    index = torch.arange(n_blocks, dtype=torch.int64, device=x.device)
+    words = element_words(TORCH_OPS, index, seed, offset, size, n_blocks)
     return (words >= threshold).reshape(x.shape)
 
 
