@@ -154,7 +154,16 @@ def _kernel() -> Any:
         else:
             scale = scale_bits.to(tl.int32).to(tl.float32, bitcast=True)
             product = x.to(tl.float32) * scale
-        out = tl.where(keep, product.to(x.dtype), 0.0)
+        if x.dtype == tl.bfloat16:
+            # float32 -> bfloat16 rounded to nearest even in integers: the same on the GPU
+            # and in the interpreter (whose own cast truncates). Finite and inf products only
+            # need this; a NaN product stays a NaN (its payload is in the upper half).
+            bits = product.to(tl.uint32, bitcast=True)
+            bits = bits + 0x7FFF + ((bits >> 16) & 1)
+            rounded = (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+        else:
+            rounded = product.to(x.dtype)
+        out = tl.where(keep, rounded, 0.0)
         tl.store(out_ptr + index, out.to(x.dtype), mask=inside)
 
     return dropout_kernel
