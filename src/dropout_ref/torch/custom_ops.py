@@ -73,8 +73,7 @@ def philox_eager(x: torch.Tensor, seed: int, offset: int, threshold: int, scale:
     first_block = offset // 4
     if triton_kernel.applies(x, first_block):
         return triton_kernel.dropout(x, threshold, scale, seed=seed, offset=offset)
-    keep = _ops.portable_keep_mask_eager(x, threshold, seed, offset)
-    return _ops.select_eager(x, keep, scale)
+    return _ops.portable_dropout_eager(x, threshold, seed, offset, scale)
 
 
 # --------------------------------------------------------------------------- select_scaled

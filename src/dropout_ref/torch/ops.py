@@ -61,6 +61,26 @@ def select_eager(X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Ten
     return scaled_select_no_grad(X, keep, scale)
 
 
+def portable_dropout_eager(
+    x: torch.Tensor, threshold: int, seed: int, offset: int, scale: float
+) -> torch.Tensor:
+    """The portable dropout of the whole of ``x`` on real tensors, without Triton.
+
+    From :data:`dropout_ref.torch.fused.FUSE_MIN_SIZE` elements one compiled pass
+    (mask and select together); below it, or where the compiled kernel cannot run, the
+    keep mask and then the select.
+    """
+    from dropout_ref.torch import fused
+
+    if x.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(x, offset):
+        out = fused.try_compiled(
+            "dropout", fused.fused_philox_dropout, x, threshold, seed, offset, scale
+        )
+        if out is not None:
+            return out
+    return select_eager(x, portable_keep_mask_eager(x, threshold, seed, offset), scale)
+
+
 def portable_keep_mask_eager(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.Tensor:
     """The Philox keep mask on real tensors: the compiled kernel for large inputs, else op by op."""
     from dropout_ref.torch import fused
