@@ -18,7 +18,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from dropout_ref.philox import numpy_keep_mask  # noqa: E402
 from dropout_ref.thresholds import word_threshold  # noqa: E402
-from dropout_ref.torch import MLP, custom_ops, dropout_layer  # noqa: E402
+from dropout_ref.torch import MLP, dropout_layer  # noqa: E402
 
 
 def saved_numels(fn, *args):

@@ -3,7 +3,7 @@
 Run in the Triton environment, with the interpreter (CPU tensors, the kernel's
 own code path, no GPU)::
 
-    TRITON_INTERPRET=1 PYTHONPATH=src /work/venv-triton/bin/python -m pytest tests/test_triton_kernel.py
+    TRITON_INTERPRET=1 PYTHONPATH=src python -m pytest tests/test_triton_kernel.py
 
 Skipped where triton is not installed, or without ``TRITON_INTERPRET=1`` and
 without a CUDA device. (Triton and TensorFlow abort when loaded in one process,
@@ -88,7 +88,7 @@ def test_d5_kernel_scale_within_one_ulp_and_equal_to_the_torch_path(dtype, rate)
     X, float64 for float64), and equal bit for bit to the exact torch-ops path."""
     x = nonzero_values(4099, 7, dtype)
     out = dropout_layer(x, rate, seed=11, offset=3)
-    with _no_kernel():
+    with NoKernel():
         reference_path = dropout_layer(x.cpu(), rate, seed=11, offset=3)
     assert out.dtype == dtype and out.shape == x.shape and out.device == x.device
     assert torch.equal(out.cpu(), reference_path)
@@ -101,7 +101,7 @@ def test_d5_kernel_scale_within_one_ulp_and_equal_to_the_torch_path(dtype, rate)
     assert distance.max() <= 1.0
 
 
-class _no_kernel:
+class NoKernel:
     """Run the exact torch-ops path for CPU tensors (the reference of the kernel)."""
 
     def __enter__(self):

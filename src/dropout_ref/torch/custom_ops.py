@@ -68,8 +68,10 @@ def join_seed(k0: int, k1: int, block: int, lane: int) -> tuple[int, int]:
     return k0 | (k1 << 32), 4 * block + lane
 
 
-def philox_eager(x: torch.Tensor, seed: int, offset: int, threshold: int, scale: float) -> torch.Tensor:
-    """The portable dropout of the whole of ``x`` on real tensors (the operators' kernel)."""
+def philox_eager(
+    x: torch.Tensor, seed: int, offset: int, threshold: int, scale: float
+) -> torch.Tensor:
+    """Return the portable dropout of the whole of ``x`` on real tensors (the kernel)."""
     first_block = offset // 4
     if triton_kernel.applies(x, first_block):
         return triton_kernel.dropout(x, threshold, scale, seed=seed, offset=offset)
@@ -133,7 +135,7 @@ def philox_dropout(
 
 
 @philox_dropout.register_fake
-def _(x, k0, k1, block, lane, threshold, scale):  # noqa: ANN001, ANN202
+def _(x, k0, k1, block, lane, threshold, scale):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
@@ -149,7 +151,7 @@ philox_dropout.register_autograd(_philox_backward, setup_context=_philox_setup)
 
 
 @philox_dropout.register_vmap
-def _(info, in_dims, x, k0, k1, block, lane, threshold, scale):  # noqa: ANN001, ANN202
+def _(info, in_dims, x, k0, k1, block, lane, threshold, scale):
     # Each batch element is its own call with the same seed and offset, so every
     # slice gets the same mask: draw the slice's mask once and select.
     xb = _batched(x, in_dims[0], info.batch_size)
@@ -170,7 +172,7 @@ def keyed_dropout(x: torch.Tensor, key: torch.Tensor, threshold: int, scale: flo
 
 
 @keyed_dropout.register_fake
-def _(x, key, threshold, scale):  # noqa: ANN001, ANN202
+def _(x, key, threshold, scale):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
@@ -189,7 +191,7 @@ keyed_dropout.register_autograd(_keyed_backward, setup_context=_keyed_setup)
 
 
 @keyed_dropout.register_vmap
-def _(info, in_dims, x, key, threshold, scale):  # noqa: ANN001, ANN202
+def _(info, in_dims, x, key, threshold, scale):
     xb = _batched(x, in_dims[0], info.batch_size)
     if in_dims[1] is not None:  # randomness="different": one key per batch element
         keys = key.movedim(in_dims[1], 0)

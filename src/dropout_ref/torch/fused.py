@@ -249,6 +249,7 @@ def fused_philox_dropout(
     def edge(start: int, stop: int) -> torch.Tensor:
         part = flat[start:stop]
         keep = keep_mask(part, threshold, seed, offset + start)
-        return torch.where(keep, (part.to(compute) * scale).to(x.dtype), torch.zeros((), dtype=x.dtype))
+        product = (part.to(compute) * scale).to(x.dtype)
+        return torch.where(keep, product, torch.zeros((), dtype=x.dtype, device=device))
 
     return torch.cat([edge(0, head), body, edge(body_end, n)]).view(x.shape)

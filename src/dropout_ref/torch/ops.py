@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from dropout_ref.thresholds import float32_threshold, word_threshold
@@ -45,7 +47,7 @@ def scaled_select_no_grad(X: torch.Tensor, keep: torch.Tensor, scale: float) -> 
 
 
 def select_eager(X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
-    """The select on real tensors (no autograd): one compiled kernel for large CPU inputs.
+    """Return the select on real tensors (no autograd); one compiled kernel for large CPU inputs.
 
     Always returns a new contiguous tensor (the custom operator's fake promises that).
     """
@@ -64,7 +66,7 @@ def select_eager(X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Ten
 def portable_dropout_eager(
     x: torch.Tensor, threshold: int, seed: int, offset: int, scale: float
 ) -> torch.Tensor:
-    """The portable dropout of the whole of ``x`` on real tensors, without Triton.
+    """Return the portable dropout of the whole of ``x`` on real tensors, without Triton.
 
     From :data:`dropout_ref.torch.fused.FUSE_MIN_SIZE` elements one compiled pass
     (mask and select together); below it, or where the compiled kernel cannot run, the
@@ -81,8 +83,10 @@ def portable_dropout_eager(
     return select_eager(x, portable_keep_mask_eager(x, threshold, seed, offset), scale)
 
 
-def portable_keep_mask_eager(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.Tensor:
-    """The Philox keep mask on real tensors: the compiled kernel for large inputs, else op by op."""
+def portable_keep_mask_eager(
+    x: torch.Tensor, threshold: int, seed: int, offset: int
+) -> torch.Tensor:
+    """Return the Philox keep mask on real tensors: compiled for large inputs, else op by op."""
     from dropout_ref.torch import fused
     from dropout_ref.torch.philox import keep_mask
 
@@ -91,6 +95,22 @@ def portable_keep_mask_eager(x: torch.Tensor, threshold: int, seed: int, offset:
         if mask is not None:
             return mask
     return keep_mask(x, threshold, seed, offset)
+
+
+def plain_eager(X: torch.Tensor) -> bool:
+    """Return whether ``X`` is a plain tensor in eager mode that needs no gradient.
+
+    Then the custom operators' dispatch (~50 us a call) can be skipped for their eager kernel:
+
+    Not under ``torch.compile``/``torch.export`` tracing, not under a ``torch.func``
+    transform (whose batched tensors look like plain ones), no tensor subclass.
+    """
+    return (
+        type(X) is torch.Tensor
+        and not (X.requires_grad and torch.is_grad_enabled())
+        and not torch.compiler.is_compiling()
+        and not torch._C._are_functorch_transforms_active()
+    )
 
 
 class TorchOps:
@@ -147,11 +167,15 @@ class TorchOps:
         The custom operator ``dropout_ref::select_scaled`` (autograd saves the
         1-byte mask; compiles and vmaps as one node).
         """
+        if plain_eager(X):
+            return select_eager(X, keep, scale)
         from dropout_ref.torch import custom_ops
 
         return custom_ops.select_scaled(X, keep, scale)
 
-    def fused_global_dropout(self, X: torch.Tensor, dropout: float, scale: float) -> torch.Tensor | None:
+    def fused_global_dropout(
+        self, X: torch.Tensor, dropout: float, scale: float
+    ) -> torch.Tensor | None:
         """Default mode in one kernel where Triton runs (CUDA): ``None`` elsewhere.
 
         The key is drawn from torch's generator of ``X``'s device on every call
@@ -168,7 +192,9 @@ class TorchOps:
     def fused_portable_dropout(
         self, X: torch.Tensor, threshold: int, seed: int, offset: int, scale: float
     ) -> torch.Tensor:
-        """Portable mode on the whole of ``X`` as one custom operator (mask recomputed in backward)."""
+        """Portable mode on the whole of ``X``: one custom operator, mask recomputed in backward."""
         from dropout_ref.torch import custom_ops
 
+        if plain_eager(X):
+            return custom_ops.philox_eager(X, seed, offset, threshold, scale)
         return custom_ops.philox_dropout(X, *custom_ops.split_seed(seed, offset), threshold, scale)

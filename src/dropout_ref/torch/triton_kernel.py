@@ -55,8 +55,8 @@ _cpu_interpretation = False
 def _triton() -> Any:
     """Return the ``triton`` module, or ``None`` if it cannot be imported."""
     try:
-        import triton  # noqa: F401
-        import triton.language  # noqa: F401
+        import triton
+        import triton.language
     except Exception:  # ImportError, or a broken install (e.g. no CUDA driver libraries)
         return None
     return triton
@@ -79,7 +79,7 @@ def interpret_on_cpu() -> Iterator[None]:
     """Route CPU tensors through the kernel while ``TRITON_INTERPRET=1`` (tests only)."""
     global _cpu_interpretation
     if not interpreting():
-        raise RuntimeError("interpret_on_cpu needs TRITON_INTERPRET=1 set before triton is imported")
+        raise RuntimeError("interpret_on_cpu needs TRITON_INTERPRET=1 set before importing triton")
     previous, _cpu_interpretation = _cpu_interpretation, True
     try:
         yield
@@ -88,8 +88,11 @@ def interpret_on_cpu() -> Iterator[None]:
 
 
 def applies(x: torch.Tensor, first_block: int = 0) -> bool:
-    """Whether :func:`dropout` runs for ``x``: a CUDA tensor (or a CPU one under
-    :func:`interpret_on_cpu`), a float dtype, Triton importable, counters in range."""
+    """Return whether :func:`dropout` runs for ``x``.
+
+    It does for a float CUDA tensor (or a CPU one under :func:`interpret_on_cpu`)
+    where Triton imports and the counters are in range.
+    """
     if x.device.type == "cuda":
         pass
     elif not (_cpu_interpretation and x.device.type == "cpu"):
