@@ -174,3 +174,41 @@ def test_d9_default_mode_uses_the_kernel_with_a_key_from_torchs_generator():
     from dropout_ref.stats import binomial_count_interval
 
     assert int(keep.sum()) in binomial_count_interval(5000, 0.5, 1e-6)
+
+
+def test_d9_default_mode_without_autograd_runs_the_kernel_on_the_key():
+    """D4/D9 on the no-grad fast path (the kernel called without the operator dispatch)."""
+    from dropout_ref.torch import custom_ops
+
+    x = nonzero_values(4097, 9)
+    torch.manual_seed(21)
+    out = dropout_layer(x, 0.3)
+    torch.manual_seed(21)
+    key = int(custom_ops.draw_key(x.device).item())
+    keep = numpy_keep_mask(x.shape, word_threshold(0.3), key, 0)
+    np.testing.assert_array_equal(out.cpu().numpy() != 0, keep)
+
+
+def test_gpu_masks_script_passes_and_catches_a_wrong_kernel(monkeypatch, capsys):
+    """benchmarks/gpu_masks.py (run by benchmarks/gpu_check.sh on a GPU): its checks pass on
+    the kernel and fail when the kernel drops one element too many."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "gpu_masks.py"
+    spec = importlib.util.spec_from_file_location("gpu_masks", path)
+    gpu_masks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_masks)
+    monkeypatch.setattr(gpu_masks, "SIZES", (5, 4099))
+    assert gpu_masks.main(["--device", DEVICE]) == 0
+    assert "4/4 checks passed" in capsys.readouterr().out
+    original = triton_kernel.dropout
+
+    def one_wrong(x, *args, **kwargs):
+        out = original(x, *args, **kwargs)
+        out.view(-1)[-1] = 0.0
+        return out
+
+    monkeypatch.setattr(triton_kernel, "dropout", one_wrong)
+    assert gpu_masks.main(["--device", DEVICE]) == 1
+    assert "FAIL" in capsys.readouterr().out

@@ -54,6 +54,17 @@ for _pure in (thresholds.word_threshold, thresholds.inverse_keep_scale,
 #: partitioner must not recompute them in backward on its own.
 _RANDOM_TAGS = (torch.Tag.nondeterministic_seeded,)
 
+
+
+def _custom_op(name: str, **kwargs: Any) -> Any:
+    """``torch.library.custom_op`` with ``tags`` where this torch accepts them."""
+    try:
+        return torch.library.custom_op(name, mutates_args=(), **kwargs)
+    except TypeError:  # an older torch without custom_op(tags=)
+        kwargs.pop("tags", None)
+        return torch.library.custom_op(name, mutates_args=(), **kwargs)
+
+
 # The module, not the ``ops`` instance that dropout_ref.torch exports under the same name.
 _ops = importlib.import_module("dropout_ref.torch.ops")
 
@@ -81,7 +92,7 @@ def philox_eager(
 # --------------------------------------------------------------------------- select_scaled
 
 
-@torch.library.custom_op("dropout_ref::select_scaled", mutates_args=())
+@_custom_op("dropout_ref::select_scaled")
 def select_scaled(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
     """``where(keep, x * scale, +0.0)`` in ``x``'s dtype (product in float32 for 16-bit ``x``)."""
     return _ops.select_eager(x, keep, scale)
@@ -125,7 +136,7 @@ def _(info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, keep: torch.Tensor, 
 # --------------------------------------------------------------------------- philox_dropout
 
 
-@torch.library.custom_op("dropout_ref::philox_dropout", mutates_args=(), tags=_RANDOM_TAGS)
+@_custom_op("dropout_ref::philox_dropout", tags=_RANDOM_TAGS)
 def philox_dropout(
     x: torch.Tensor, k0: int, k1: int, block: int, lane: int, threshold: int, scale: float
 ) -> torch.Tensor:
@@ -163,7 +174,7 @@ def _(info, in_dims, x, k0, k1, block, lane, threshold, scale):
 # --------------------------------------------------------------------------- keyed_dropout
 
 
-@torch.library.custom_op("dropout_ref::keyed_dropout", mutates_args=(), tags=_RANDOM_TAGS)
+@_custom_op("dropout_ref::keyed_dropout", tags=_RANDOM_TAGS)
 def keyed_dropout(x: torch.Tensor, key: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
     """Philox dropout of ``x`` with the seed in the 1-element tensor ``key``, counters from 0."""
     if triton_kernel.applies(x) and key.device == x.device:

@@ -187,6 +187,8 @@ class TorchOps:
         if not triton_kernel.applies(X):
             return None
         key = custom_ops.draw_key(X.device)
+        if plain_eager(X):  # the kernel itself: no operator dispatch on the host's clock
+            return triton_kernel.dropout(X, word_threshold(dropout), scale, key=key)
         return custom_ops.keyed_dropout(X, key, word_threshold(dropout), scale)
 
     def fused_portable_dropout(

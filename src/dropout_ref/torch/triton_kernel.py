@@ -62,8 +62,15 @@ def _triton() -> Any:
     return triton
 
 
+#: Set ``DROPOUT_REF_NO_TRITON=1`` to keep CUDA tensors on the exact torch-ops paths
+#: (e.g. to compare the two on a GPU); read at import.
+DISABLED = os.environ.get("DROPOUT_REF_NO_TRITON", "0") not in ("", "0")
+
+
 def unavailable_reason() -> str | None:
     """Return why the Triton kernel cannot run here, or ``None`` if it can."""
+    if DISABLED:
+        return "switched off by DROPOUT_REF_NO_TRITON=1"
     if _triton() is None:
         return "triton is not installed"
     return None
@@ -99,7 +106,7 @@ def applies(x: torch.Tensor, first_block: int = 0) -> bool:
         return False
     if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         return False
-    return first_block < MAX_FIRST_BLOCK and _triton() is not None
+    return first_block < MAX_FIRST_BLOCK and not DISABLED and _triton() is not None
 
 
 def _float_bits(value: float, double: bool) -> int:
