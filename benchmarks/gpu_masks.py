@@ -120,7 +120,7 @@ def check_seed_masks(device: str, label: str = "") -> str:
 
 
 def check_exact_path(device: str) -> str:
-    """The same masks with the Triton kernel switched off (torch ops on the device)."""
+    """Check the same masks with the Triton kernel switched off (torch ops on the device)."""
     with _without_kernel():
         return check_seed_masks(device, "(kernel off)")
 
@@ -179,7 +179,7 @@ def environment(device: str) -> dict[str, Any]:
         import triton
 
         info["triton"] = triton.__version__
-    except Exception as exc:  # noqa: BLE001 - recorded, not fatal
+    except Exception as exc:
         info["triton"] = f"unavailable: {exc}"
     info["kernel"] = triton_kernel.unavailable_reason() or "Triton kernel in use"
     if torch.device(device).type == "cuda":
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             status, detail = "pass", check(args.device)
-        except Exception as exc:  # noqa: BLE001 - one failing check must not hide the others
+        except Exception as exc:
             status, detail = "FAIL", f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
         seconds = time.perf_counter() - start

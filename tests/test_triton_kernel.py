@@ -212,3 +212,35 @@ def test_gpu_masks_script_passes_and_catches_a_wrong_kernel(monkeypatch, capsys)
     monkeypatch.setattr(triton_kernel, "dropout", one_wrong)
     assert gpu_masks.main(["--device", DEVICE]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_g1_compiled_graph_calls_the_kernel_in_both_modes(monkeypatch):
+    """G1 on the kernel's route: under torch.compile(fullgraph=True) the default mode draws its
+    key in the graph and calls keyed_dropout, the seed mode philox_dropout; forward and
+    backward agree with the oracle, and the seed mode equals eager bit for bit."""
+    calls = []
+    original = triton_kernel.dropout
+    monkeypatch.setattr(triton_kernel, "dropout",
+                        lambda *a, **k: calls.append(sorted(k)) or original(*a, **k))
+    x = nonzero_values(1001, 12).requires_grad_(True)
+    seeded = torch.compile(lambda t: dropout_layer(t, 0.4, seed=99, offset=3), fullgraph=True)
+    out = seeded(x)
+    out.backward(torch.ones_like(out))
+    keep = numpy_keep_mask(x.shape, word_threshold(0.4), 99, 3)
+    np.testing.assert_array_equal(out.detach().cpu().numpy() != 0, keep)
+    assert torch.equal(out.detach(), dropout_layer(x.detach(), 0.4, seed=99, offset=3))
+    assert torch.equal(x.grad.cpu() != 0, torch.from_numpy(keep))
+    assert calls and all("seed" in c for c in calls)  # forward and backward: the kernel
+    calls.clear()
+    x.grad = None
+    default = torch.compile(lambda t: dropout_layer(t, 0.4), fullgraph=True)
+    out = default(x)
+    out.backward(torch.ones_like(out))
+    kept = out.detach() != 0
+    assert torch.equal(x.grad != 0, kept)
+    assert len(calls) == 2 and all("key" in c for c in calls)
+    # Keep count: two-sided binomial interval, false-alarm probability 1e-6.
+    from dropout_ref.stats import binomial_count_interval
+
+    assert int(kept.sum()) in binomial_count_interval(1001, 0.6, 1e-6)

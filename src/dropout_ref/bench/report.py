@@ -124,8 +124,9 @@ def print_report(results: dict[str, Any], console: Console | None = None) -> Non
             console.print(line)
     machine = results["machine"]
     console.print(
-        "portable = dropout_layer(X, p, seed=s); fused = its keep mask compiled "
-        "(torch.compile / XLA), compile s = first call minus the fastest; "
+        "portable = dropout_layer(X, p, seed=s); fused = the portable mode compiled "
+        "(torch.compile: mask and select in one pass; XLA), "
+        "compile s = first call minus the fastest; "
         f"times: min/median ms over {results['config']['repeats']} interleaved repeats; "
         f"extra B/el: peak bytes beyond the output per element (VmHWM); "
         f"{machine['cpu_count']} CPUs, load average {machine['load_average_1_5_15']} before, "

@@ -76,6 +76,14 @@ def unavailable_reason() -> str | None:
     return None
 
 
+# Dynamo evaluates this at trace time and keeps the answer as a constant (under
+# torch.compile it would otherwise trace the lazy import behind functools.cache).
+@torch.compiler.assume_constant_result
+def kernel_available() -> bool:
+    """Return whether the kernel can run in this process (Triton imports, not switched off)."""
+    return not DISABLED and _triton() is not None
+
+
 def interpreting() -> bool:
     """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
@@ -106,7 +114,7 @@ def applies(x: torch.Tensor, first_block: int = 0) -> bool:
         return False
     if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         return False
-    return first_block < MAX_FIRST_BLOCK and not DISABLED and _triton() is not None
+    return first_block < MAX_FIRST_BLOCK and kernel_available()
 
 
 def _float_bits(value: float, double: bool) -> int:
