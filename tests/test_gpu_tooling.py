@@ -145,3 +145,18 @@ def test_seed_mode_device_cases_values_equal_the_oracle_mask():
     out = case.run()
     np.testing.assert_array_equal(out.numpy() != 0,
                                   numpy_keep_mask((1000,), word_threshold(0.3), SEED, 0))
+
+
+@NO_GPU
+def test_bench_and_report_commands_run_without_rich(monkeypatch, capsys):
+    """A bare GPU machine may lack rich: the CLI imports only the command it runs, and the
+    bench and report print markdown without it (benchmarks/gpu_check.sh relies on this)."""
+    import importlib.util
+
+    monkeypatch.setitem(sys.modules, "rich", None)  # "import rich" now raises ImportError
+    for name in [m for m in sys.modules if m.startswith(("rich.", "dropout_ref.commands."))]:
+        monkeypatch.delitem(sys.modules, name)
+    assert importlib.util.find_spec("rich") is None
+    assert cli.main(["bench", "--device", "cuda", "--sizes", "10"]) == 2
+    assert cli.main(["report", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
