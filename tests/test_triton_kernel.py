@@ -161,7 +161,10 @@ def test_d9_default_mode_uses_the_kernel_with_a_key_from_torchs_generator():
 
     x = nonzero_values(5000, 8).requires_grad_(True)
     torch.manual_seed(3)
-    first = dropout_layer(x, 0.5)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        first = dropout_layer(x, 0.5)
+    assert [(t.numel(), t.dtype) for t in saved] == [(1, torch.int64)]  # the key, no mask
     torch.manual_seed(3)
     key = custom_ops.draw_key(x.device)
     again = dropout_layer(x, 0.5)  # the generator has moved on: a fresh mask
