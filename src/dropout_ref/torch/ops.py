@@ -97,19 +97,21 @@ def portable_keep_mask_eager(
     return keep_mask(x, threshold, seed, offset)
 
 
-def plain_eager(X: torch.Tensor) -> bool:
-    """Return whether ``X`` is a plain tensor in eager mode that needs no gradient.
+def eager_route(X: torch.Tensor) -> str | None:
+    """Return how a plain eager call on ``X`` skips the custom operators' dispatch (~50 us).
 
-    Such calls skip the custom operators' dispatch (~50 us a call) and run their eager
-    kernel directly. Not plain: under ``torch.compile``/``torch.export`` tracing, under a
-    ``torch.func`` transform (whose batched tensors look like plain ones), a subclass.
+    ``"kernel"``: no gradient needed, run the eager kernel directly; ``"autograd"``: a
+    gradient is needed, run the kernel inside the matching ``autograd.Function``;
+    ``None``: use the operator -- under ``torch.compile``/``torch.export`` tracing, under a
+    ``torch.func`` transform (whose batched tensors look like plain ones), or for a subclass.
     """
-    return (
-        type(X) is torch.Tensor
-        and not (X.requires_grad and torch.is_grad_enabled())
-        and not torch.compiler.is_compiling()
-        and not torch._C._are_functorch_transforms_active()
-    )
+    if (
+        type(X) is not torch.Tensor
+        or torch.compiler.is_compiling()
+        or torch._C._are_functorch_transforms_active()
+    ):
+        return None
+    return "autograd" if X.requires_grad and torch.is_grad_enabled() else "kernel"
 
 
 class TorchOps:
@@ -166,10 +168,13 @@ class TorchOps:
         The custom operator ``dropout_ref::select_scaled`` (autograd saves the
         1-byte mask; compiles and vmaps as one node).
         """
-        if plain_eager(X):
-            return select_eager(X, keep, scale)
         from dropout_ref.torch import custom_ops
 
+        route = eager_route(X)
+        if route == "kernel":
+            return select_eager(X, keep, scale)
+        if route == "autograd":
+            return custom_ops.EagerSelect.apply(X, keep, scale)
         return custom_ops.select_scaled(X, keep, scale)
 
     def fused_global_dropout(
@@ -186,9 +191,12 @@ class TorchOps:
         if not triton_kernel.applies(X):
             return None
         key = custom_ops.draw_key(X.device)
-        if plain_eager(X):  # the kernel itself: no operator dispatch on the host's clock
-            return triton_kernel.dropout(X, word_threshold(dropout), scale, key=key)
-        return custom_ops.keyed_dropout(X, key, word_threshold(dropout), scale)
+        route, threshold = eager_route(X), word_threshold(dropout)
+        if route == "kernel":  # the kernel itself: no operator dispatch on the host's clock
+            return triton_kernel.dropout(X, threshold, scale, key=key)
+        if route == "autograd":
+            return custom_ops.EagerKeyed.apply(X, key, threshold, scale)
+        return custom_ops.keyed_dropout(X, key, threshold, scale)
 
     def fused_portable_dropout(
         self, X: torch.Tensor, threshold: int, seed: int, offset: int, scale: float
@@ -196,6 +204,9 @@ class TorchOps:
         """Portable mode on the whole of ``X``: one custom operator, mask recomputed in backward."""
         from dropout_ref.torch import custom_ops
 
-        if plain_eager(X):
+        route = eager_route(X)
+        if route == "kernel":
             return custom_ops.philox_eager(X, seed, offset, threshold, scale)
+        if route == "autograd":
+            return custom_ops.EagerPhilox.apply(X, seed, offset, threshold, scale)
         return custom_ops.philox_dropout(X, *custom_ops.split_seed(seed, offset), threshold, scale)
