@@ -135,12 +135,17 @@ def test_g1_vmap_seed_mode_is_the_per_slice_call():
 
 def test_g1_vmap_default_mode_needs_a_randomness_choice():
     """G1/torch.func: the default mode draws from torch's generator, so vmap's default
-    randomness="error" raises torch's clear error; randomness="same" gives one mask for all."""
+    randomness="error" raises torch's clear error; "same" gives one mask for all, "different"
+    one per batch element."""
     x = torch.randn(3, 50)
     with pytest.raises(RuntimeError, match="randomness"):
         torch.vmap(lambda r: dropout_layer(r, 0.5))(x)
     out = torch.vmap(lambda r: dropout_layer(r, 0.5), randomness="same")(torch.ones(3, 50))
     assert torch.equal(out[0], out[1]) and torch.equal(out[0], out[2])
+    assert set(out.unique().tolist()) == {0.0, 2.0}
+    # "different": a mask per batch element (P[two of 3 masks of 50 equal] < 3 * 2**-50).
+    out = torch.vmap(lambda r: dropout_layer(r, 0.5), randomness="different")(torch.ones(3, 50))
+    assert not torch.equal(out[0], out[1]) and not torch.equal(out[1], out[2])
     assert set(out.unique().tolist()) == {0.0, 2.0}
 
 

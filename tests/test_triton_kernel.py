@@ -247,3 +247,17 @@ def test_g1_compiled_graph_calls_the_kernel_in_both_modes(monkeypatch):
     from dropout_ref.stats import binomial_count_interval
 
     assert int(kept.sum()) in binomial_count_interval(1001, 0.6, 1e-6)
+
+
+def test_g1_vmap_on_the_kernel_route():
+    """torch.vmap through the keyed and seeded operators' vmap rules: "same" randomness
+    gives one mask, "different" one per batch element, seed= the per-slice call's mask."""
+    x = torch.ones(3, 257, device=DEVICE)
+    same = torch.vmap(lambda r: dropout_layer(r, 0.5), randomness="same")(x)
+    assert torch.equal(same[0], same[1]) and torch.equal(same[1], same[2])
+    different = torch.vmap(lambda r: dropout_layer(r, 0.5), randomness="different")(x)
+    assert not torch.equal(different[0], different[1])
+    seeded = torch.vmap(lambda r: dropout_layer(r, 0.5, seed=8, offset=1))(x)
+    keep = numpy_keep_mask((257,), word_threshold(0.5), 8, 1)
+    for row in seeded:
+        np.testing.assert_array_equal(row.cpu().numpy() != 0, keep)

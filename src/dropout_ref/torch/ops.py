@@ -144,10 +144,11 @@ class TorchOps:
         """Draw float32 uniforms on ``X``'s device from torch's global generator."""
         # float32 whatever X's dtype: a float16/bfloat16 uniform would bias the keep rate.
         threshold = float32_threshold(dropout)
-        if X.device.type == "cpu" and not torch.compiler.is_compiling():
+        if X.device.type == "cpu" and eager_route(X) is not None:
             return draw_keep_mask_cpu(X, threshold)
         # In a compiled graph inductor fuses the draw and the compare into one kernel
-        # (its generator is seeded from torch's, so torch.manual_seed still reproduces it).
+        # (its generator is seeded from torch's, so torch.manual_seed still reproduces it);
+        # under vmap an out-of-place draw follows the chosen randomness ("same"/"different").
         u = torch.rand(X.shape, dtype=torch.float32, device=X.device)
         return u >= threshold
 
