@@ -63,7 +63,7 @@ if [ -d wheels ] && ls wheels/*.whl > /dev/null 2>&1; then
     done
 fi
 
-step environment 30 "$PY" -c "
+step environment 20 "$PY" -c "
 import sys, importlib.util
 import numpy, torch
 print('python', sys.version.split()[0], 'numpy', numpy.__version__, 'torch', torch.__version__)
@@ -77,17 +77,17 @@ print('kernel:', triton_kernel.unavailable_reason() or 'Triton kernel in use')
 sys.exit(0 if torch.cuda.is_available() else 3)
 "
 
-step masks 60 "$PY" benchmarks/gpu_masks.py --device cuda --json "$OUT_DIR/masks.json"
+step masks 50 "$PY" benchmarks/gpu_masks.py --device cuda --json "$OUT_DIR/masks.json"
 
 if "$PY" -c "import pytest" > /dev/null 2>&1; then
-    step kernel_tests 50 "$PY" -m pytest -q -p no:cacheprovider tests/test_triton_kernel.py
+    step kernel_tests 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_triton_kernel.py
 else
     log "skip  kernel_tests: pytest is not installed (carry its wheels in ./wheels to run it)"
 fi
 
 step report 70 "$PY" -m dropout_ref report --backend torch --device cuda --format markdown
 
-step bench 90 "$PY" -m dropout_ref bench --device cuda \
+step bench 100 "$PY" -m dropout_ref bench --device cuda \
     --sizes "${GPU_CHECK_SIZES:-24,27}" --dtypes "${GPU_CHECK_DTYPES:-float32,bfloat16}" \
     --repeats "${GPU_CHECK_REPEATS:-20}" --mlp-epoch --output "$OUT_DIR/bench.json"
 cp "$OUT_DIR/bench.txt" "$OUT_DIR/bench.md" 2>/dev/null
