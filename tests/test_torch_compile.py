@@ -173,3 +173,34 @@ def test_g1_m2_compiled_course_mlp_trains_and_evaluates():
     torch.testing.assert_close(compiled(X), model(X))
     compiled.train()
     torch.testing.assert_close(compiled(X, mask_seed=9), model(X, mask_seed=9))
+
+
+def test_g1_torch_func_grad_vjp_jacrev_and_vmap_of_grad():
+    """G1/torch.func: grad, vjp, jacrev and vmap(grad) of the seed mode give keep / (1 - p)
+    on the forward's mask (D8); the Jacobian is diagonal."""
+    x = torch.randn(3, 9)
+    keep = dropout_layer(torch.ones(9), 0.5, seed=4) != 0
+    expected = torch.where(keep, 2.0, 0.0)
+    g = torch.func.grad(lambda r: dropout_layer(r, 0.5, seed=4).sum())(x[0])
+    assert torch.equal(g, expected)
+    out, vjp = torch.func.vjp(lambda r: dropout_layer(r, 0.5, seed=4), x[0])
+    assert torch.equal(vjp(torch.ones(9))[0], expected) and torch.equal(out != 0, keep)
+    assert torch.equal(torch.func.jacrev(lambda r: dropout_layer(r, 0.5, seed=4))(x[0]),
+                       torch.diag(expected))
+    grads = torch.func.vmap(torch.func.grad(lambda r: dropout_layer(r, 0.5, seed=4).sum()))(x)
+    assert torch.equal(grads, expected.expand(3, 9))
+
+
+def test_g1_torch_func_grad_of_the_default_mode():
+    """torch.func.grad of the default mode: the gradient is 1 / (1 - p) on a fresh mask drawn
+    from torch's generator (D8, D9); under vmap a randomness choice is needed, as for any
+    random op, and "different" gives each batch element its own mask."""
+    x = torch.randn(4, 64)
+    torch.manual_seed(2)
+    g = torch.func.grad(lambda r: dropout_layer(r, 0.25).sum())(x[0])
+    torch.manual_seed(2)
+    assert torch.equal(torch.func.grad(lambda r: dropout_layer(r, 0.25).sum())(x[0]), g)
+    assert set(g.unique().tolist()) == {0.0, float(torch.tensor(1 / 0.75))}
+    grads = torch.func.vmap(torch.func.grad(lambda r: dropout_layer(r, 0.25).sum()),
+                            randomness="different")(x)
+    assert not torch.equal(grads[0], grads[1])

@@ -225,10 +225,12 @@ def draw_key(device: torch.device) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- eager autograd
-# The same kernels and formulas as the operators above, as autograd.Functions for plain
-# eager calls that need a gradient: ``Function.apply`` costs a fraction of the operator
-# dispatch (~50 us a call, visible in an MLP epoch at 2**16 elements per dropout).
-# torch.compile, torch.export and torch.func always get the operators.
+# The same kernels and formulas as the operators above, as autograd.Functions for eager
+# calls that need a gradient (``Function.apply`` costs a fraction of the operator dispatch,
+# ~50 us a call, visible in an MLP epoch at 2**16 elements per dropout) and for torch.func
+# transforms (an autograd.Function with ``setup_context`` and a ``vmap`` rule composes with
+# torch.func.grad/vjp/vmap; a custom operator's registered autograd does not).
+# torch.compile and torch.export always get the operators.
 
 
 class EagerSelect(torch.autograd.Function):
@@ -248,6 +250,14 @@ class EagerSelect(torch.autograd.Function):
         (keep,) = ctx.saved_tensors
         return EagerSelect.apply(grad, keep, ctx.scale), None, None
 
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, keep: torch.Tensor,
+             scale: float) -> tuple[torch.Tensor, int]:
+        """Batch rule: the mask broadcast over the batch dimension."""
+        xb = _batched(x, in_dims[0], info.batch_size)
+        keepb = _batched(keep, in_dims[1], info.batch_size).expand(xb.shape)
+        return EagerSelect.apply(xb, keepb, scale), 0
+
 
 class EagerPhilox(torch.autograd.Function):
     """``philox_dropout`` for eager autograd: saves nothing per element (mask recomputed)."""
@@ -263,6 +273,14 @@ class EagerPhilox(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # noqa: D102
         return (EagerPhilox.apply(grad, *ctx.args), None, None, None, None)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, seed: int, offset: int,
+             threshold: int, scale: float) -> tuple[torch.Tensor, int]:
+        """Batch rule: every batch element is the per-slice call (same seed/offset, one mask)."""
+        xb = _batched(x, in_dims[0], info.batch_size)
+        keep = _ops.portable_keep_mask_eager(xb[0], threshold, seed, offset)
+        return EagerSelect.apply(xb, keep.expand(xb.shape), scale), 0
 
 
 class EagerKeyed(torch.autograd.Function):
@@ -281,3 +299,16 @@ class EagerKeyed(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, None, None, None]:  # noqa: D102
         (key,) = ctx.saved_tensors
         return EagerKeyed.apply(grad, key, ctx.threshold, ctx.scale), None, None, None
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, key: torch.Tensor,
+             threshold: int, scale: float) -> tuple[torch.Tensor, int]:
+        """Batch rule: one mask for an unbatched key, one per element for a batched key."""
+        xb = _batched(x, in_dims[0], info.batch_size)
+        if in_dims[1] is not None:  # randomness="different": one key per batch element
+            keys = key.movedim(in_dims[1], 0)
+            return torch.stack([EagerKeyed.apply(xb[i], keys[i], threshold, scale)
+                                for i in range(info.batch_size)]), 0
+        seed = int(key.reshape(()).item())
+        keep = _ops.portable_keep_mask_eager(xb[0], threshold, seed, 0)
+        return EagerSelect.apply(xb, keep.expand(xb.shape), scale), 0

@@ -98,19 +98,18 @@ def portable_keep_mask_eager(
 
 
 def eager_route(X: torch.Tensor) -> str | None:
-    """Return how a plain eager call on ``X`` skips the custom operators' dispatch (~50 us).
+    """Return how an eager call on ``X`` skips the custom operators' dispatch (~50 us).
 
     ``"kernel"``: no gradient needed, run the eager kernel directly; ``"autograd"``: a
-    gradient is needed, run the kernel inside the matching ``autograd.Function``;
-    ``None``: use the operator -- under ``torch.compile``/``torch.export`` tracing, under a
-    ``torch.func`` transform (whose batched tensors look like plain ones), or for a subclass.
+    gradient is needed, or a ``torch.func`` transform is active (its batched and
+    grad-tracking tensors look like plain ones): run the kernel inside the matching
+    ``autograd.Function``, which has a vmap rule; ``None``: use the operator -- under
+    ``torch.compile``/``torch.export`` tracing, or for a tensor subclass.
     """
-    if (
-        type(X) is not torch.Tensor
-        or torch.compiler.is_compiling()
-        or torch._C._are_functorch_transforms_active()
-    ):
+    if type(X) is not torch.Tensor or torch.compiler.is_compiling():
         return None
+    if torch._C._are_functorch_transforms_active():
+        return "autograd"
     return "autograd" if X.requires_grad and torch.is_grad_enabled() else "kernel"
 
 
@@ -144,7 +143,8 @@ class TorchOps:
         """Draw float32 uniforms on ``X``'s device from torch's global generator."""
         # float32 whatever X's dtype: a float16/bfloat16 uniform would bias the keep rate.
         threshold = float32_threshold(dropout)
-        if X.device.type == "cpu" and eager_route(X) is not None:
+        plain = eager_route(X) is not None and not torch._C._are_functorch_transforms_active()
+        if X.device.type == "cpu" and plain:
             return draw_keep_mask_cpu(X, threshold)
         # In a compiled graph inductor fuses the draw and the compare into one kernel
         # (its generator is seeded from torch's, so torch.manual_seed still reproduces it);
