@@ -193,8 +193,9 @@ def torch_ops_module():
 
 
 @pytest.mark.slow
-def test_d8_torch_compiled_select_only_without_autograd(monkeypatch):
-    """The compiled select serves no-grad calls from its size bound; autograd keeps ScaledSelect."""
+def test_d8_torch_compiled_select_from_its_size_bound(monkeypatch):
+    """The compiled select serves calls from its size bound, with autograd too (the custom
+    operator's forward runs without autograd; its backward is the operator on the gradient)."""
     from dropout_ref.torch import fused
 
     module = torch_ops_module()
@@ -207,9 +208,11 @@ def test_d8_torch_compiled_select_only_without_autograd(monkeypatch):
     assert calls == [1] and torch.equal(out[out != 0], X[out != 0] * 2.0)
     leaf = X.clone().requires_grad_(True)
     graded = torch_dropout(leaf, 0.5)
-    assert calls == [1] and graded.requires_grad
+    assert calls == [1, 1] and graded.requires_grad
+    graded.backward(torch.ones_like(graded))
+    assert calls == [1, 1, 1] and torch.equal(leaf.grad, torch.where(graded != 0, 2.0, 0.0))
     torch_dropout(torch.randn(4), 0.5)  # below the bound
-    assert calls == [1]
+    assert calls == [1, 1, 1]
 
 
 def test_p4_torch_fused_refuses_a_carrying_offset():

@@ -22,14 +22,20 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the parser with every available subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Return the parser with every available subcommand (or only the one named ``only``).
+
+    Parsing one command imports only that command's module, so a machine lacking a
+    dependency of another command (e.g. rich, on a bare GPU box) still runs this one.
+    """
     parser = argparse.ArgumentParser(
         prog="dropout-ref",
         description="One dropout, every framework, provably the same.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(f"dropout_ref.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -44,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(only).parse_args(argv)
     return int(args.handler(args))
 
 

@@ -64,6 +64,10 @@ def apply_dropout(ops: DropoutOps, X: Any, dropout: Any, seed: Any = None, offse
             return out
         keep = ops.global_keep_mask(X, rate)
     else:
+        # Optional hook: the whole-X portable mask and select as one kernel/operator.
+        fused = getattr(ops, "fused_portable_dropout", None)
+        if fused is not None:
+            return fused(X, word_threshold(rate), seed, offset, inverse_keep_scale(rate))
         keep = ops.portable_keep_mask(X, word_threshold(rate), seed, offset)
     return ops.select_scaled(X, keep, inverse_keep_scale(rate))
 

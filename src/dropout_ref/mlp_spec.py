@@ -26,6 +26,7 @@ for one ``mask_seed`` the two layers draw from disjoint Philox counter ranges
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -277,7 +278,8 @@ def flat_input_shape(shape: Any, num_inputs: int) -> tuple[int, int]:
 
     """
     dims = tuple(int(d) for d in shape)
-    size = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    # math.prod on Python ints (np.prod would become a traced tensor under torch.compile).
+    size = math.prod(dims)
     if len(dims) == 0 or size % num_inputs != 0:
         raise ValueError(
             f"X of shape {dims} cannot be flattened to rows of num_inputs={num_inputs} "

@@ -14,6 +14,10 @@ NATIVE = "native"
 BASELINE = "baseline"
 MLP_OURS = "mlp_epoch_ours"
 MLP_NATIVE = "mlp_epoch_native"
+#: Forward + backward (``out.backward(G)``) of the default mode, the portable mode, the native op.
+OURS_FWD_BWD = "ours_fwd_bwd"
+OURS_PORTABLE_FWD_BWD = "ours_portable_fwd_bwd"
+NATIVE_FWD_BWD = "native_fwd_bwd"
 
 #: Prefix of the one line a worker prints with its JSON result.
 RESULT_PREFIX = "RESULT "
@@ -44,6 +48,11 @@ class BenchCase:
         Why the case is not run at this size (e.g. it would take minutes).
     note : str
         Shown in the report, e.g. what "native" means in this framework.
+    timer : callable or None
+        ``timer(case) -> ms`` replacing the wall clock, e.g. CUDA events on a GPU.
+    extra : dict
+        Measurements the adapter made itself (e.g. bytes saved for backward per
+        element), copied into the case's report row.
     """
 
     name: str
@@ -53,6 +62,8 @@ class BenchCase:
     compiled: bool = False
     skip: str | None = None
     note: str = ""
+    timer: Callable[[BenchCase], float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

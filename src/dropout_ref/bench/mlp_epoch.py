@@ -46,7 +46,11 @@ def run_epoch(
 
 
 def epoch_cases(
-    backend: str, native_dropout_layer: Callable[..., Any], native_name: str, ours_note: str = ""
+    backend: str,
+    native_dropout_layer: Callable[..., Any],
+    native_name: str,
+    ours_note: str = "",
+    place: Callable[[Any], Any] | None = None,
 ) -> CaseSet:
     """One epoch of the backend's MLP with our ``dropout_layer`` and with its native dropout.
 
@@ -65,11 +69,16 @@ def epoch_cases(
         The native op's name, for the table.
     ours_note : str, optional
         Extra words on our case (e.g. how the step is compiled).
+    place : callable, optional
+        Moves a new model to the benchmark's device (``model -> model``); the
+        steps then copy each batch there.
     """
     mlp_module = importlib.import_module(f"dropout_ref.{backend}.mlp")
     sgd_step = importlib.import_module(f"dropout_ref.{backend}.training").sgd_step
     images, labels = synthetic_epoch()
     ours, native = mlp_module.MLP(rng=INIT_SEED), mlp_module.MLP(rng=INIT_SEED)
+    if place is not None:
+        ours, native = place(ours), place(native)
 
     def native_epoch() -> float:
         # A tf.function step is traced on its first call, under this patch.

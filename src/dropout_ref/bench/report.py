@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from dropout_ref.bench.cases import (
     BASELINE,
     MLP_NATIVE,
     MLP_OURS,
     NATIVE,
+    NATIVE_FWD_BWD,
     OURS,
+    OURS_FWD_BWD,
     OURS_PORTABLE,
     OURS_PORTABLE_FUSED,
+    OURS_PORTABLE_FWD_BWD,
 )
+
+if TYPE_CHECKING:  # rich is imported where it draws: a bare GPU machine may lack it
+    from rich.console import Console
+    from rich.table import Table
 
 
 def to_json(results: dict[str, Any]) -> str:
@@ -57,6 +62,8 @@ def _memory_cell(rows: dict[str, dict], case: str) -> str:
 
 def backend_table(result: dict[str, Any]) -> Table:
     """Return the table of one backend: min / median ms per case, ratios, extra memory."""
+    from rich.table import Table
+
     title = f"{result['backend']} {result.get('framework_version', '')}"
     table = Table(title=title, title_justify="left")
     for column in ("size", "dtype", "X*2.0 ms", "native ms", "ours ms", "ours/native",
@@ -98,6 +105,13 @@ def mlp_line(result: dict[str, Any]) -> str | None:
 
 def print_report(results: dict[str, Any], console: Console | None = None) -> None:
     """Print every backend's table, the MLP epochs, errors and the machine's load."""
+    if results["config"].get("device", "cpu") != "cpu" or (
+        console is None and importlib.util.find_spec("rich") is None
+    ):
+        print(markdown_report(results))
+        return
+    from rich.console import Console
+
     # The table is wide: do not squeeze it into 80 columns when piped to a file.
     console = console or Console(width=max(Console().width, 160))
     for result in results["backends"]:
@@ -110,10 +124,100 @@ def print_report(results: dict[str, Any], console: Console | None = None) -> Non
             console.print(line)
     machine = results["machine"]
     console.print(
-        "portable = dropout_layer(X, p, seed=s); fused = its keep mask compiled "
-        "(torch.compile / XLA), compile s = first call minus the fastest; "
+        "portable = dropout_layer(X, p, seed=s); fused = the portable mode compiled "
+        "(torch.compile: mask and select in one pass; XLA), "
+        "compile s = first call minus the fastest; "
         f"times: min/median ms over {results['config']['repeats']} interleaved repeats; "
         f"extra B/el: peak bytes beyond the output per element (VmHWM); "
         f"{machine['cpu_count']} CPUs, load average {machine['load_average_1_5_15']} before, "
         f"{results['load_average_after']} after; total {results['seconds']:.0f} s"
     )
+
+
+#: Columns of the markdown table: (header, numerator case, denominator case or None).
+_MARKDOWN_TIMES = (
+    ("X*2.0", BASELINE), ("native", NATIVE), ("ours", OURS), ("ours seed=", OURS_PORTABLE),
+    ("native f+b", NATIVE_FWD_BWD), ("ours f+b", OURS_FWD_BWD),
+    ("ours seed= f+b", OURS_PORTABLE_FWD_BWD),
+)
+_MARKDOWN_RATIOS = (
+    ("ours/native", OURS, NATIVE), ("seed=/native", OURS_PORTABLE, NATIVE),
+    ("seed=/X*2", OURS_PORTABLE, BASELINE), ("f+b ours/native", OURS_FWD_BWD, NATIVE_FWD_BWD),
+    ("f+b seed=/native", OURS_PORTABLE_FWD_BWD, NATIVE_FWD_BWD),
+)
+
+
+def _plain_time(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return ""
+    if row.get("status") != "ok":
+        return "skipped"
+    return f"{row['min_ms']:.3g} / {row['median_ms']:.3g}"
+
+
+def _plain_ratio(rows: dict[str, dict], top: str, bottom: str) -> str:
+    a, b = rows.get(top), rows.get(bottom)
+    if not a or not b or a.get("status") != "ok" or b.get("status") != "ok" or not b["min_ms"]:
+        return ""
+    return f"{a['min_ms'] / b['min_ms']:.2f}"
+
+
+def _bytes(rows: dict[str, dict], case: str, key: str) -> str:
+    value = (rows.get(case) or {}).get(key)
+    return "" if value is None else f"{value:.2f}"
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    """Return every backend's results as markdown tables (no rich needed; the GPU report).
+
+    Times are min / median ms; ratios use the minimum; ``f+b`` is forward +
+    ``out.backward(G)``; ``saved B/el`` is what autograd keeps for backward and
+    ``extra B/el`` the device memory of one forward beyond its output, per element.
+    """
+    lines: list[str] = []
+    device = results["config"].get("device", "cpu")
+    for result in results["backends"]:
+        name = f"{result['backend']} {result.get('framework_version', '')}".strip()
+        where = result.get("device_name") or device
+        lines.append(f"### {name} on {where}")
+        lines.append("")
+        if "error" in result:
+            lines.append(f"error: {result['error']}")
+            lines.append("")
+            continue
+        points: dict[tuple, dict[str, dict]] = {}
+        for row in result.get("rows", []):
+            if row.get("log2_size") is not None:
+                points.setdefault((row["dtype"], row["log2_size"]), {})[row["case"]] = row
+        present = {case for rows in points.values() for case in rows}
+        times = [(h, c) for h, c in _MARKDOWN_TIMES if c in present]
+        ratios = [(h, a, b) for h, a, b in _MARKDOWN_RATIOS if a in present and b in present]
+        memory = [(f"{what} B/el {h}", c, key) for what, key in (
+            ("saved", "saved_bytes_per_element"), ("extra", "peak_extra_bytes_per_element"))
+            for h, c in (("ours", OURS), ("seed=", OURS_PORTABLE), ("native", NATIVE))
+            if any(key in rows.get(c, {}) for rows in points.values())]
+        header = ["size", "dtype", *(f"{h} ms" for h, _ in times), *(h for h, *_ in ratios),
+                  *(h for h, *_ in memory)]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for (dtype, log2_size), rows in points.items():
+            if "*" in rows:
+                lines.append(f"| 2^{log2_size} | {dtype} | {rows['*']['status']} |")
+                continue
+            cells = [f"2^{log2_size}", dtype, *(_plain_time(rows.get(c)) for _, c in times),
+                     *(_plain_ratio(rows, a, b) for _, a, b in ratios),
+                     *(_bytes(rows, c, key) for _, c, key in memory)]
+            lines.append("| " + " | ".join(cells) + " |")
+        line = mlp_line(result)
+        if line:
+            lines.extend(["", line])
+        lines.append("")
+    machine = results["machine"]
+    lines.append(
+        f"min / median ms over {results['config']['repeats']} interleaved repeats"
+        + (" (CUDA events)" if device != "cpu" else "")
+        + f"; f+b = forward + out.backward(G); host: {machine['cpu_count']} CPUs, load average "
+        f"{machine['load_average_1_5_15']} before, {results['load_average_after']} after; "
+        f"total {results['seconds']:.0f} s"
+    )
+    return "\n".join(lines)

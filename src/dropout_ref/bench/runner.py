@@ -17,20 +17,28 @@ from dropout_ref.bench.cases import (
     MLP_NATIVE,
     MLP_OURS,
     NATIVE,
+    NATIVE_FWD_BWD,
     OURS,
+    OURS_FWD_BWD,
     OURS_PORTABLE,
     OURS_PORTABLE_FUSED,
+    OURS_PORTABLE_FWD_BWD,
     RESULT_PREFIX,
 )
 
 #: Backends benchmarked by default: those with a native dropout to compare with.
 DEFAULT_BACKENDS = ("torch", "tensorflow", "mxnet")
+#: Backends with bench cases on a device other than the CPU (``--device cuda``).
+DEVICE_BACKENDS = ("torch",)
 
 #: (name, numerator case, denominator case) of every ratio in the report.
 RATIOS = (
     ("ours/native", OURS, NATIVE),
     ("ours/baseline", OURS, BASELINE),
     ("portable/baseline", OURS_PORTABLE, BASELINE),
+    ("portable/native", OURS_PORTABLE, NATIVE),
+    ("fwd_bwd ours/native", OURS_FWD_BWD, NATIVE_FWD_BWD),
+    ("fwd_bwd portable/native", OURS_PORTABLE_FWD_BWD, NATIVE_FWD_BWD),
     ("portable_fused/baseline", OURS_PORTABLE_FUSED, BASELINE),
     ("mlp_epoch ours/native", MLP_OURS, MLP_NATIVE),
 )
@@ -49,6 +57,8 @@ class BenchConfig:
     fused: bool = True
     mlp_epoch: bool = False
     mlp_repeats: int = 2
+    #: Where the arrays live: "cpu", or e.g. "cuda" (backends in DEVICE_BACKENDS only).
+    device: str = "cpu"
     timeout_s: float = 600.0
     extra_env: dict[str, str] = field(default_factory=dict)
 

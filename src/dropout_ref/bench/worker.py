@@ -30,7 +30,12 @@ MEMORY_CASES = ("ours", "native", "baseline")
 def bench_point(module: Any, config: dict[str, Any], log2_size: int, dtype: str) -> list[dict]:
     """Time (and measure) every case of one (size, dtype) point; return report rows."""
     size = 2**log2_size
-    case_set = module.make_cases(size, dtype, fused=config["fused"], rate=config["rate"])
+    device = config.get("device", "cpu")
+    if device == "cpu":
+        case_set = module.make_cases(size, dtype, fused=config["fused"], rate=config["rate"])
+    else:
+        case_set = module.make_cases(size, dtype, fused=config["fused"], rate=config["rate"],
+                                     device=device)
     rows = []
     if case_set is None:
         return [{"log2_size": log2_size, "size": size, "dtype": dtype, "case": "*",
@@ -46,6 +51,7 @@ def bench_point(module: Any, config: dict[str, Any], log2_size: int, dtype: str)
             rows.append(row)
             continue
         timing = timings[case.name]
+        row.update(case.extra)
         row.update(
             status="ok",
             repeats=len(timing.times_ms),
@@ -73,7 +79,17 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
     # bare ModuleNotFoundError from the bench cases' imports.
     get_backend(name)
     module = importlib.import_module(f"dropout_ref.{name}.bench_cases")
-    memory = config["memory"] and memory_method_available()
+    device = config.get("device", "cpu")
+    if device != "cpu":
+        check = getattr(module, "check_device", None)
+        if check is None:
+            raise DeviceUnavailable(f"the {name} backend has no bench cases for device={device!r}")
+        try:
+            check(device)
+        except ValueError as exc:
+            raise DeviceUnavailable(str(exc)) from None
+    # Host memory (VmHWM) says nothing about a GPU run; the adapter reports device memory.
+    memory = config["memory"] and memory_method_available() and device == "cpu"
     if memory:
         prefer_mmap_for_large_blocks()
     config = {**config, "memory": memory}
@@ -83,6 +99,7 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
             rows.extend(bench_point(module, config, log2_size, dtype))
     if config.get("mlp_epoch") and hasattr(module, "mlp_epoch_cases"):
         rows.extend(bench_mlp(module, config))
+    extra = getattr(module, "device_info", None)
     return {
         "backend": name,
         "framework_version": module.framework_version(),
@@ -92,19 +109,27 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
             else "VmHWM, first call in a fresh process" if getattr(module, "MEMORY_POOLED", False)
             else "VmHWM"
         ),
+        "device": device,
+        "device_name": extra(device) if extra is not None else device,
         "rows": rows,
         "seconds": time.perf_counter() - started,
     }
 
 
+class DeviceUnavailable(Exception):  # noqa: N818 - a verdict, like NotApplicable
+    """The requested device does not exist here (reported as one line, not a traceback)."""
+
+
 def bench_mlp(module: Any, config: dict[str, Any]) -> list[dict]:
     """Time one training epoch with our dropout and with the native dropout layer."""
-    case_set = module.mlp_epoch_cases()
+    device = config.get("device", "cpu")
+    case_set = module.mlp_epoch_cases() if device == "cpu" else module.mlp_epoch_cases(device)
     if case_set is None:
         return []
     timings = time_interleaved(case_set.cases, config["mlp_repeats"])
     return [
         {
+            **case.extra,
             "case": case.name, "size": None, "log2_size": None, "dtype": "float32",
             "status": "ok", "note": case.note, "repeats": len(timings[case.name].times_ms),
             "min_ms": timings[case.name].min_ms, "median_ms": timings[case.name].median_ms,
@@ -119,6 +144,8 @@ def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
     try:
         result = run_worker(config)
+    except DeviceUnavailable as exc:
+        result = {"backend": config["backend"], "error": str(exc), "unusable": True, "rows": []}
     except Exception as exc:  # reported to the parent, which goes on
         result = {
             "backend": config["backend"],

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
-
 from dropout_ref.bench.report import print_report, to_json
-from dropout_ref.bench.runner import DEFAULT_BACKENDS, BenchConfig, run_benchmark
+from dropout_ref.bench.runner import DEFAULT_BACKENDS, DEVICE_BACKENDS, BenchConfig, run_benchmark
 from dropout_ref.registry import backend_info
 
 
@@ -65,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not measure peak extra memory")
     parser.add_argument("--mlp-epoch", action="store_true",
                         help="also time one MLP training epoch, ours vs the native dropout layer")
+    parser.add_argument("--device", default="cpu",
+                        help="where X lives: cpu (default) or a GPU such as cuda, cuda:1 "
+                        f"({', '.join(DEVICE_BACKENDS)} only); on a GPU: forward, forward + "
+                        "backward, bytes saved for backward, the seed= mode, timed with CUDA "
+                        "events")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--output", help="also write the JSON results to this file")
 
@@ -77,13 +80,28 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.rate < 1.0:
         print(f"dropout-ref bench: --rate must be in (0, 1); got {args.rate}", file=sys.stderr)
         return 2
+    device = args.device.strip()
+    on_cpu = device == "cpu"
+    default = DEFAULT_BACKENDS if on_cpu else DEVICE_BACKENDS
+    backends = tuple(args.backends or default)
+    if not on_cpu and not set(backends) <= set(DEVICE_BACKENDS):
+        print(f"dropout-ref bench: --device {device}: only {', '.join(DEVICE_BACKENDS)} has "
+              f"cases on a device other than the CPU; got --backend {', '.join(backends)}",
+              file=sys.stderr)
+        return 2
     config = BenchConfig(
-        backends=tuple(args.backends or DEFAULT_BACKENDS), log2_sizes=tuple(args.sizes),
+        backends=backends, log2_sizes=tuple(args.sizes),
         dtypes=tuple(args.dtypes), repeats=args.repeats, rate=args.rate, memory=args.memory,
-        fused=args.fused, mlp_epoch=args.mlp_epoch,
+        fused=args.fused, mlp_epoch=args.mlp_epoch, device=device,
     )
-    console = Console(stderr=True)
-    results = run_benchmark(config, progress=lambda name: console.log(f"benchmarking {name}"))
+    results = run_benchmark(
+        config, progress=lambda name: print(f"benchmarking {name} on {device}", file=sys.stderr)
+    )
+    unusable = [r for r in results["backends"] if r.get("unusable")]
+    if unusable:  # e.g. --device cuda without a GPU: one line, no table, no traceback
+        for result in unusable:
+            print(f"dropout-ref bench: --device {device}: {result['error']}", file=sys.stderr)
+        return 2
     if args.output:
         from dropout_ref.training import atomic_write_bytes
 

@@ -38,6 +38,9 @@ from dropout_ref.conformance.registry import CHECKS, CLAUSES
 from dropout_ref.registry import BACKENDS, backend_info
 from dropout_ref.stats import DEFAULT_ALPHA
 
+#: Backends whose arrays can be placed on another device than the CPU (``--device``).
+DEVICE_BACKENDS = ("torch",)
+
 #: Cell texts.
 PASS, FAIL, NA, DEVIATION, FIXED = "pass", "FAIL", "n/a", "deviation", "FIXED?"
 _STYLE = {PASS: "green", FAIL: "bold red", NA: "dim", DEVIATION: "yellow", FIXED: "bold magenta"}
@@ -93,6 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=240.0, help="seconds allowed per backend"
     )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="where the inputs (and the MLP) live, e.g. cuda or cuda:1 (SPEC G2); default the "
+        f"CPU. A device other than cpu checks {', '.join(DEVICE_BACKENDS)} only (unless "
+        "--backend is given)",
+    )
 
 
 def _cell(kind: str, status: str, clause: str, expected: dict[str, str]) -> str:
@@ -125,9 +135,11 @@ def _row(event: dict[str, Any], clauses: list[str]) -> dict[str, Any]:
 
 def worker_command(backend: str, args: argparse.Namespace, clauses: list[str]) -> list[str]:
     """Return the command line of one backend's worker process."""
+    device = getattr(args, "device", None)
     return [
         sys.executable, "-m", "dropout_ref.conformance.worker", "--backend", backend,
         "--seed", str(args.seed), "--alpha", repr(args.alpha), "--clauses", *clauses,
+        *(["--device", device] if device else []),
     ]  # fmt: skip
 
 
@@ -176,11 +188,15 @@ def _run_backend(
             run.rows.append(_row(event, clauses))
         elif kind == "done":
             done = True
+        elif kind == "unusable":
+            run.status, run.detail = "unusable", event["message"]
     proc.wait()
     timer.cancel()
     drain.join(timeout=5)
     run.seconds = time.perf_counter() - start
-    if done and proc.returncode == 0:
+    if run.status == "unusable":
+        pass
+    elif done and proc.returncode == 0:
         run.status = "ok"
     elif proc.returncode in (-9, 137) and run.seconds >= args.timeout:
         run.status, run.detail = "timed out", f"after {args.timeout:g} s"
@@ -192,7 +208,9 @@ def _run_backend(
 
 def collect(args: argparse.Namespace, clauses: list[str]) -> list[BackendRun]:
     """Run every selected backend (``args.jobs`` at a time) behind a progress bar."""
-    names = args.backend or list(BACKENDS)
+    device = getattr(args, "device", None)
+    default = list(DEVICE_BACKENDS) if device not in (None, "cpu") else list(BACKENDS)
+    names = args.backend or default
     runs = [BackendRun(name) for name in names]
     pending = []
     for run in runs:
@@ -203,18 +221,8 @@ def collect(args: argparse.Namespace, clauses: list[str]) -> list[BackendRun]:
             pending.append(run)
     # Slowest to import first, so the two slots stay busy.
     pending.sort(key=lambda r: r.backend != "tensorflow")
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     slots = threading.Semaphore(max(1, args.jobs))
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as progress:
+    with _progress_bar() as progress:
 
         def work(run: BackendRun) -> None:
             with slots:
@@ -226,6 +234,38 @@ def collect(args: argparse.Namespace, clauses: list[str]) -> list[BackendRun]:
         for thread in threads:
             thread.join()
     return runs
+
+
+class _NoProgress:
+    """Stands in for rich's progress bar where rich is not installed (e.g. a bare GPU box)."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _progress_bar() -> Any:
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    except ImportError:
+        return _NoProgress()
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
 
 
 def exit_status(runs: list[BackendRun]) -> int:
@@ -319,6 +359,11 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     runs = collect(args, clauses)
     seconds = time.perf_counter() - start
+    unusable = [run for run in runs if run.status == "unusable"]
+    if unusable:  # e.g. --device cuda on a machine without one: say so, check nothing
+        for run in unusable:
+            print(f"dropout-ref report: {run.backend}: {run.detail}", file=sys.stderr)
+        return 2
     status = exit_status(runs)
     if args.format == "json":
         payload = {
@@ -337,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
             ],
         }
         print(json.dumps(payload, indent=2))
-    elif args.format == "markdown":
+    elif args.format == "markdown" or importlib.util.find_spec("rich") is None:
         print(render_markdown(runs, clauses, seconds))
     else:
         from rich.console import Console

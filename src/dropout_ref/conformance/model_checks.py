@@ -19,7 +19,12 @@ import numpy as np
 
 from dropout_ref.conformance.context import Violation
 from dropout_ref.conformance.result import FAIL, PASS, ClauseResult, ConformanceReport
-from dropout_ref.conformance.runner import SEED_STRIDE, _validate_alpha, _validate_seed
+from dropout_ref.conformance.runner import (
+    SEED_STRIDE,
+    _validate_alpha,
+    _validate_seed,
+    backend_arrays,
+)
 from dropout_ref.registry import get_backend
 from dropout_ref.stats import DEFAULT_ALPHA, binomial_count_interval
 
@@ -55,16 +60,20 @@ def _random_weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 class _Harness:
-    def __init__(self, make_model: MakeModel, backend: str, seed: int, per_test: float) -> None:
+    def __init__(
+        self, make_model: MakeModel, backend: str, seed: int, per_test: float, arrays: Any = None
+    ) -> None:
         self.make_model = make_model
         self.modes = importlib.import_module(f"dropout_ref.{backend}.model_modes")
-        self.arrays = get_backend(backend).arrays
+        self.arrays = arrays if arrays is not None else get_backend(backend).arrays
         self.rng = np.random.default_rng([seed, 4242])
         self.per_test = per_test
         self.X = self.rng.uniform(0.5, 1.5, size=(BATCH, UNITS)).astype(np.float32)
 
     def model(self, d1: float, d2: float, weights: dict[str, np.ndarray]) -> Any:
-        return self.make_model(UNITS, UNITS, UNITS, UNITS, d1, d2, weights=weights)
+        model = self.make_model(UNITS, UNITS, UNITS, UNITS, d1, d2, weights=weights)
+        place = getattr(self.arrays, "place_model", None)
+        return model if place is None else place(model)
 
     def train(self, model: Any) -> np.ndarray:
         return np.asarray(self.modes.train_forward(model, self.X), np.float64)
@@ -163,6 +172,7 @@ def check_model(
     alpha: float = DEFAULT_ALPHA,
     *,
     name: str | None = None,
+    device: Any = None,
 ) -> ConformanceReport:
     """Check an MLP of ``backend`` against SPEC M2-M4.
 
@@ -180,6 +190,8 @@ def check_model(
         Overall false-alarm probability (Bonferroni-split over M4's 3 binomial tests).
     name : str, optional
         Name of the model in the report.
+    device : str, optional
+        Where the model and its inputs live, e.g. ``"cuda"`` (default the CPU).
 
     Returns
     -------
@@ -190,10 +202,11 @@ def check_model(
     alpha = _validate_alpha(alpha)
     seed = _validate_seed(seed, _SEED_OFFSET + len(MODEL_CLAUSES) - 1)
     module = get_backend(backend)
+    arrays = backend_arrays(backend, device)
     if make_model is None:
         make_model = module.MLP
     per_test = alpha / M4_TESTS
-    harness = _Harness(make_model, backend, seed, per_test)
+    harness = _Harness(make_model, backend, seed, per_test, arrays)
     report = ConformanceReport(
         implementation=name or getattr(make_model, "__qualname__", repr(make_model)),
         backend=backend,
@@ -202,7 +215,7 @@ def check_model(
         seed=seed,
     )
     for index, clause in enumerate(MODEL_CLAUSES):
-        module.arrays.seed_global(seed * SEED_STRIDE + _SEED_OFFSET + index)
+        arrays.seed_global(seed * SEED_STRIDE + _SEED_OFFSET + index)
         start = time.perf_counter()
         try:
             status, message = PASS, _CHECKS[clause](harness)

@@ -71,6 +71,30 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:160] if text else ""
 
 
+def backend_arrays(backend: str, device: Any = None) -> Any:
+    """Return ``backend``'s array bridge, placing new arrays on ``device`` (SPEC G2).
+
+    ``None`` keeps the backend's default (the CPU). A bridge with an
+    ``on_device`` method (torch) checks the device exists here; the others
+    accept only ``"cpu"``.
+
+    Raises
+    ------
+    ValueError
+        If the device is unknown, absent from this machine, or not offered by ``backend``.
+    """
+    arrays = get_backend(backend).arrays
+    if device is None:
+        return arrays
+    on_device = getattr(arrays, "on_device", None)
+    if on_device is not None:
+        return on_device(device)
+    if str(device) == "cpu":
+        return arrays
+    raise ValueError(f"device={device!r}: the {backend} backend is checked on the CPU only "
+                     "(device=None or 'cpu')")
+
+
 def check_dropout(
     fn: Callable[[Any, Any], Any],
     backend: str = "numpy",
@@ -81,6 +105,7 @@ def check_dropout(
     name: str | None = None,
     sample_scale: float = 1.0,
     progress: Progress | None = None,
+    device: Any = None,
 ) -> ConformanceReport:
     """Check a dropout implementation against the SPEC's D clauses.
 
@@ -111,6 +136,9 @@ def check_dropout(
         what catches biased 16-bit uniforms).
     progress : callable, optional
         Called with each clause's result as soon as it is known.
+    device : str, optional
+        Where the kit's inputs live, e.g. ``"cuda"`` (SPEC G2: every D clause on
+        that device, outputs checked to stay there); default the CPU.
 
     Returns
     -------
@@ -121,7 +149,7 @@ def check_dropout(
     selected = _select(clauses)
     alpha = _validate_alpha(alpha)
     seed = _validate_seed(seed, len(selected) - 1)
-    arrays = get_backend(backend).arrays
+    arrays = backend_arrays(backend, device)
     budget = sum(CHECKS[c].random_tests(len(arrays.float_dtypes)) for c in selected)
     per_test = alpha / max(budget, 1)
     ctx = CheckContext(fn, arrays, int(seed), per_test, sample_scale=sample_scale)

@@ -21,7 +21,7 @@ from typing import Any
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
 from dropout_ref.conformance.registry import CLAUSES
 from dropout_ref.conformance.result import ClauseResult
-from dropout_ref.conformance.runner import check_dropout
+from dropout_ref.conformance.runner import backend_arrays, check_dropout
 from dropout_ref.registry import get_backend
 from dropout_ref.stats import DEFAULT_ALPHA
 
@@ -54,7 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     parser.add_argument("--clauses", nargs="*", default=[*CLAUSES, *MODEL_CLAUSES])
+    parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
+    if args.device is not None:
+        try:
+            backend_arrays(args.backend, args.device)
+        except ValueError as exc:  # no such device here: one clear line, no run
+            _emit({"event": "unusable", "message": str(exc)})
+            return 2
     impls = implementations(args.backend)
     names = [name for name, *_ in impls]
     if any(c in MODEL_CLAUSES for c in args.clauses) and hasattr(get_backend(args.backend), "MLP"):
@@ -73,12 +80,14 @@ def main(argv: list[str] | None = None) -> int:
             alpha=args.alpha,
             name=name,
             progress=progress,
+            device=args.device,
         )
         _emit({"event": "report", "kind": kind, "expected": expected, "report": report.to_dict()})
     model_clauses = [c for c in args.clauses if c in MODEL_CLAUSES]
     if model_clauses and hasattr(get_backend(args.backend), "MLP"):
         name = f"dropout_ref.{args.backend}.MLP"
-        report = check_model(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name)
+        report = check_model(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name,
+                             device=args.device)
         for clause in report.results:
             _emit({"event": "clause", "implementation": name, "clause": clause})
         _emit({"event": "report", "kind": "ours", "expected": {}, "report": report.to_dict()})

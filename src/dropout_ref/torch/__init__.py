@@ -1,6 +1,7 @@
 """PyTorch backend (``from dropout_ref.torch import dropout_layer``)."""
 
 from dropout_ref.layer import make_dropout_layer
+from dropout_ref.torch import custom_ops  # noqa: F401  (registers the dropout_ref:: operators)
 from dropout_ref.torch.arrays import TorchArrays
 from dropout_ref.torch.ops import TorchOps
 

@@ -24,6 +24,35 @@ class TorchArrays:
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
 
+    def on_device(self, device: str | torch.device) -> TorchArrays:
+        """Return a bridge whose new tensors live on ``device`` (checked: it must exist here).
+
+        Raises
+        ------
+        ValueError
+            If ``device`` is not a torch device string or is not available on this machine.
+        """
+        try:
+            target = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must be a torch device like 'cpu' or 'cuda:0', "
+                             f"got {device!r}: {exc}") from None
+        if target.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(f"device={str(device)!r}: no CUDA device on this machine "
+                                 f"(torch {torch.__version__}, torch.cuda.is_available() is False)")
+            if target.index is not None and target.index >= torch.cuda.device_count():
+                raise ValueError(f"device={str(device)!r}: this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s)")
+        elif target.type != "cpu":
+            raise ValueError(f"device={str(device)!r}: the torch backend is checked on 'cpu' "
+                             "and 'cuda' devices")
+        return TorchArrays(target)
+
+    def place_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Move ``model`` to :attr:`device` (in place, as ``Module.to`` does) and return it."""
+        return model.to(self.device)
+
     def from_numpy(self, array: np.ndarray, dtype: str | None = None) -> torch.Tensor:
         """Return a tensor on :attr:`device` holding ``array``."""
         tensor = torch.from_numpy(np.array(array, copy=True))

@@ -174,3 +174,82 @@ def fused_select_scaled(x: torch.Tensor, keep: torch.Tensor, scale: float) -> to
             x.reshape(-1), keep.reshape(-1).view(torch.uint8), scale_tensor
         )
     return flat.view(x.shape)
+
+
+def _block_dropout(
+    x4: torch.Tensor,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    k0: torch.Tensor,
+    k1: torch.Tensor,
+    threshold: torch.Tensor,
+    scale: torch.Tensor,
+) -> torch.Tensor:
+    # x4 is (n_blocks, 4): row b holds the four elements that read block b's four words
+    # (layout v2), so one Philox block per row serves four outputs. Inductor computes
+    # the block once per row and stores the four selects of that row (one kernel, one pass).
+    index = torch.arange(x4.shape[0], dtype=torch.int64, device=x4.device)
+    words = philox4x32_10_keyed(TORCH_OPS, (index + low, high, 0, 0), k0, k1)
+    zero = torch.zeros((), dtype=x4.dtype, device=x4.device)
+    outs = [
+        # The product in scale's dtype, rounded once into X's dtype; a select (D5, D6).
+        torch.where(w >= threshold, (x4[:, k].to(scale.dtype) * scale).to(x4.dtype), zero)
+        for k, w in enumerate(words)
+    ]
+    return torch.stack(outs, dim=1)
+
+
+_compiled_dropout: Any = None
+
+
+def fused_philox_dropout(
+    x: torch.Tensor, threshold: int, seed: int, offset: int, scale: float
+) -> torch.Tensor:
+    """Return the portable dropout of ``x`` (mask and select) with one compiled pass over ``x``.
+
+    The same values bit for bit as :func:`dropout_ref.torch.philox.keep_mask`
+    followed by the select. The elements before the first block boundary and
+    after the last (at most 3 each, when ``offset`` or the size is not a
+    multiple of 4) go the op-by-op way; :func:`fusable` must hold.
+    """
+    global _compiled_dropout
+    if not fusable(x, offset):
+        raise ValueError(
+            f"fused_philox_dropout: block counters carry into the upper word "
+            f"(offset={offset}, {x.numel()} elements)"
+        )
+    from dropout_ref.torch.philox import keep_mask
+
+    if _compiled_dropout is None:
+        _compiled_dropout = torch.compile(
+            _block_dropout, dynamic=True, fullgraph=True, options=_COMPILE_OPTIONS
+        )
+    flat = x.reshape(-1)
+    n = flat.numel()
+    head = min((-offset) % 4, n)
+    rows = (n - head) // 4
+    body_end = head + 4 * rows
+    device = x.device
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    k0, k1 = seed_key(seed)
+    first_block = (offset + head) // 4
+    args = (
+        _scalar(first_block & MASK32, device),
+        _scalar(first_block >> 32, device),
+        _scalar(k0, device),
+        _scalar(k1, device),
+        _scalar(threshold, device),
+        torch.tensor(scale, dtype=compute, device=device),
+    )
+    with torch._dynamo.config.patch(recompile_limit=SELECT_RECOMPILE_LIMIT):
+        body = _compiled_dropout(flat[head:body_end].view(rows, 4), *args).view(-1)
+    if head == 0 and body_end == n:
+        return body.view(x.shape)
+
+    def edge(start: int, stop: int) -> torch.Tensor:
+        part = flat[start:stop]
+        keep = keep_mask(part, threshold, seed, offset + start)
+        product = (part.to(compute) * scale).to(x.dtype)
+        return torch.where(keep, product, torch.zeros((), dtype=x.dtype, device=device))
+
+    return torch.cat([edge(0, head), body, edge(body_end, n)]).view(x.shape)

@@ -6,15 +6,20 @@ import numpy as np
 import torch
 
 
+def _input(model: torch.nn.Module, images: np.ndarray) -> torch.Tensor:
+    device = next(model.parameters()).device
+    return torch.as_tensor(np.asarray(images, np.float32), device=device)
+
+
 def train_forward(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
     """Return the logits after ``model.train()``."""
     model.train()
     with torch.no_grad():
-        return model(torch.as_tensor(np.asarray(images, np.float32))).cpu().numpy()
+        return model(_input(model, images)).cpu().numpy()
 
 
 def eval_forward(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
     """Return the logits after ``model.eval()``."""
     model.eval()
     with torch.no_grad():
-        return model(torch.as_tensor(np.asarray(images, np.float32))).cpu().numpy()
+        return model(_input(model, images)).cpu().numpy()

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from dropout_ref.thresholds import float32_threshold
+from dropout_ref.thresholds import float32_threshold, word_threshold
 
 #: Float32 uniforms drawn per step on the CPU. 64 KiB of scratch stays in cache
 #: and, being below ATen's parallel grain (32768), runs without an OpenMP
@@ -46,29 +46,71 @@ def scaled_select_no_grad(X: torch.Tensor, keep: torch.Tensor, scale: float) -> 
     return torch.where(keep, out, zero, out=out)
 
 
-class ScaledSelect(torch.autograd.Function):
-    """``where(keep, X * scale, +0.0)`` whose backward is ``where(keep, G * scale, 0)`` (D8).
+def select_eager(X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+    """Return the select on real tensors (no autograd); one compiled kernel for large CPU inputs.
 
-    Forward runs the allocation-lean no-grad path, so the values are the same
-    with and without autograd; only the 1-byte mask is saved for backward.
+    Always returns a new contiguous tensor (the custom operator's fake promises that).
     """
+    X = X.contiguous()
+    if keep.shape != X.shape:
+        keep = keep.expand(X.shape)
+    if X.numel() >= FUSED_SELECT_MIN_SIZE and X.device.type == "cpu":
+        from dropout_ref.torch import fused
 
-    @staticmethod
-    def forward(X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:  # noqa: D102
-        return scaled_select_no_grad(X, keep, scale)
+        out = fused.try_compiled("select", fused.fused_select_scaled, X, keep, scale)
+        if out is not None:
+            return out
+    return scaled_select_no_grad(X, keep, scale)
 
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:  # noqa: D102
-        _, keep, scale = inputs
-        ctx.save_for_backward(keep)
-        ctx.scale = scale
-        ctx.mark_non_differentiable(keep)
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, None, None]:  # noqa: D102
-        (keep,) = ctx.saved_tensors
-        # Differentiable ops, so double backward works too.
-        return torch.where(keep, grad * ctx.scale, 0.0), None, None
+def portable_dropout_eager(
+    x: torch.Tensor, threshold: int, seed: int, offset: int, scale: float
+) -> torch.Tensor:
+    """Return the portable dropout of the whole of ``x`` on real tensors, without Triton.
+
+    From :data:`dropout_ref.torch.fused.FUSE_MIN_SIZE` elements one compiled pass
+    (mask and select together); below it, or where the compiled kernel cannot run, the
+    keep mask and then the select.
+    """
+    from dropout_ref.torch import fused
+
+    if x.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(x, offset):
+        out = fused.try_compiled(
+            "dropout", fused.fused_philox_dropout, x, threshold, seed, offset, scale
+        )
+        if out is not None:
+            return out
+    return select_eager(x, portable_keep_mask_eager(x, threshold, seed, offset), scale)
+
+
+def portable_keep_mask_eager(
+    x: torch.Tensor, threshold: int, seed: int, offset: int
+) -> torch.Tensor:
+    """Return the Philox keep mask on real tensors: compiled for large inputs, else op by op."""
+    from dropout_ref.torch import fused
+    from dropout_ref.torch.philox import keep_mask
+
+    if x.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(x, offset):
+        mask = fused.try_compiled("mask", fused.fused_keep_mask, x, threshold, seed, offset)
+        if mask is not None:
+            return mask
+    return keep_mask(x, threshold, seed, offset)
+
+
+def eager_route(X: torch.Tensor) -> str | None:
+    """Return how an eager call on ``X`` skips the custom operators' dispatch (~50 us).
+
+    ``"kernel"``: no gradient needed, run the eager kernel directly; ``"autograd"``: a
+    gradient is needed, or a ``torch.func`` transform is active (its batched and
+    grad-tracking tensors look like plain ones): run the kernel inside the matching
+    ``autograd.Function``, which has a vmap rule; ``None``: use the operator -- under
+    ``torch.compile``/``torch.export`` tracing, or for a tensor subclass.
+    """
+    if type(X) is not torch.Tensor or torch.compiler.is_compiling():
+        return None
+    if torch._C._are_functorch_transforms_active():
+        return "autograd"
+    return "autograd" if X.requires_grad and torch.is_grad_enabled() else "kernel"
 
 
 class TorchOps:
@@ -101,8 +143,12 @@ class TorchOps:
         """Draw float32 uniforms on ``X``'s device from torch's global generator."""
         # float32 whatever X's dtype: a float16/bfloat16 uniform would bias the keep rate.
         threshold = float32_threshold(dropout)
-        if X.device.type == "cpu":
+        plain = eager_route(X) is not None and not torch._C._are_functorch_transforms_active()
+        if X.device.type == "cpu" and plain:
             return draw_keep_mask_cpu(X, threshold)
+        # In a compiled graph inductor fuses the draw and the compare into one kernel
+        # (its generator is seeded from torch's, so torch.manual_seed still reproduces it);
+        # under vmap an out-of-place draw follows the chosen randomness ("same"/"different").
         u = torch.rand(X.shape, dtype=torch.float32, device=X.device)
         return u >= threshold
 
@@ -110,23 +156,58 @@ class TorchOps:
         self, X: torch.Tensor, threshold: int, seed: int, offset: int
     ) -> torch.Tensor:
         """Return the Philox keep mask (SPEC P), computed with torch ops on ``X``'s device."""
-        from dropout_ref.torch import fused
-        from dropout_ref.torch.philox import keep_mask
+        if torch.compiler.is_compiling():
+            # Plain tensor ops: the graph's compiler fuses the generator itself.
+            from dropout_ref.torch.philox import keep_mask
 
-        if X.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(X, offset):
-            mask = fused.try_compiled("mask", fused.fused_keep_mask, X, threshold, seed, offset)
-            if mask is not None:
-                return mask
-        return keep_mask(X, threshold, seed, offset)
+            return keep_mask(X, threshold, seed, offset)
+        return portable_keep_mask_eager(X, threshold, seed, offset)
 
     def select_scaled(self, X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
-        """Return ``where(keep, X * scale, +0.0)``; torch widens 16-bit floats for the product."""
-        if torch.is_grad_enabled() and X.requires_grad:
-            return ScaledSelect.apply(X, keep, scale)
-        if X.numel() >= FUSED_SELECT_MIN_SIZE and X.device.type == "cpu":
-            from dropout_ref.torch import fused
+        """Return ``where(keep, X * scale, +0.0)``; torch widens 16-bit floats for the product.
 
-            out = fused.try_compiled("select", fused.fused_select_scaled, X, keep, scale)
-            if out is not None:
-                return out
-        return scaled_select_no_grad(X, keep, scale)
+        The custom operator ``dropout_ref::select_scaled`` (autograd saves the
+        1-byte mask; compiles and vmaps as one node).
+        """
+        from dropout_ref.torch import custom_ops
+
+        route = eager_route(X)
+        if route == "kernel":
+            return select_eager(X, keep, scale)
+        if route == "autograd":
+            return custom_ops.EagerSelect.apply(X, keep, scale)
+        return custom_ops.select_scaled(X, keep, scale)
+
+    def fused_global_dropout(
+        self, X: torch.Tensor, dropout: float, scale: float
+    ) -> torch.Tensor | None:
+        """Default mode in one kernel where Triton runs (CUDA): ``None`` elsewhere.
+
+        The key is drawn from torch's generator of ``X``'s device on every call
+        (D9) and stays there; the mask is Philox words ``>= ceil(p * 2**32)``,
+        i.e. ``u >= p`` exactly for ``u = w / 2**32`` (D4).
+        """
+        from dropout_ref.torch import custom_ops, triton_kernel
+
+        if not triton_kernel.applies(X):
+            return None
+        key = custom_ops.draw_key(X.device)
+        route, threshold = eager_route(X), word_threshold(dropout)
+        if route == "kernel":  # the kernel itself: no operator dispatch on the host's clock
+            return triton_kernel.dropout(X, threshold, scale, key=key)
+        if route == "autograd":
+            return custom_ops.EagerKeyed.apply(X, key, threshold, scale)
+        return custom_ops.keyed_dropout(X, key, threshold, scale)
+
+    def fused_portable_dropout(
+        self, X: torch.Tensor, threshold: int, seed: int, offset: int, scale: float
+    ) -> torch.Tensor:
+        """Portable mode on the whole of ``X``: one custom operator, mask recomputed in backward."""
+        from dropout_ref.torch import custom_ops
+
+        route = eager_route(X)
+        if route == "kernel":
+            return custom_ops.philox_eager(X, seed, offset, threshold, scale)
+        if route == "autograd":
+            return custom_ops.EagerPhilox.apply(X, seed, offset, threshold, scale)
+        return custom_ops.philox_dropout(X, *custom_ops.split_seed(seed, offset), threshold, scale)
