@@ -76,7 +76,10 @@ def test_p3_mask_entry_equals_oracle(seed, offset, threshold):
     np.testing.assert_array_equal(mask, numpy_keep_mask(shape, threshold, seed, offset))
 
 
-@pytest.mark.parametrize("scale", [2.0, 1 / 0.7, inverse_keep_scale(0.999), inverse_keep_scale(1e-3)])
+SCALES = [2.0, 1 / 0.7, inverse_keep_scale(0.999), inverse_keep_scale(1e-3)]
+
+
+@pytest.mark.parametrize("scale", SCALES)
 def test_d5_float16_every_bit_pattern(scale):
     """float16 goes through LLVM's fpext/fptrunc; all 65536 inputs match NumPy's float32 product."""
     X = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
