@@ -111,13 +111,15 @@ def _chunk_words(words, j0, j1, first_block, k0, k1):
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def fused_select(x, out, k0, k1, first_block, lane, threshold, scale):
+def fused_select(x, out, mask, k0, k1, first_block, lane, threshold, scale):
     """``out[i] = x[i] * scale`` if the Philox word of element ``offset + i`` is kept, else +0.0.
 
-    ``x``/``out`` are flat (float16 as ``uint16`` bits); ``first_block = offset // 4``,
-    ``lane = offset % 4``; all integer arguments are ``uint64`` except ``lane``.
-    Each chunk first draws its words (a vectorisable loop over blocks), then
-    selects (a vectorisable, branch-free loop over elements).
+    ``x``/``out`` are flat (float16 as ``uint16`` bits); ``mask`` (``uint8``) is
+    either empty or of ``x``'s size, and then receives the keep mask in the same
+    pass (for autograd). ``first_block = offset // 4``, ``lane = offset % 4``;
+    all integer arguments are ``uint64`` except ``lane``. Each chunk first draws
+    its words (a vectorisable loop over blocks), then selects (a vectorisable,
+    branch-free loop over elements).
     """
     n = x.size
     n_blocks = (lane + n + 3) // 4
@@ -132,9 +134,16 @@ def fused_select(x, out, k0, k1, first_block, lane, threshold, scale):
         i0 = max(j0 * 4 - lane, 0)
         i1 = min(j1 * 4 - lane, n)
         shift = j0 * 4 - lane
-        for i in range(i0, i1):
-            v = _narrow(_widen(x[i]) * scale, out)
-            out[i] = v if np.uint64(words[i - shift]) >= threshold else zero
+        if mask.size == 0:
+            for i in range(i0, i1):
+                v = _narrow(_widen(x[i]) * scale, out)
+                out[i] = v if np.uint64(words[i - shift]) >= threshold else zero
+        else:
+            for i in range(i0, i1):
+                keep = np.uint64(words[i - shift]) >= threshold
+                mask[i] = keep
+                v = _narrow(_widen(x[i]) * scale, out)
+                out[i] = v if keep else zero
 
 
 @njit(parallel=True, cache=True, fastmath=False)

@@ -51,6 +51,8 @@ _lock = threading.Lock()
 _kernels: Any = None  # the compiled module namespace, once numba imported
 _disabled_reason: str | None = None  # why the kernel is off (None: not known to be off)
 _failed_signatures: dict[str, str] = {}  # per dtype / entry: compile failure message
+_probed: dict[tuple[str, str], bool] = {}  # (entry, dtype) -> ran once
+_NO_MASK = np.empty(0, dtype=np.uint8)
 
 
 def _load() -> Any:
@@ -107,6 +109,25 @@ def probe(dtype: str = "float32") -> tuple[bool, str]:
     return True, f"compiled kernel ({why})"
 
 
+def probe_entry(entry: str, dtype: str = "float32") -> bool:
+    """Return whether kernel ``entry`` (``"fused"``, ``"mask"``, ``"masked"``) runs for ``dtype``.
+
+    Compiles (or loads) it on a tiny array the first time; remembered afterwards,
+    so a caller can choose its path before committing to it (e.g. before recording).
+    """
+    key = (entry, dtype)
+    if key not in _probed:
+        x = np.ones(5, dtype=dtype)
+        if entry == "fused":
+            ran = fused_dropout(x, 1 << 31, 0, 1, 2.0, mask_out=np.empty(5, np.uint8))
+        elif entry == "mask":
+            ran = keep_mask((5,), 1 << 31, 0, 1)
+        else:
+            ran = masked_scale(x, np.ones(5, dtype=bool), 2.0)
+        _probed[key] = ran is not None
+    return _probed[key]
+
+
 def status_line() -> str:
     """Return one line for ``dropout-ref backends``: which path ``seed=`` calls take."""
     ok, why = probe()
@@ -161,6 +182,7 @@ def fused_dropout(
     offset: int,
     scale: float,
     out: np.ndarray | None = None,
+    mask_out: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Return ``where(word >= threshold, X * scale, +0.0)``, or ``None`` (use the exact path).
 
@@ -178,6 +200,9 @@ def fused_dropout(
         ``1 / (1 - p)`` as a float64; rounded to float32 for 16- and 32-bit ``X``.
     out : numpy.ndarray, optional
         Writable C-contiguous array of ``X``'s shape and dtype to write into.
+    mask_out : numpy.ndarray, optional
+        Writable C-contiguous 1-byte array (``uint8``/``bool``) of ``X``'s size that
+        receives the keep mask in the same pass (for a backward pass).
 
     Returns
     -------
@@ -194,9 +219,10 @@ def fused_dropout(
     if x.size == 0:
         return out
     k0, k1, first_block, lane = _key_and_blocks(seed, offset)
+    mask = _NO_MASK if mask_out is None else mask_out.reshape(-1).view(np.uint8)
     ok = _call(
         "fused", X.dtype.name, kernels.fused_select,
-        _kernel_view(x), _kernel_view(out.reshape(-1)), k0, k1, first_block, lane,
+        _kernel_view(x), _kernel_view(out.reshape(-1)), mask, k0, k1, first_block, lane,
         np.uint64(threshold), _compute_scale(X.dtype, scale),
     )
     return out if ok else None
@@ -255,6 +281,7 @@ __all__ = [
     "keep_mask",
     "masked_scale",
     "probe",
+    "probe_entry",
     "status_line",
     "supports",
 ]
