@@ -122,7 +122,21 @@ def test_disabled_kernel_reports_why(monkeypatch):
     monkeypatch.setattr(cpu_kernel, "_disabled_reason", "numba unavailable (ImportError: test)")
     assert cpu_kernel.fused_dropout(np.ones(4, np.float32), 2**31, 1, 0, 2.0) is None
     assert cpu_kernel.keep_mask((4,), 2**31, 1, 0) is None
-    assert cpu_kernel.status_line() == "exact NumPy fallback: numba unavailable (ImportError: test)"
+    assert cpu_kernel.status_line() == "exact NumPy path (numba unavailable (ImportError: test))"
+
+
+def test_backends_command_says_which_path_is_active(monkeypatch, capsys):
+    from dropout_ref.commands import backends
+    from dropout_ref.registry import BACKENDS
+
+    monkeypatch.setattr(backends, "BACKENDS", {"numpy": BACKENDS["numpy"]})
+    monkeypatch.setenv("COLUMNS", "200")
+    assert backends.run(None) == 0
+    assert "seed=: compiled kernel (numba " in capsys.readouterr().out
+    monkeypatch.setattr(cpu_kernel, "_kernels", None)
+    monkeypatch.setattr(cpu_kernel, "_disabled_reason", "numba unavailable (x)")
+    backends.run(None)
+    assert "seed=: exact NumPy path (numba unavailable (x))" in capsys.readouterr().out
 
 
 def test_compile_failure_is_recorded_and_falls_back(monkeypatch):

@@ -128,12 +128,12 @@ def probe_entry(entry: str, dtype: str = "float32") -> bool:
     return _probed[key]
 
 
-def status_line() -> str:
-    """Return one line for ``dropout-ref backends``: which path ``seed=`` calls take."""
+def status_line(fallback: str = "exact NumPy path") -> str:
+    """Return a line for ``dropout-ref backends``: the compiled kernel, or ``fallback`` and why."""
     ok, why = probe()
     if ok:
         return why
-    return f"exact NumPy fallback: {why}"
+    return f"{fallback} ({why})"
 
 
 def supports(array: np.ndarray) -> bool:
