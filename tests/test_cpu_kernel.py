@@ -169,3 +169,14 @@ def test_import_dropout_ref_does_not_import_numba():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_concurrent_calls_from_threads_are_serialised():
+    """Python threads calling at once neither crash numba's workqueue layer nor mix results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = values((5000,), "float32")
+    expected = oracle(X, 2**31, 4, 1, 2.0).tobytes()
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda _: cpu_kernel.fused_dropout(X, 2**31, 4, 1, 2.0), range(40)))
+    assert all(out.tobytes() == expected for out in outs)

@@ -10,6 +10,8 @@ off so products, NaN and infinities follow IEEE exactly as NumPy's do.
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -23,6 +25,16 @@ from dropout_ref.philox import W0 as _W0
 from dropout_ref.philox import W1 as _W1
 
 numba_version = numba.__version__
+
+# numba's default threading layer here is OpenMP, a second OpenMP runtime beside
+# MXNet's (and torch's): after each of their ops their threads spin, and numba's
+# wait for a core (5.8 ms instead of 0.55 ms for 2^16 elements interleaved with
+# npx.dropout on 2 cores, docs/cpu-kernel.md). The workqueue layer has no spinning
+# pool. It must not be entered from two threads at once, so cpu_kernel serialises
+# its launches. A user's own NUMBA_THREADING_LAYER wins; so does a layer already
+# started before this import.
+if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
 
 M0 = np.uint64(_M0)
 M1 = np.uint64(_M1)

@@ -48,6 +48,7 @@ ENV_SWITCH = "DROPOUT_REF_CPU_KERNEL"
 KERNEL_DTYPES = ("float16", "float32", "float64")
 
 _lock = threading.Lock()
+_launch_lock = threading.Lock()
 _kernels: Any = None  # the compiled module namespace, once numba imported
 _disabled_reason: str | None = None  # why the kernel is off (None: not known to be off)
 _failed_signatures: dict[str, str] = {}  # per dtype / entry: compile failure message
@@ -147,7 +148,8 @@ def _call(entry: str, dtype: str, fn: Any, *args: Any) -> bool:
     if key in _failed_signatures:
         return False
     try:
-        fn(*args)
+        with _launch_lock:  # numba's workqueue layer takes one launch at a time
+            fn(*args)
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:

@@ -96,6 +96,18 @@ def mlp_line(result: dict[str, Any]) -> str | None:
             "(target <= 1.05)")
 
 
+def kernel_compile_line(result: dict[str, Any]) -> str | None:
+    """Return the compiled CPU kernel's first-call cost, cold and cached, or ``None``."""
+    cost = result.get("kernel_compile")
+    if not cost:
+        return None
+    if not cost.get("ok"):
+        return f"{result['backend']}: compiled CPU kernel unavailable ({cost.get('why')})"
+    return (f"{result['backend']}: compiled CPU kernel ({cost['why']}), {cost['signatures']} "
+            f"entries, first use in a fresh process {cost['cold_s']:.1f} s with an empty cache "
+            f"(compile, paid once per machine), {cost['cached_s']:.1f} s from numba's disk cache")
+
+
 def print_report(results: dict[str, Any], console: Console | None = None) -> None:
     """Print every backend's table, the MLP epochs, errors and the machine's load."""
     # The table is wide: do not squeeze it into 80 columns when piped to a file.
@@ -108,10 +120,13 @@ def print_report(results: dict[str, Any], console: Console | None = None) -> Non
         line = mlp_line(result)
         if line:
             console.print(line)
+        line = kernel_compile_line(result)
+        if line:
+            console.print(line)
     machine = results["machine"]
     console.print(
         "portable = dropout_layer(X, p, seed=s); fused = its keep mask compiled "
-        "(torch.compile / XLA), compile s = first call minus the fastest; "
+        "(torch.compile / XLA / numba), compile s = first call minus the fastest; "
         f"times: min/median ms over {results['config']['repeats']} interleaved repeats; "
         f"extra B/el: peak bytes beyond the output per element (VmHWM); "
         f"{machine['cpu_count']} CPUs, load average {machine['load_average_1_5_15']} before, "

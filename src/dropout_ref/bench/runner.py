@@ -23,8 +23,9 @@ from dropout_ref.bench.cases import (
     RESULT_PREFIX,
 )
 
-#: Backends benchmarked by default: those with a native dropout to compare with.
-DEFAULT_BACKENDS = ("torch", "tensorflow", "mxnet")
+#: Backends benchmarked by default: those with a native dropout to compare with, and
+#: numpy (its seed= mode on the compiled CPU kernel against ``X * 2.0``).
+DEFAULT_BACKENDS = ("numpy", "torch", "tensorflow", "mxnet")
 
 #: (name, numerator case, denominator case) of every ratio in the report.
 RATIOS = (
