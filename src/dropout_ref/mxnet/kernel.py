@@ -16,9 +16,8 @@ Default mode draws a 64-bit key from MXNet's global generator per call
 (``mnp.random.randint``; ``mx.random.seed`` reproduces it, D9) and uses the
 Philox words at counters ``0 .. size - 1``: keep iff ``w >= ceil(p * 2**32)``,
 i.e. exactly ``u = w / 2**32 >= p`` (D4). ``seed=`` mode uses the seed and
-offset (P1-P4). Under ``autograd.record()`` the call is an
-``mx.autograd.Function`` whose forward saves the 1-byte mask and whose
-backward is ``where(keep, G * scale, +0.0)`` from the same kernel (D8).
+offset (P1-P4). Under ``autograd.record()`` the kernel writes the 1-byte mask
+and MXNet's own differentiable select does the rest (D8).
 """
 
 from __future__ import annotations
@@ -117,45 +116,27 @@ def _mask(X: Any, threshold: int, seed: int, offset: int) -> Any:
     return None if done is None else keep
 
 
-class _KernelDropout(autograd.Function):
-    """Dropout recorded by autograd: the kernel's select forward, ``G * scale`` where kept back."""
-
-    def __init__(self, threshold: int, seed: int, offset: int, scale: float) -> None:
-        super().__init__()
-        self._args = (threshold, seed, offset)
-        self._scale = scale
-
-    def forward(self, X: Any) -> Any:
-        keep = _empty_like(X, dtype="uint8")
-        out = _forward(X, *self._args, self._scale, keep=keep)
-        if out is None:  # not reached: dropout() compiled this entry before recording
-            raise RuntimeError("the compiled dropout kernel failed after its probe")
-        self.save_for_backward(keep)
-        return out
-
-    def backward(self, G: Any) -> Any:
-        (keep,) = self.saved_tensors
-        grad = mx.nd.empty(G.shape, dtype=G.dtype, ctx=G.ctx)
-        if G.size:
-            cpu_kernel.masked_scale(read_view(G), read_view(keep), self._scale,
-                                    out=write_view(grad))
-        return grad
-
-
 def dropout(X: Any, threshold: int, seed: int, offset: int, scale: float) -> Any:
     """Dropout of a CPU MXNet array on the kernel: ``X``'s array type back, or ``None``.
 
-    Recording autograd: an ``autograd.Function`` (the mask saved, 1 B per element).
     Not recording: one pass from ``X`` into the output, nothing else allocated.
+    Recording autograd: the kernel writes only the 1-byte mask and the select
+    stays MXNet's own differentiable ``select_scaled`` (D8: the gradient is
+    ``where(keep, G * scale, 0)`` with that mask). An ``mx.autograd.Function``
+    around the kernel computed the same values and gradients but made MXNet
+    1.9.1 hang now and then in ``MXNotifyShutdown`` at interpreter exit
+    (``WaitForAll`` on an op that never ran; docs/cpu-kernel.md), so it is not used.
     """
     if not eligible(X):
         return None
     if autograd.is_recording():
-        dtype = np.dtype(X.dtype).name
-        # Compile (or load) the two entries first, so a failure falls back before recording.
-        if not (cpu_kernel.probe_entry("fused", dtype) and cpu_kernel.probe_entry("masked", dtype)):
+        from dropout_ref.mxnet.framework import numpy_shapes
+        from dropout_ref.mxnet.ops import MxnetOps
+
+        keep = _mask(X, threshold, seed, offset)
+        if keep is None:
             return None
-        return _KernelDropout(threshold, seed, offset, scale)(X)
+        return numpy_shapes(MxnetOps().select_scaled)(X, keep, scale)
     return _forward(X, threshold, seed, offset, scale)
 
 
