@@ -67,6 +67,20 @@ def test_p3_d5_fused_equals_oracle_bit_for_bit(dtype, shape, seed, offset):
         assert out.tobytes() == expected.tobytes(), (dtype, shape, seed, offset, threshold)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("seed", "offset"), [(5, 4 * (2**32 - 100) + 3), (2**64 - 1, 2)])
+def test_p3_parallel_variant_equals_oracle(dtype, seed, offset):
+    """From SERIAL_MAX_SIZE elements the threaded kernels run: same bytes, chunk edges too."""
+    shape = (cpu_kernel.SERIAL_MAX_SIZE + 4099,)
+    X = values(shape, dtype, seed=4)
+    for threshold in (2**31, 2**32 - 1):
+        expected = oracle(X, threshold, seed, offset, 1 / 0.7)
+        assert cpu_kernel.fused_dropout(X, threshold, seed, offset, 1 / 0.7).tobytes() == (
+            expected.tobytes())
+        mask = cpu_kernel.keep_mask(shape, threshold, seed, offset)
+        np.testing.assert_array_equal(mask, numpy_keep_mask(shape, threshold, seed, offset))
+
+
 @pytest.mark.parametrize(("seed", "offset"), SEEDS_OFFSETS)
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_p3_mask_entry_equals_oracle(seed, offset, threshold):
@@ -147,8 +161,11 @@ def test_compile_failure_is_recorded_and_falls_back(monkeypatch):
         def fused_select(*args):
             raise NotImplementedError("float16")
 
+        fused_select_serial = fused_select
+
     monkeypatch.setattr(cpu_kernel, "_kernels", Broken)
     monkeypatch.setattr(cpu_kernel, "_failed_signatures", {})
+    monkeypatch.setattr(cpu_kernel, "_probed", {})
     assert cpu_kernel.fused_dropout(np.ones(4, np.float16), 2**31, 1, 0, 2.0) is None
     ok, why = cpu_kernel.probe("float16")
     assert not ok and "NotImplementedError: float16" in why

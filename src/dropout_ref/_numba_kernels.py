@@ -122,58 +122,87 @@ def _chunk_words(words, j0, j1, first_block, k0, k1):
         words[k + 3] = w3
 
 
+@njit(inline="always")
+def _fused_chunk(c, x, out, mask, k0, k1, first_block, lane, threshold, scale):
+    """Chunk ``c`` of :func:`fused_select`: draw its words, then select its elements."""
+    n = x.size
+    n_blocks = (lane + n + 3) // 4
+    j0 = c * CHUNK_BLOCKS
+    j1 = min(j0 + CHUNK_BLOCKS, n_blocks)
+    words = np.empty(CHUNK_BLOCKS * 4, dtype=np.uint32)
+    _chunk_words(words, j0, j1, first_block, k0, k1)
+    # Element i reads word (lane + i) - 4 * j0 of this chunk.
+    i0 = max(j0 * 4 - lane, 0)
+    i1 = min(j1 * 4 - lane, n)
+    shift = j0 * 4 - lane
+    zero = _zero(out)
+    if mask.size == 0:
+        for i in range(i0, i1):
+            v = _narrow(_widen(x[i]) * scale, out)
+            out[i] = v if np.uint64(words[i - shift]) >= threshold else zero
+    else:
+        for i in range(i0, i1):
+            keep = np.uint64(words[i - shift]) >= threshold
+            mask[i] = keep
+            v = _narrow(_widen(x[i]) * scale, out)
+            out[i] = v if keep else zero
+
+
+@njit(inline="always")
+def _mask_chunk(c, out, k0, k1, first_block, lane, threshold):
+    """Chunk ``c`` of :func:`keep_mask`."""
+    n = out.size
+    n_blocks = (lane + n + 3) // 4
+    j0 = c * CHUNK_BLOCKS
+    j1 = min(j0 + CHUNK_BLOCKS, n_blocks)
+    words = np.empty(CHUNK_BLOCKS * 4, dtype=np.uint32)
+    _chunk_words(words, j0, j1, first_block, k0, k1)
+    i0 = max(j0 * 4 - lane, 0)
+    i1 = min(j1 * 4 - lane, n)
+    shift = j0 * 4 - lane
+    for i in range(i0, i1):
+        out[i] = np.uint64(words[i - shift]) >= threshold
+
+
+@njit(inline="always")
+def _chunk_count(n, lane):
+    return ((lane + n + 3) // 4 + CHUNK_BLOCKS - 1) // CHUNK_BLOCKS
+
+
 @njit(parallel=True, cache=True, fastmath=False)
 def fused_select(x, out, mask, k0, k1, first_block, lane, threshold, scale):
     """``out[i] = x[i] * scale`` if the Philox word of element ``offset + i`` is kept, else +0.0.
 
     ``x``/``out`` are flat (float16 as ``uint16`` bits); ``mask`` (``uint8``) is
     either empty or of ``x``'s size, and then receives the keep mask in the same
-    pass (for autograd). ``first_block = offset // 4``, ``lane = offset % 4``;
-    all integer arguments are ``uint64`` except ``lane``. Each chunk first draws
-    its words (a vectorisable loop over blocks), then selects (a vectorisable,
-    branch-free loop over elements).
+    pass. ``first_block = offset // 4``, ``lane = offset % 4``; all integer
+    arguments are ``uint64`` except ``lane``. Each chunk first draws its words
+    (a vectorisable loop over blocks), then selects (a vectorisable, branch-free
+    loop over elements); chunks run on numba's threads.
     """
-    n = x.size
-    n_blocks = (lane + n + 3) // 4
-    n_chunks = (n_blocks + CHUNK_BLOCKS - 1) // CHUNK_BLOCKS
-    zero = _zero(out)
-    for c in prange(n_chunks):
-        j0 = c * CHUNK_BLOCKS
-        j1 = min(j0 + CHUNK_BLOCKS, n_blocks)
-        words = np.empty(CHUNK_BLOCKS * 4, dtype=np.uint32)
-        _chunk_words(words, j0, j1, first_block, k0, k1)
-        # Element i reads word (lane + i) - 4 * j0 of this chunk.
-        i0 = max(j0 * 4 - lane, 0)
-        i1 = min(j1 * 4 - lane, n)
-        shift = j0 * 4 - lane
-        if mask.size == 0:
-            for i in range(i0, i1):
-                v = _narrow(_widen(x[i]) * scale, out)
-                out[i] = v if np.uint64(words[i - shift]) >= threshold else zero
-        else:
-            for i in range(i0, i1):
-                keep = np.uint64(words[i - shift]) >= threshold
-                mask[i] = keep
-                v = _narrow(_widen(x[i]) * scale, out)
-                out[i] = v if keep else zero
+    for c in prange(_chunk_count(x.size, lane)):
+        _fused_chunk(c, x, out, mask, k0, k1, first_block, lane, threshold, scale)
+
+
+@njit(cache=True, fastmath=False)
+def fused_select_serial(x, out, mask, k0, k1, first_block, lane, threshold, scale):
+    """:func:`fused_select` on the calling thread (small arrays: no hand-off to a pool)."""
+    for c in range(_chunk_count(x.size, lane)):
+        _fused_chunk(c, x, out, mask, k0, k1, first_block, lane, threshold, scale)
 
 
 @njit(parallel=True, cache=True, fastmath=False)
 def keep_mask(out, k0, k1, first_block, lane, threshold):
     """``out[i] = 1`` if the Philox word of element ``offset + i`` is ``>= threshold``, else 0."""
-    n = out.size
-    n_blocks = (lane + n + 3) // 4
-    n_chunks = (n_blocks + CHUNK_BLOCKS - 1) // CHUNK_BLOCKS
-    for c in prange(n_chunks):
-        j0 = c * CHUNK_BLOCKS
-        j1 = min(j0 + CHUNK_BLOCKS, n_blocks)
-        words = np.empty(CHUNK_BLOCKS * 4, dtype=np.uint32)
-        _chunk_words(words, j0, j1, first_block, k0, k1)
-        i0 = max(j0 * 4 - lane, 0)
-        i1 = min(j1 * 4 - lane, n)
-        shift = j0 * 4 - lane
-        for i in range(i0, i1):
-            out[i] = np.uint64(words[i - shift]) >= threshold
+    for c in prange(_chunk_count(out.size, lane)):
+        _mask_chunk(c, out, k0, k1, first_block, lane, threshold)
+
+
+@njit(cache=True, fastmath=False)
+def keep_mask_serial(out, k0, k1, first_block, lane, threshold):
+    """:func:`keep_mask` on the calling thread (small arrays: no hand-off to a pool)."""
+    for c in range(_chunk_count(out.size, lane)):
+        _mask_chunk(c, out, k0, k1, first_block, lane, threshold)
 
 
 @njit(parallel=True, cache=True, fastmath=False)

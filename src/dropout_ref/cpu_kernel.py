@@ -46,6 +46,10 @@ from dropout_ref.philox import WORDS_PER_BLOCK, seed_key
 ENV_SWITCH = "DROPOUT_REF_CPU_KERNEL"
 #: dtypes the kernel handles (bfloat16 is not a NumPy dtype).
 KERNEL_DTYPES = ("float16", "float32", "float64")
+#: Below this many elements the kernel runs on the calling thread: handing ~0.1 ms of
+#: work to numba's pool cost up to several ms beside MXNet's spinning OpenMP threads
+#: on a loaded 2-core machine (docs/cpu-kernel.md).
+SERIAL_MAX_SIZE = 1 << 18
 
 _lock = threading.Lock()
 _launch_lock = threading.Lock()
@@ -104,8 +108,7 @@ def probe(dtype: str = "float32") -> tuple[bool, str]:
     ok, why = available()
     if not ok:
         return False, why
-    x = np.ones(5, dtype=dtype)
-    if fused_dropout(x, 1 << 31, 0, 1, 2.0) is None:
+    if not probe_entry("fused", dtype):
         return False, f"compile failed: {_failed_signatures.get(dtype, 'unknown')}"
     return True, f"compiled kernel ({why})"
 
@@ -118,14 +121,18 @@ def probe_entry(entry: str, dtype: str = "float32") -> bool:
     """
     key = (entry, dtype)
     if key not in _probed:
-        x = np.ones(5, dtype=dtype)
-        if entry == "fused":
-            ran = fused_dropout(x, 1 << 31, 0, 1, 2.0, mask_out=np.empty(5, np.uint8))
-        elif entry == "mask":
-            ran = keep_mask((5,), 1 << 31, 0, 1)
-        else:
-            ran = masked_scale(x, np.ones(5, dtype=bool), 2.0)
-        _probed[key] = ran is not None
+        # Both the serial (small) and the parallel (large) variant.
+        ran = True
+        for size in (5, SERIAL_MAX_SIZE):
+            x = np.ones(size, dtype=dtype)
+            if entry == "fused":
+                done = fused_dropout(x, 1 << 31, 0, 1, 2.0, mask_out=np.empty(size, np.uint8))
+            elif entry == "mask":
+                done = keep_mask((size,), 1 << 31, 0, 1)
+            else:
+                done = masked_scale(x, np.ones(size, dtype=bool), 2.0)
+            ran = ran and done is not None
+        _probed[key] = ran
     return _probed[key]
 
 
@@ -222,8 +229,10 @@ def fused_dropout(
         return out
     k0, k1, first_block, lane = _key_and_blocks(seed, offset)
     mask = _NO_MASK if mask_out is None else mask_out.reshape(-1).view(np.uint8)
+    serial = x.size < SERIAL_MAX_SIZE
     ok = _call(
-        "fused", X.dtype.name, kernels.fused_select,
+        "fused_serial" if serial else "fused", X.dtype.name,
+        kernels.fused_select_serial if serial else kernels.fused_select,
         _kernel_view(x), _kernel_view(out.reshape(-1)), mask, k0, k1, first_block, lane,
         np.uint64(threshold), _compute_scale(X.dtype, scale),
     )
@@ -247,8 +256,10 @@ def keep_mask(
     if flat.size == 0:
         return out
     k0, k1, first_block, lane = _key_and_blocks(seed, offset)
-    ok = _call("mask", "uint8", kernels.keep_mask, flat, k0, k1, first_block, lane,
-               np.uint64(threshold))
+    serial = flat.size < SERIAL_MAX_SIZE
+    ok = _call("mask_serial" if serial else "mask", "uint8",
+               kernels.keep_mask_serial if serial else kernels.keep_mask,
+               flat, k0, k1, first_block, lane, np.uint64(threshold))
     return out if ok else None
 
 
