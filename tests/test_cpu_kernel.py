@@ -197,3 +197,18 @@ def test_concurrent_calls_from_threads_are_serialised():
     with ThreadPoolExecutor(4) as pool:
         outs = list(pool.map(lambda _: cpu_kernel.fused_dropout(X, 2**31, 4, 1, 2.0), range(40)))
     assert all(out.tobytes() == expected for out in outs)
+
+
+@pytest.mark.slow
+def test_bench_compile_cost_reports_cold_and_cached_first_use():
+    """The benchmark's first-use measurement runs and reports both numbers (not timed here)."""
+    from dropout_ref.bench.kernel_compile import compile_cost
+    from dropout_ref.bench.report import kernel_compile_line
+
+    cost = compile_cost(["float32"])
+    assert cost["ok"] and cost["signatures"] == 2
+    assert cost["cold_s"] > 0 and cost["cached_s"] > 0
+    line = kernel_compile_line({"backend": "numpy", "kernel_compile": cost})
+    assert "with an empty cache" in line and "from numba's disk cache" in line
+    failed = kernel_compile_line({"backend": "numpy", "kernel_compile": {"ok": False, "why": "x"}})
+    assert failed == "numpy: compiled CPU kernel unavailable (x)"
