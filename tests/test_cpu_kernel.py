@@ -212,3 +212,13 @@ def test_bench_compile_cost_reports_cold_and_cached_first_use():
     assert "with an empty cache" in line and "from numba's disk cache" in line
     failed = kernel_compile_line({"backend": "numpy", "kernel_compile": {"ok": False, "why": "x"}})
     assert failed == "numpy: compiled CPU kernel unavailable (x)"
+
+
+def test_out_arrays_that_would_be_copied_are_refused():
+    X = values((6, 4), "float32")
+    with pytest.raises(ValueError, match="out must be a writable C-contiguous"):
+        cpu_kernel.fused_dropout(X, 2**31, 1, 0, 2.0, out=np.empty((4, 6), np.float32).T)
+    with pytest.raises(ValueError, match="mask_out must be"):
+        cpu_kernel.fused_dropout(X, 2**31, 1, 0, 2.0, mask_out=np.empty(24, np.float32))
+    with pytest.raises(ValueError, match="out must be"):
+        cpu_kernel.keep_mask((6, 4), 2**31, 1, 0, out=np.empty((4, 6), bool).T)

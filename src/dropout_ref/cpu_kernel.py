@@ -168,6 +168,18 @@ def _call(entry: str, dtype: str, fn: Any, *args: Any) -> bool:
     return True
 
 
+def _check_out(out: np.ndarray, shape: tuple, dtype: Any, name: str) -> None:
+    """Refuse an output the kernel could not write in place (a reshape would copy it)."""
+    itemsize_ok = out.itemsize == 1 if dtype is None else out.dtype == dtype
+    if not (out.flags.c_contiguous and out.flags.writeable and itemsize_ok
+            and out.size == int(np.prod(shape))):
+        raise ValueError(
+            f"{name} must be a writable C-contiguous array of {int(np.prod(shape))} elements "
+            f"of {'1 byte' if dtype is None else np.dtype(dtype).name}, got "
+            f"{out.dtype.name} of shape {out.shape}"
+        )
+
+
 def _kernel_view(flat: np.ndarray) -> np.ndarray:
     """float16 travels as its bit pattern (numba has no float16 arrays on the CPU)."""
     return flat.view(np.uint16) if flat.dtype == np.float16 else flat
@@ -225,6 +237,9 @@ def fused_dropout(
     x = np.ascontiguousarray(X).reshape(-1)
     if out is None:
         out = np.empty(X.shape, dtype=X.dtype)
+    _check_out(out, X.shape, X.dtype, "out")
+    if mask_out is not None:
+        _check_out(mask_out, X.shape, None, "mask_out")
     if x.size == 0:
         return out
     k0, k1, first_block, lane = _key_and_blocks(seed, offset)
@@ -252,6 +267,7 @@ def keep_mask(
         return None
     if out is None:
         out = np.empty(shape, dtype=bool)
+    _check_out(out, shape, None, "out")
     flat = out.reshape(-1).view(np.uint8)
     if flat.size == 0:
         return out
@@ -277,6 +293,7 @@ def masked_scale(
     mask = np.ascontiguousarray(keep).reshape(-1).view(np.uint8)
     if out is None:
         out = np.empty(G.shape, dtype=G.dtype)
+    _check_out(out, G.shape, G.dtype, "out")
     if g.size == 0:
         return out
     ok = _call(
