@@ -192,10 +192,10 @@ def test_concurrent_calls_from_threads_are_serialised():
     """Python threads calling at once neither crash numba's workqueue layer nor mix results."""
     from concurrent.futures import ThreadPoolExecutor
 
-    X = values((5000,), "float32")
+    X = values((cpu_kernel.SERIAL_MAX_SIZE + 5,), "float32")  # the threaded variant
     expected = oracle(X, 2**31, 4, 1, 2.0).tobytes()
     with ThreadPoolExecutor(4) as pool:
-        outs = list(pool.map(lambda _: cpu_kernel.fused_dropout(X, 2**31, 4, 1, 2.0), range(40)))
+        outs = list(pool.map(lambda _: cpu_kernel.fused_dropout(X, 2**31, 4, 1, 2.0), range(16)))
     assert all(out.tobytes() == expected for out in outs)
 
 
