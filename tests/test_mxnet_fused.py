@@ -4,6 +4,8 @@
 give, for the same ``mx.random.seed``, exactly what the general path gives
 (``global_keep_mask`` + ``select_scaled``, which the D-clause suite checks):
 same uniforms, same keep rule, same product, +0.0 for dropped NaN/inf.
+That path runs where the compiled kernel is unavailable (tests/test_mxnet_kernel.py
+covers the kernel).
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ from dropout_ref.mxnet import dropout_layer
 from dropout_ref.mxnet import ops as mx_ops
 from dropout_ref.mxnet.framework import autograd, mnp, mx
 from dropout_ref.thresholds import inverse_keep_scale
+
+
+@pytest.fixture(autouse=True)
+def _without_compiled_kernel(monkeypatch):
+    """These tests pin the in-MXNet path, which runs where the compiled kernel does not."""
+    from dropout_ref.mxnet import kernel
+
+    monkeypatch.setattr(kernel, "eligible", lambda X: False)
 
 
 def special_values(n: int) -> np.ndarray:

@@ -64,9 +64,8 @@ class DropoutOps(Protocol):
     # Optional: ``fused_global_dropout(X, dropout, scale) -> array | None``. When
     # present and not ``None``, its result replaces ``global_keep_mask`` +
     # ``select_scaled`` (same D4-D11 contract, one fused kernel).
-    # Optional: ``fused_portable_dropout(X, threshold, seed, offset, scale) -> array``:
-    # replaces ``portable_keep_mask`` + ``select_scaled`` for the whole of ``X`` (same
-    # mask bit for bit, same values).
+    # Optional: ``fused_portable_dropout(X, threshold, seed, offset, scale) -> array | None``:
+    # the same for ``seed=`` calls, bit for bit ``portable_keep_mask`` + ``select_scaled``.
 
 
 class ArrayBridge(Protocol):

@@ -64,11 +64,14 @@ def apply_dropout(ops: DropoutOps, X: Any, dropout: Any, seed: Any = None, offse
             return out
         keep = ops.global_keep_mask(X, rate)
     else:
-        # Optional hook: the whole-X portable mask and select as one kernel/operator.
+        # Optional hook: a compiled kernel drawing the Philox words, applying the
+        # keep rule and selecting in one pass (returns None where it does not apply).
         fused = getattr(ops, "fused_portable_dropout", None)
-        if fused is not None:
-            return fused(X, word_threshold(rate), seed, offset, inverse_keep_scale(rate))
-        keep = ops.portable_keep_mask(X, word_threshold(rate), seed, offset)
+        threshold = word_threshold(rate)
+        out = None if fused is None else fused(X, threshold, seed, offset, inverse_keep_scale(rate))
+        if out is not None:
+            return out
+        keep = ops.portable_keep_mask(X, threshold, seed, offset)
     return ops.select_scaled(X, keep, inverse_keep_scale(rate))
 
 

@@ -103,6 +103,18 @@ def mlp_line(result: dict[str, Any]) -> str | None:
             "(target <= 1.05)")
 
 
+def kernel_compile_line(result: dict[str, Any]) -> str | None:
+    """Return the compiled CPU kernel's first-call cost, cold and cached, or ``None``."""
+    cost = result.get("kernel_compile")
+    if not cost:
+        return None
+    if not cost.get("ok"):
+        return f"{result['backend']}: compiled CPU kernel unavailable ({cost.get('why')})"
+    return (f"{result['backend']}: compiled CPU kernel ({cost['why']}), {cost['signatures']} "
+            f"entries, first use in a fresh process {cost['cold_s']:.1f} s with an empty cache "
+            f"(compile, paid once per machine), {cost['cached_s']:.1f} s from numba's disk cache")
+
+
 def print_report(results: dict[str, Any], console: Console | None = None) -> None:
     """Print every backend's table, the MLP epochs, errors and the machine's load."""
     if results["config"].get("device", "cpu") != "cpu" or (
@@ -122,10 +134,13 @@ def print_report(results: dict[str, Any], console: Console | None = None) -> Non
         line = mlp_line(result)
         if line:
             console.print(line)
+        line = kernel_compile_line(result)
+        if line:
+            console.print(line)
     machine = results["machine"]
     console.print(
         "portable = dropout_layer(X, p, seed=s); fused = the portable mode compiled "
-        "(torch.compile: mask and select in one pass; XLA), "
+        "(torch.compile: mask and select in one pass; XLA; numba), "
         "compile s = first call minus the fastest; "
         f"times: min/median ms over {results['config']['repeats']} interleaved repeats; "
         f"extra B/el: peak bytes beyond the output per element (VmHWM); "

@@ -26,8 +26,9 @@ from dropout_ref.bench.cases import (
     RESULT_PREFIX,
 )
 
-#: Backends benchmarked by default: those with a native dropout to compare with.
-DEFAULT_BACKENDS = ("torch", "tensorflow", "mxnet")
+#: Backends benchmarked by default: those with a native dropout to compare with, and
+#: numpy (its seed= mode on the compiled CPU kernel against ``X * 2.0``).
+DEFAULT_BACKENDS = ("numpy", "torch", "tensorflow", "mxnet")
 #: Backends with bench cases on a device other than the CPU (``--device cuda``).
 DEVICE_BACKENDS = ("torch",)
 

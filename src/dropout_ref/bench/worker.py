@@ -99,8 +99,14 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
             rows.extend(bench_point(module, config, log2_size, dtype))
     if config.get("mlp_epoch") and hasattr(module, "mlp_epoch_cases"):
         rows.extend(bench_mlp(module, config))
-    extra = getattr(module, "device_info", None)
+    device_info = getattr(module, "device_info", None)
+    extra: dict[str, Any] = {}
+    if config["fused"] and getattr(module, "CPU_KERNEL", False):
+        from dropout_ref.bench.kernel_compile import compile_cost
+
+        extra["kernel_compile"] = compile_cost(config["dtypes"])
     return {
+        **extra,
         "backend": name,
         "framework_version": module.framework_version(),
         "threads": module.thread_count(),
@@ -110,7 +116,7 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
             else "VmHWM"
         ),
         "device": device,
-        "device_name": extra(device) if extra is not None else device,
+        "device_name": device_info(device) if device_info is not None else device,
         "rows": rows,
         "seconds": time.perf_counter() - started,
     }

@@ -15,17 +15,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print one row per backend: available or the install command."""
+    """Print one row per backend: available or the install command, and its fast path."""
     table = Table(title="dropout_ref backends")
     table.add_column("backend")
     table.add_column("status")
     table.add_column("install")
+    table.add_column("fast path")
     for name, info in BACKENDS.items():
+        fast = ""
         try:
-            get_backend(name)
+            module = get_backend(name)
             status = "[green]available[/green]"
+            # Adapters with a compiled CPU kernel say whether it runs, or why not.
+            fast_path_status = getattr(module, "fast_path_status", None)
+            fast = fast_path_status() if fast_path_status is not None else ""
         except ImportError as exc:
             status = f"[red]missing[/red]: {exc}"
-        table.add_row(name, status, info.install)
+        table.add_row(name, status, info.install, fast)
     Console().print(table)
     return 0

@@ -37,7 +37,7 @@ def _backend(text: str) -> str:
         name = backend_info(text).name
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    # Only these have bench cases (dropout_ref.<name>.bench_cases); numpy, the oracle, has none.
+    # Only these have bench cases (dropout_ref.<name>.bench_cases).
     if name not in DEFAULT_BACKENDS:
         raise argparse.ArgumentTypeError(
             f"bench has cases for {', '.join(DEFAULT_BACKENDS)} only; got {text!r}"

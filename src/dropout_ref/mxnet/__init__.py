@@ -12,7 +12,15 @@ ops = MxnetOps()
 arrays = MxnetArrays()
 dropout_layer = make_dropout_layer(ops)
 
+
+def fast_path_status() -> str:
+    """Say which path calls on CPU contexts take here (``dropout-ref backends``)."""
+    from dropout_ref.cpu_kernel import status_line
+
+    return f"both modes on CPU: {status_line('MXNet ops')}"
+
+
 # After dropout_layer exists: the model module imports it from here.
 from dropout_ref.mxnet.mlp import MLP  # noqa: E402
 
-__all__ = ["MLP", "arrays", "dropout_layer", "ops"]
+__all__ = ["MLP", "arrays", "dropout_layer", "fast_path_status", "ops"]

@@ -6,11 +6,13 @@ from typing import Any
 
 import numpy as np
 
+from dropout_ref import cpu_kernel
 from dropout_ref.bench.cases import (
     BASELINE,
     NATIVE,
     OURS,
     OURS_PORTABLE,
+    OURS_PORTABLE_FUSED,
     BenchCase,
     CaseSet,
 )
@@ -24,6 +26,8 @@ SEED = 20240611
 MEMORY_POOLED = True
 #: Above this size the op-by-op Philox takes many seconds per call.
 UNFUSED_PORTABLE_MAX_SIZE = 1 << 16
+#: Both modes run on the compiled CPU kernel (first-use cost reported by the worker).
+CPU_KERNEL = True
 
 
 def framework_version() -> str:
@@ -49,8 +53,19 @@ def native_dropout(X: Any, rate: float) -> Any:
         return npx.dropout(X, p=rate)
 
 
+def op_by_op_portable(X: Any, rate: float) -> Any:
+    """``seed=`` dropout without the compiled kernel: Philox in MXNet ops, then the select."""
+    from dropout_ref.mxnet import ops
+    from dropout_ref.mxnet.philox import keep_mask
+    from dropout_ref.thresholds import inverse_keep_scale, word_threshold
+
+    with mx.util.np_shape(True):
+        keep = keep_mask(X, word_threshold(rate), SEED, 0)
+    return ops.select_scaled(X, keep, inverse_keep_scale(rate))
+
+
 def make_cases(size: int, dtype: str, *, fused: bool, rate: float) -> CaseSet:
-    """Return the cases of one (size, dtype) point (MXNet has no fused compiler here)."""
+    """Return the cases of one (size, dtype) point (ours: the compiled CPU kernel)."""
     X = mnp.array(np.random.default_rng(0).standard_normal(size).astype(dtype), dtype=dtype)
     nbytes = size * np.dtype(dtype).itemsize
     portable_skip = None
@@ -61,11 +76,17 @@ def make_cases(size: int, dtype: str, *, fused: bool, rate: float) -> CaseSet:
         BenchCase(NATIVE, lambda: native_dropout(X, rate), sync=sync, output_bytes=nbytes,
                   note="npx.dropout in autograd.train_mode()"),
         BenchCase(OURS, lambda: dropout_layer(X, rate), sync=sync, output_bytes=nbytes,
-                  note="dropout_layer(X, p)"),
-        BenchCase(OURS_PORTABLE, lambda: dropout_layer(X, rate, seed=SEED), sync=sync,
+                  note=f"dropout_layer(X, p): {cpu_kernel.status_line('MXNet ops')}"),
+        BenchCase(OURS_PORTABLE, lambda: op_by_op_portable(X, rate), sync=sync,
                   output_bytes=nbytes, skip=portable_skip,
-                  note="dropout_layer(X, p, seed=s), op by op"),
+                  note="dropout_layer(X, p, seed=s) without the kernel: Philox op by op"),
     ]
+    if fused:
+        ok, why = cpu_kernel.probe(dtype)
+        cases.append(BenchCase(
+            OURS_PORTABLE_FUSED, lambda: dropout_layer(X, rate, seed=SEED), sync=sync,
+            output_bytes=nbytes, skip=None if ok else why,
+            note="dropout_layer(X, p, seed=s), compiled CPU kernel (numba)"))
     return CaseSet(cases)
 
 

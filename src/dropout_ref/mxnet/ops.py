@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from dropout_ref.mxnet.framework import autograd, mnp, mx, numpy_shapes
-from dropout_ref.thresholds import float32_threshold, scale_compute_dtype
+from dropout_ref.thresholds import float32_threshold, scale_compute_dtype, word_threshold
 
 
 def as_np_array(X: Any) -> Any:
@@ -54,6 +54,35 @@ class MxnetOps:
 
     @numpy_shapes
     def fused_global_dropout(self, X: Any, dropout: float, scale: float) -> Any:
+        """Default-mode dropout in one compiled pass on CPU contexts, else the in-place path below.
+
+        On the compiled kernel (:mod:`dropout_ref.mxnet.kernel`): a 64-bit Philox key
+        drawn from MXNet's global generator per call (``mx.random.seed`` reproduces
+        it, D9), keep iff ``w >= ceil(p * 2**32)`` (exactly ``w / 2**32 >= p``, D4),
+        every dtype, recorded or not (D8). Otherwise see :meth:`_inplace_global_dropout`.
+        """
+        from dropout_ref.mxnet import kernel
+
+        if kernel.eligible(X):
+            out = kernel.dropout(X, word_threshold(dropout), kernel.global_key(X), 0, scale)
+            if out is not None:
+                return out
+        return self._inplace_global_dropout(X, dropout, scale)
+
+    @numpy_shapes
+    def fused_portable_dropout(
+        self, X: Any, threshold: int, seed: int, offset: int, scale: float
+    ) -> Any:
+        """``seed=`` dropout in one compiled pass on CPU contexts, or ``None`` (op-by-op path).
+
+        Bit for bit :meth:`portable_keep_mask` + :meth:`select_scaled` (P2); recorded
+        calls differentiate (D8).
+        """
+        from dropout_ref.mxnet import kernel
+
+        return kernel.dropout(X, threshold, seed, offset, scale)
+
+    def _inplace_global_dropout(self, X: Any, dropout: float, scale: float) -> Any:
         """Float32 default-mode dropout with one uniform buffer reused in place, or ``None``.
 
         Used when autograd is not recording and ``X`` is a non-empty float32
@@ -83,9 +112,11 @@ class MxnetOps:
     @numpy_shapes
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> Any:
         """Return the Philox keep mask (SPEC P)."""
+        from dropout_ref.mxnet import kernel
         from dropout_ref.mxnet.philox import keep_mask
 
-        return keep_mask(X, threshold, seed, offset)
+        keep = kernel.keep_mask(X, threshold, seed, offset)
+        return keep if keep is not None else keep_mask(X, threshold, seed, offset)
 
     @numpy_shapes
     def select_scaled(self, X: Any, keep: Any, scale: float) -> Any:
@@ -103,11 +134,12 @@ class MxnetOps:
             else scale
         )
         scaled = (x.astype(compute, copy=False) * factor).astype(x.dtype, copy=False)
-        # A zeros array, never a scalar 0: MXNet 1.9.1's np.where(cond, x, 0.0) sends the
+        # An array, never a scalar 0: MXNet 1.9.1's np.where(cond, x, 0.0) sends the
         # gradient to the unselected elements (backends/mxnet/DEVIATIONS.md). The legacy
         # where kernel (condition in the data's dtype) differentiates correctly and is 3x
         # faster than mxnet.numpy's, recording or not (1.4 vs 0.44 ms at 256 x 256).
-        zeros = mnp.zeros_like(scaled)
+        # The condition (1.0 / +0.0) is itself the +0.0 branch: no zeros array, one pass
+        # less; it needs no gradient, so the unselected elements' gradient goes nowhere.
         cond = keep.astype(scaled.dtype, copy=False).as_nd_ndarray()
-        out = mx.nd.where(cond, scaled.as_nd_ndarray(), zeros.as_nd_ndarray()).as_np_ndarray()
+        out = mx.nd.where(cond, scaled.as_nd_ndarray(), cond).as_np_ndarray()
         return out if isinstance(X, mnp.ndarray) else out.as_nd_ndarray()

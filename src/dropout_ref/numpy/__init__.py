@@ -8,7 +8,15 @@ ops = NumpyOps()
 arrays = NumpyArrays()
 dropout_layer = make_dropout_layer(ops)
 
+
+def fast_path_status() -> str:
+    """Say which path ``seed=`` calls take here (``dropout-ref backends``)."""
+    from dropout_ref.cpu_kernel import status_line
+
+    return f"seed=: {status_line()}"
+
+
 # After dropout_layer exists: the model module imports it from here.
 from dropout_ref.numpy.mlp import MLP  # noqa: E402
 
-__all__ = ["MLP", "arrays", "dropout_layer", "ops"]
+__all__ = ["MLP", "arrays", "dropout_layer", "fast_path_status", "ops"]

@@ -40,10 +40,26 @@ class NumpyOps:
         return np.random.random_sample(X.shape) >= dropout
 
     def portable_keep_mask(self, X: np.ndarray, threshold: int, seed: int, offset: int) -> Any:
-        """Return the Philox keep mask (SPEC P)."""
+        """Return the Philox keep mask (SPEC P): the compiled kernel's, else the NumPy oracle's."""
+        from dropout_ref import cpu_kernel
         from dropout_ref.philox import numpy_keep_mask
 
-        return numpy_keep_mask(X.shape, threshold, seed, offset)
+        keep = cpu_kernel.keep_mask(X.shape, threshold, seed, offset)
+        return keep if keep is not None else numpy_keep_mask(X.shape, threshold, seed, offset)
+
+    def fused_portable_dropout(
+        self, X: np.ndarray, threshold: int, seed: int, offset: int, scale: float
+    ) -> np.ndarray | None:
+        """Return ``seed=`` dropout from the compiled kernel in one pass, or ``None``.
+
+        Bit for bit :meth:`portable_keep_mask` + :meth:`select_scaled` with the
+        pure-NumPy generator (:mod:`dropout_ref.cpu_kernel`); ``None`` where numba
+        is missing or fails to compile, or the dtype is not one it handles, and
+        the exact NumPy path runs.
+        """
+        from dropout_ref import cpu_kernel
+
+        return cpu_kernel.fused_dropout(X, threshold, seed, offset, scale)
 
     def select_scaled(self, X: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
         """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype."""
