@@ -18,6 +18,7 @@ import json
 import sys
 from typing import Any
 
+from dropout_ref.backend_api import kit_dropout_layer
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
 from dropout_ref.conformance.registry import CLAUSES
 from dropout_ref.conformance.result import ClauseResult
@@ -30,7 +31,7 @@ def implementations(backend: str) -> list[tuple[str, str, Any, dict[str, str]]]:
     """Return ``(name, kind, fn, expected_deviations)`` for our layer and each native op."""
     module = get_backend(backend)
     found: list[tuple[str, str, Any, dict[str, str]]] = [
-        (f"dropout_ref.{backend}.dropout_layer", "ours", module.dropout_layer, {})
+        (f"dropout_ref.{backend}.dropout_layer", "ours", kit_dropout_layer(module), {})
     ]
     try:
         natives = importlib.import_module(f"dropout_ref.{backend}.natives")
