@@ -82,7 +82,10 @@ LAYOUT_CASES = [
 
 @pytest.mark.parametrize(("offset", "size"), LAYOUT_CASES)
 def test_p3_layout_v2_word_g_mod_4_of_block_g_div_4(backend, offset, size):
-    """P3 layout v2: element i reads word g % 4 of block g // 4, g = offset + i, c = (lo, hi, 0, 0)."""
+    """P3 layout v2: element i reads word g % 4 of block g // 4, g = offset + i, c = (lo, hi, 0, 0).
+
+    Offsets at every lane and block counters carrying into c1 (JAX: 32-bit words).
+    """
     seed = 0x0123456789ABCDEF
     expected = v2_reference_words(seed, offset, size)
     assert numpy_words((size,), seed, offset).tolist() == expected

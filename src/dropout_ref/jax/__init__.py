@@ -86,4 +86,7 @@ def kit_dropout_layer(X: Any, dropout: Any, *, seed: int | None = None, offset: 
     return dropout_layer(X, dropout, seed=seed, offset=offset)
 
 
-__all__ = ["arrays", "dropout_layer", "kit_dropout_layer", "ops"]
+# After dropout_layer exists: the model module imports it from here.
+from dropout_ref.jax.mlp import MLP, Dropout  # noqa: E402
+
+__all__ = ["MLP", "Dropout", "arrays", "dropout_layer", "kit_dropout_layer", "ops"]
