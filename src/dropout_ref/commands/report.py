@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # rich is imported where it draws, to keep `dropout-ref --hel
 
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, MODEL_TITLES
 from dropout_ref.conformance.registry import CHECKS, CLAUSES
+from dropout_ref.keras_natives import KERAS_BACKENDS
 from dropout_ref.registry import BACKENDS, backend_info
 from dropout_ref.stats import DEFAULT_ALPHA
 
@@ -141,6 +142,8 @@ def _run_backend(
     threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                                 "TF_NUM_INTEROP_THREADS", "MXNET_CPU_WORKER_NTHREADS")}
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore", **threads)
+    if run.backend in KERAS_BACKENDS:  # Keras' natives are audited on each framework's worker
+        env["KERAS_BACKEND"] = run.backend
     start = time.perf_counter()
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

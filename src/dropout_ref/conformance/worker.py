@@ -23,6 +23,7 @@ from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
 from dropout_ref.conformance.registry import CLAUSES
 from dropout_ref.conformance.result import ClauseResult
 from dropout_ref.conformance.runner import check_dropout
+from dropout_ref.keras_natives import use_keras_backend
 from dropout_ref.registry import get_backend
 from dropout_ref.stats import DEFAULT_ALPHA
 
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     parser.add_argument("--clauses", nargs="*", default=[*CLAUSES, *MODEL_CLAUSES])
     args = parser.parse_args(argv)
+    # Keras 3 runs on one framework per process: this worker's (before anything imports Keras).
+    if "keras" not in sys.modules:
+        use_keras_backend(args.backend)
     impls = implementations(args.backend)
     names = [name for name, *_ in impls]
     if any(c in MODEL_CLAUSES for c in args.clauses) and hasattr(get_backend(args.backend), "MLP"):

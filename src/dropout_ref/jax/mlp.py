@@ -41,7 +41,7 @@ _PARAMS = {
 
 
 def _default_dropout_key(rng: np.random.Generator | int | None) -> jax.Array:
-    """The key of a model's default ``nnx.Rngs``: from ``rng`` if given, else the bridge's stream."""
+    """Return the key of a default ``nnx.Rngs``: from ``rng`` if given, else the bridge's stream."""
     if rng is None:
         return arrays.keys.next()
     # A stream of its own: the weights came from as_generator(rng) too, so salt the seed.
