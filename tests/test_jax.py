@@ -154,3 +154,12 @@ def test_d7_jax_float64_with_x64_and_32_bit_words_without(tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
         seen.append(done.stdout.split())
     assert seen == [["True", "float64"], ["False", "float32"]]
+
+
+def test_d1_jax_traced_rate_is_a_clear_type_error():
+    """Under jit a rate must be static: a traced one is refused naming dropout, not a JAX error."""
+    f = jax.jit(lambda x, p: dropout_layer(x, p, key=jax.random.key(0)))
+    with pytest.raises(TypeError, match=r"dropout must be a Python number.*static"):
+        f(jnp.ones(4), 0.5)
+    with pytest.raises(TypeError, match="seed must be None or an integer"):
+        jax.jit(lambda x, s: dropout_layer(x, 0.5, seed=s))(jnp.ones(4), 3)
