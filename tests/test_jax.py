@@ -163,3 +163,15 @@ def test_d1_jax_traced_rate_is_a_clear_type_error():
         f(jnp.ones(4), 0.5)
     with pytest.raises(TypeError, match="seed must be None or an integer"):
         jax.jit(lambda x, s: dropout_layer(x, 0.5, seed=s))(jnp.ones(4), 3)
+
+
+def test_e1_jax_install_command_is_the_pinned_environment():
+    """E1: the install command names the versions pinned in backends/jax/requirements.txt."""
+    from pathlib import Path
+
+    from dropout_ref.registry import backend_info
+
+    pins = (Path(__file__).resolve().parents[1] / "backends/jax/requirements.txt").read_text()
+    command = backend_info("jax").install
+    for pin in ("jax[cpu]==0.10.2", "flax==0.12.8"):
+        assert pin in pins.splitlines() and f'"{pin}"' in command
