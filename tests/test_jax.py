@@ -175,3 +175,11 @@ def test_e1_jax_install_command_is_the_pinned_environment():
     command = backend_info("jax").install
     for pin in ("jax[cpu]==0.10.2", "flax==0.12.8"):
         assert pin in pins.splitlines() and f'"{pin}"' in command
+
+
+def test_e1_backends_command_shows_the_install_command_verbatim(capsys):
+    """``dropout-ref backends``: "jax[cpu]" is printed as text, not eaten as rich markup."""
+    from dropout_ref import cli
+
+    assert cli.main(["backends"]) == 0
+    assert "jax[cpu]==0.10.2" in capsys.readouterr().out
