@@ -443,3 +443,12 @@ def test_d8_mxnet_backward_outside_numpy_shape_semantics():
             kept = out.asnumpy() != 0
             np.testing.assert_allclose(grad[kept], 1 / 0.75, rtol=1e-3)
             assert np.all(grad[~kept] == 0.0)
+
+
+def test_d9_key_only_where_the_backend_draws_from_keys():
+    """The core's key= (JAX's D9) is a TypeError on a backend with a global generator."""
+    from dropout_ref.layer import apply_dropout
+    from dropout_ref.numpy import ops
+
+    with pytest.raises(TypeError, match="key= is not supported by the numpy backend"):
+        apply_dropout(ops, np.ones(4), 0.5, key=object())
