@@ -21,7 +21,9 @@ from dropout_ref.validation import (
 DropoutLayer = Callable[..., Any]
 
 
-def apply_dropout(ops: DropoutOps, X: Any, dropout: Any, seed: Any = None, offset: Any = 0) -> Any:
+def apply_dropout(
+    ops: DropoutOps, X: Any, dropout: Any, seed: Any = None, offset: Any = 0, *, key: Any = None
+) -> Any:
     """Apply inverted dropout to ``X`` with the primitives ``ops``.
 
     Parameters
@@ -37,6 +39,11 @@ def apply_dropout(ops: DropoutOps, X: Any, dropout: Any, seed: Any = None, offse
         draws the portable, stateless Philox mask (P1-P4).
     offset : int, optional
         Philox counter of the first element (P4); only used with ``seed``.
+    key : object, optional
+        A key of the framework's own splittable generator (JAX's
+        ``jax.random`` keys, D9 as amended for JAX), used instead of a global
+        generator; only for backends whose ``ops`` define
+        ``keyed_keep_mask(X, dropout, key)``. Not together with ``seed``.
 
     Returns
     -------
@@ -50,6 +57,21 @@ def apply_dropout(ops: DropoutOps, X: Any, dropout: Any, seed: Any = None, offse
     require_float_dtype(ops.dtype_name(X), ops.name, ops.conversion_hint)
     seed = validate_seed(seed)
     offset = validate_offset(offset, ops.size(X))
+    if key is not None:
+        keyed = getattr(ops, "keyed_keep_mask", None)
+        if keyed is None:
+            raise TypeError(
+                f"key= is not supported by the {ops.name} backend; pass seed= for a "
+                f"portable mask or nothing for {ops.name}'s global generator"
+            )
+        if seed is not None:
+            raise TypeError(
+                "pass either key= (the framework's generator) or seed= (the portable "
+                f"Philox mask), not both; got a key and seed={seed}"
+            )
+        check_key = getattr(ops, "check_key", None)
+        if check_key is not None:  # a bad key is refused whatever the rate
+            check_key(key)
     if rate == 0.0:
         return X
     if rate == 1.0:
@@ -58,11 +80,11 @@ def apply_dropout(ops: DropoutOps, X: Any, dropout: Any, seed: Any = None, offse
     if seed is None:
         # Optional hook: a backend may fuse draw, keep rule and select into one
         # kernel (returns None where it does not apply).
-        fused = getattr(ops, "fused_global_dropout", None)
+        fused = getattr(ops, "fused_global_dropout", None) if key is None else None
         out = fused(X, rate, inverse_keep_scale(rate)) if fused is not None else None
         if out is not None:
             return out
-        keep = ops.global_keep_mask(X, rate)
+        keep = ops.global_keep_mask(X, rate) if key is None else keyed(X, rate, key)
     else:
         # Optional hook: a compiled kernel drawing the Philox words, applying the
         # keep rule and selecting in one pass (returns None where it does not apply).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dropout_ref.registry import BACKENDS, get_backend
@@ -30,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
             fast_path_status = getattr(module, "fast_path_status", None)
             fast = fast_path_status() if fast_path_status is not None else ""
         except ImportError as exc:
-            status = f"[red]missing[/red]: {exc}"
-        table.add_row(name, status, info.install, fast)
+            status = f"[red]missing[/red]: {escape(str(exc))}"
+        # escape: "jax[cpu]" is text, not a rich style tag.
+        table.add_row(name, status, escape(info.install), escape(fast))
     Console().print(table)
     return 0

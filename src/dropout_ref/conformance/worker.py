@@ -18,10 +18,12 @@ import json
 import sys
 from typing import Any
 
+from dropout_ref.backend_api import kit_dropout_layer
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
 from dropout_ref.conformance.registry import CLAUSES
 from dropout_ref.conformance.result import ClauseResult
 from dropout_ref.conformance.runner import backend_arrays, check_dropout
+from dropout_ref.keras_natives import use_keras_backend
 from dropout_ref.registry import get_backend
 from dropout_ref.stats import DEFAULT_ALPHA
 
@@ -30,7 +32,7 @@ def implementations(backend: str) -> list[tuple[str, str, Any, dict[str, str]]]:
     """Return ``(name, kind, fn, expected_deviations)`` for our layer and each native op."""
     module = get_backend(backend)
     found: list[tuple[str, str, Any, dict[str, str]]] = [
-        (f"dropout_ref.{backend}.dropout_layer", "ours", module.dropout_layer, {})
+        (f"dropout_ref.{backend}.dropout_layer", "ours", kit_dropout_layer(module), {})
     ]
     try:
         natives = importlib.import_module(f"dropout_ref.{backend}.natives")
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:  # no such device here: one clear line, no run
             _emit({"event": "unusable", "message": str(exc)})
             return 2
+    # Keras 3 runs on one framework per process: this worker's (before anything imports Keras).
+    if "keras" not in sys.modules:
+        use_keras_backend(args.backend)
     impls = implementations(args.backend)
     names = [name for name, *_ in impls]
     if any(c in MODEL_CLAUSES for c in args.clauses) and hasattr(get_backend(args.backend), "MLP"):

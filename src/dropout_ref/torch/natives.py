@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dropout_ref.keras_natives import keras_natives
+
 
 def functional_dropout(X: torch.Tensor, p: Any) -> torch.Tensor:
     """``torch.nn.functional.dropout(X, p, training=True)`` (training is its default)."""
@@ -50,3 +52,29 @@ EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
         "without the value",
     },
 }
+
+# Keras 3 on torch (KERAS_BACKEND=torch; the report's torch worker sets it): present only
+# where Keras runs on torch in this process. All rows are in backends/torch/DEVIATIONS.md.
+_KERAS_D1 = (
+    "rate=True is accepted; rate='0.5' raises a TypeError without the value"
+)
+DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
+    **EXPECTED_DEVIATIONS,
+    "keras.layers.Dropout (torch)": {
+        "D1": _KERAS_D1 + "; a 2-element tensor raises RuntimeError",
+        "D2": "the layer casts X to its dtype policy: float16/bfloat16/float64 X come back "
+        "as float32",
+        "D3": "float16/bfloat16/float64 X come back as float32 zeros (dtype policy)",
+        "D5": "float64 X is computed in float32 (dtype policy): kept values 1e8 ulp off",
+        "D6": "dropped elements are X*0 (torch's dropout): -0.0 where X is negative",
+        "D7": "output dtype is the layer's policy (float32), not X's",
+        "D8": "float64 gradients pass through float32 (dtype policy)",
+    },
+    "keras.random.dropout (torch)": {
+        "D1": _KERAS_D1 + "; rate=nan raises RuntimeError",
+        "D6": "dropped elements are X*0 (torch's dropout): -0.0 where X is negative",
+        "D7": "integer X raises RuntimeError, not TypeError",
+    },
+}
+NATIVES.update(keras_natives("torch"))
+EXPECTED_DEVIATIONS = {name: DOCUMENTED_DEVIATIONS[name] for name in NATIVES}
