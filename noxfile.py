@@ -6,11 +6,14 @@ environment, built from its pinned requirements:
 
 - ``all``: numpy 1.26, torch, tensorflow-cpu, mxnet (``backends/all/requirements.txt``);
 - ``jax``: numpy 2, jax[cpu], flax, keras, torch, tensorflow-cpu
-  (``backends/jax/requirements.txt``).
+  (``backends/jax/requirements.txt``);
+- ``triton``: numpy 2, torch (CPU) and triton, no tensorflow (``backends/triton/requirements.txt``):
+  the torch backend's Triton kernel under ``TRITON_INTERPRET=1`` on CPU tensors.
 
 Sessions::
 
     nox -s tests-all tests-jax    # the test suite in each environment (pytest arguments after --)
+    nox -s tests-triton           # the Triton kernel's tests under the interpreter
     nox -s matrix                 # both environments' reports, merged into one matrix
 
 Adding an environment is one entry in :data:`ENVIRONMENTS` and, for its sessions, two small
@@ -24,13 +27,14 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests-all", "tests-jax"]
+nox.options.sessions = ["tests-all", "tests-jax", "tests-triton"]
 nox.options.reuse_venv = "yes"
 
 #: Environment name -> its pinned requirements file.
 ENVIRONMENTS = {
     "all": "backends/all/requirements.txt",
     "jax": "backends/jax/requirements.txt",
+    "triton": "backends/triton/requirements.txt",
 }
 #: Where each environment's JSON report goes (``matrix`` merges them).
 REPORTS = Path(".nox-reports")
@@ -70,6 +74,16 @@ def tests_jax(session: nox.Session) -> None:
     run_tests(session, "jax")
 
 
+@nox.session(name="tests-triton")
+def tests_triton(session: nox.Session) -> None:
+    """The Triton kernel's tests on CPU tensors under Triton's interpreter (no GPU needed)."""
+    install(session, "triton")
+    session.run(
+        "python", "-m", "pytest", "tests/test_triton_kernel.py", *session.posargs,
+        env={"TRITON_INTERPRET": "1"},
+    )
+
+
 @nox.session(name="report-all")
 def report_all(session: nox.Session) -> None:
     """Write the MXNet environment's conformance report as JSON."""
@@ -86,6 +100,6 @@ def report_jax(session: nox.Session) -> None:
 def matrix(session: nox.Session) -> None:
     """Print one matrix over every backend and native of every environment."""
     session.install("-e", ".")
-    reports = [str(REPORTS / f"{name}.json") for name in ENVIRONMENTS]
+    reports = [str(REPORTS / f"{name}.json") for name in ("all", "jax")]
     fmt = session.posargs or ["--format", "markdown"]
     session.run("dropout-ref", "report", "--merge", *reports, *fmt)

@@ -48,3 +48,14 @@ def test_readme_names_the_numpy_2_environment_command_ci_runs():
     )
     assert test_command in text and test_command in ci
     assert "nox -s matrix" in text
+
+
+def test_readme_names_the_triton_environment_command_ci_runs():
+    """The Triton kernel's interpreter tests run in their own environment, in CI too."""
+    text = README.read_text()
+    ci = (README.parent / ".ci" / "run").read_text()
+    test_command = (
+        'python -m pip install -r backends/triton/requirements.txt -e ".[test]" && '
+        "TRITON_INTERPRET=1 python -m pytest tests/test_triton_kernel.py"
+    )
+    assert test_command in text and test_command in ci
