@@ -120,10 +120,16 @@ class TorchOps:
         return keep_mask(X, threshold, seed, offset)
 
     def select_scaled(self, X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
-        """Return ``where(keep, X * scale, +0.0)``; torch widens 16-bit floats for the product."""
+        """Return ``where(keep, X * scale, +0.0)``; torch widens 16-bit floats for the product.
+
+        ``keep`` may have a noise shape that broadcasts to ``X``'s (D12).
+        """
         if torch.is_grad_enabled() and X.requires_grad:
             return ScaledSelect.apply(X, keep, scale)
-        if X.numel() >= FUSED_SELECT_MIN_SIZE and X.device.type == "cpu":
+        # The compiled select takes a mask of X's shape; a noise-shaped one (D12) broadcasts
+        # in the plain path instead.
+        full_mask = keep.shape == X.shape
+        if full_mask and X.numel() >= FUSED_SELECT_MIN_SIZE and X.device.type == "cpu":
             from dropout_ref.torch import fused
 
             out = fused.try_compiled("select", fused.fused_select_scaled, X, keep, scale)
