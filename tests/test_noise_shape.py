@@ -72,7 +72,9 @@ def test_d12_full_noise_shape_is_elementwise_bit_for_bit(backend):
     x = values(SHAPE)
     plain = call(backend, x, 0.3, seed=5, offset=7)
     for noise in [(None,) * 4, SHAPE, (4, None, 5, None)]:
-        np.testing.assert_array_equal(call(backend, x, 0.3, seed=5, offset=7, noise_shape=noise), plain)
+        np.testing.assert_array_equal(
+            call(backend, x, 0.3, seed=5, offset=7, noise_shape=noise), plain
+        )
 
 
 BAD_NOISE_SHAPES = [
@@ -102,7 +104,9 @@ def test_d12_p3_offset_bound_counts_noise_elements(backend):
     """D12 + P3: offset + number of noise-shape elements must fit 2**64, not X's count."""
     X = backend.arrays.from_numpy(values(SHAPE), "float32")
     noise = (4, 1, 1, 1)
-    y = backend.arrays.to_numpy(backend.dropout_layer(X, 0.5, seed=1, offset=2**64 - 4, noise_shape=noise))
+    y = backend.arrays.to_numpy(
+        backend.dropout_layer(X, 0.5, seed=1, offset=2**64 - 4, noise_shape=noise)
+    )
     expected = numpy_keep_mask(noise, 2**31, 1, 2**64 - 4)
     np.testing.assert_array_equal(y != 0, np.broadcast_to(expected, SHAPE))
     with pytest.raises(ValueError, match="offset"):

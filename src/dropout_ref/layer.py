@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dropout_ref.backend_api import DropoutOps
+from dropout_ref.blocks import Block, block_keep_mask, noise_block, validate_block
 from dropout_ref.thresholds import inverse_keep_scale, word_threshold
 from dropout_ref.validation import (
     require_float_dtype,
@@ -45,6 +46,8 @@ def apply_dropout(
     seed: Any = None,
     offset: Any = 0,
     noise_shape: Any = None,
+    global_shape: Any = None,
+    block_start: Any = None,
 ) -> Any:
     """Apply inverted dropout to ``X`` with the primitives ``ops``.
 
@@ -66,6 +69,11 @@ def apply_dropout(
         shape, broadcast to ``X`` (entries 1 or ``X``'s size; ``None`` entries
         mean ``X``'s size). With ``seed`` the counters index the noise-shape
         elements row-major.
+    global_shape, block_start : sequence of int, optional
+        ``X`` is the block ``[block_start, block_start + X.shape)`` of a global
+        array of ``global_shape`` (SPEC P7; needs ``seed``): its mask is that
+        block of the global array's mask. ``noise_shape`` then refers to the
+        global shape.
 
     Returns
     -------
@@ -74,18 +82,52 @@ def apply_dropout(
         ``X``'s shape, dtype and device whose kept elements are
         ``X / (1 - dropout)`` and whose dropped elements are ``+0.0``.
     """
+    # Optional hook: a distributed array (torch's DTensor) is its local block of a
+    # global array; dropout of the block, rewrapped, is that block of the global result.
+    split = getattr(ops, "local_block", None)
+    local = split(X) if split is not None else None
+    if local is not None:
+        if global_shape is not None or block_start is not None:
+            raise ValueError(
+                "X is a distributed array and knows its global shape and block; "
+                "do not pass global_shape/block_start"
+            )
+        X_local, gshape, start, rewrap = local
+        if validate_seed(seed) is None:
+            raise ValueError(
+                f"a distributed X needs seed= (portable masks, SPEC P7): every shard then "
+                f"draws its block of one global mask; got seed=None for {type(X).__name__}"
+            )
+        out = apply_dropout(ops, X_local, dropout, seed, offset, noise_shape, gshape, start)
+        return rewrap(out)
     ops.check_array(X)
     rate = validate_rate(dropout)
     require_float_dtype(ops.dtype_name(X), ops.name, ops.conversion_hint)
     seed = validate_seed(seed)
-    # None when the mask has X's shape: element-wise dropout, fast paths allowed.
-    noise = validate_noise_shape(noise_shape, static_shape(X))
-    offset = validate_offset(offset, ops.size(X) if noise is None else math.prod(noise))
+    block: Block | None = None
+    if global_shape is None and block_start is None:
+        # None when the mask has X's shape: element-wise dropout, fast paths allowed.
+        noise = validate_noise_shape(noise_shape, static_shape(X))
+        count = ops.size(X) if noise is None else math.prod(noise)
+    else:
+        gshape, start = validate_block(global_shape, block_start, static_shape(X))
+        if seed is None:
+            raise ValueError(
+                "global_shape/block_start need seed= (portable masks): the block's mask is "
+                "a function of its elements' global indices (SPEC P7); got seed=None"
+            )
+        noise = validate_noise_shape(noise_shape, gshape)
+        block = noise_block(gshape, start, tuple(static_shape(X) or ()), noise)
+        count = block.global_size
+    offset = validate_offset(offset, count)
     if rate == 0.0:
         return X
     if rate == 1.0:
         # No division: 1 / (1 - 1) is what gives other implementations NaN (D3).
         return ops.select_scaled(X, ops.constant_mask(X, False), 1.0)
+    if block is not None:
+        keep = _block_mask(ops, X, block, word_threshold(rate), seed, offset)
+        return ops.select_scaled(X, keep, inverse_keep_scale(rate))
     template = mask_template(X, noise)
     if seed is None:
         # Optional hook: a backend may fuse draw, keep rule and select into one
@@ -102,6 +144,26 @@ def apply_dropout(
     return ops.select_scaled(X, keep, inverse_keep_scale(rate))
 
 
+def _block_mask(
+    ops: DropoutOps, X: Any, block: Block, threshold: int, seed: int, offset: int
+) -> Any:
+    """Return the keep mask of a block of the global mask (P7), of the block's mask shape."""
+    run = block.contiguous_offset()
+    shared = block.shape != tuple(static_shape(X) or ())
+    template = mask_template(X, block.shape if shared else None)
+    if run is not None:
+        # One contiguous run of the global order is just an offset (P4): the usual,
+        # possibly fused, path computes it.
+        return ops.portable_keep_mask(template, threshold, seed, offset + run)
+    make = getattr(ops, "block_arrays", None)
+    if make is None:
+        raise TypeError(
+            f"the {ops.name} backend cannot compute masks of non-contiguous blocks "
+            f"(global_shape/block_start); it has no block_arrays"
+        )
+    return block_keep_mask(make(X), block, threshold, seed, offset)
+
+
 def make_dropout_layer(ops: DropoutOps) -> DropoutLayer:
     """Build the public ``dropout_layer`` of one backend.
 
@@ -113,7 +175,8 @@ def make_dropout_layer(ops: DropoutOps) -> DropoutLayer:
     Returns
     -------
     callable
-        ``dropout_layer(X, dropout, *, seed=None, offset=0, noise_shape=None)``.
+        ``dropout_layer(X, dropout, *, seed=None, offset=0, noise_shape=None,
+        global_shape=None, block_start=None)``.
     """
 
     def dropout_layer(
@@ -123,8 +186,19 @@ def make_dropout_layer(ops: DropoutOps) -> DropoutLayer:
         seed: int | None = None,
         offset: int = 0,
         noise_shape: Any = None,
+        global_shape: Any = None,
+        block_start: Any = None,
     ) -> Any:
-        return apply_dropout(ops, X, dropout, seed=seed, offset=offset, noise_shape=noise_shape)
+        return apply_dropout(
+            ops,
+            X,
+            dropout,
+            seed=seed,
+            offset=offset,
+            noise_shape=noise_shape,
+            global_shape=global_shape,
+            block_start=block_start,
+        )
 
     dropout_layer.__doc__ = f"""Inverted dropout on a {ops.name} array (SPEC D, P).
 
@@ -153,6 +227,11 @@ def make_dropout_layer(ops: DropoutOps) -> DropoutLayer:
         E.g. ``(N, C, 1, 1)`` drops whole channels of an ``(N, C, H, W)`` X.
         With ``seed`` the Philox counters index the noise-shape elements
         row-major, so the mask is the same in every backend.
+    global_shape, block_start : sequence of int, optional
+        Block invariance (SPEC P7; needs ``seed``): ``X`` is the block
+        ``[block_start, block_start + X.shape)`` of a global array of shape
+        ``global_shape``, and gets exactly that block of the global mask, on
+        any axes (``noise_shape`` then refers to the global shape).
 
     Returns
     -------

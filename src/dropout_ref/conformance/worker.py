@@ -25,20 +25,44 @@ from dropout_ref.conformance.runner import check_dropout
 from dropout_ref.registry import get_backend
 from dropout_ref.stats import DEFAULT_ALPHA
 
+#: The noise shape of our own structured row (channel dropout of an (N, C, H, W) X).
+OURS_NOISE_SHAPE: tuple[int | None, ...] = (None, None, 1, 1)
 
-def implementations(backend: str) -> list[tuple[str, str, Any, dict[str, str]]]:
-    """Return ``(name, kind, fn, expected_deviations)`` for our layer and each native op."""
+
+def implementations(
+    backend: str,
+) -> list[tuple[str, str, Any, dict[str, str], tuple[int | None, ...] | None]]:
+    """Return ``(name, kind, fn, expected_deviations, noise_shape)`` for each implementation.
+
+    Our layer, element-wise and structured (SPEC D12), then each native op of
+    ``dropout_ref.<backend>.natives``: ``NATIVES`` (element-wise) and, where the
+    module has them, ``STRUCTURED`` (name -> (fn, noise_shape of the kit's variant)).
+    """
     module = get_backend(backend)
-    found: list[tuple[str, str, Any, dict[str, str]]] = [
-        (f"dropout_ref.{backend}.dropout_layer", "ours", module.dropout_layer, {})
+
+    def ours_structured(X: Any, p: Any) -> Any:
+        return module.dropout_layer(X, p, noise_shape=OURS_NOISE_SHAPE)
+
+    found: list[tuple[str, str, Any, dict[str, str], tuple[int | None, ...] | None]] = [
+        (f"dropout_ref.{backend}.dropout_layer", "ours", module.dropout_layer, {}, None),
+        (
+            f"dropout_ref.{backend}.dropout_layer(noise_shape)",
+            "ours",
+            ours_structured,
+            {},
+            OURS_NOISE_SHAPE,
+        ),
     ]
     try:
         natives = importlib.import_module(f"dropout_ref.{backend}.natives")
     except ImportError as exc:  # e.g. Keras missing: our own layer is still checked
         sys.stderr.write(f"native ops of {backend} not audited: {exc}\n")
         return found
+    expected = natives.EXPECTED_DEVIATIONS
     for name, fn in natives.NATIVES.items():
-        found.append((name, "native", fn, dict(natives.EXPECTED_DEVIATIONS.get(name, {}))))
+        found.append((name, "native", fn, dict(expected.get(name, {})), None))
+    for name, (fn, noise_shape) in getattr(natives, "STRUCTURED", {}).items():
+        found.append((name, "native", fn, dict(expected.get(name, {})), noise_shape))
     return found
 
 
@@ -60,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(c in MODEL_CLAUSES for c in args.clauses) and hasattr(get_backend(args.backend), "MLP"):
         names.append(f"dropout_ref.{args.backend}.MLP")
     _emit({"event": "start", "implementations": names})
-    for name, kind, fn, expected in impls:
+    for name, kind, fn, expected, noise_shape in impls:
 
         def progress(result: ClauseResult, name: str = name) -> None:
             _emit({"event": "clause", "implementation": name, "clause": result.clause})
@@ -73,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             alpha=args.alpha,
             name=name,
             progress=progress,
+            noise_shape=noise_shape,
         )
         _emit({"event": "report", "kind": kind, "expected": expected, "report": report.to_dict()})
     model_clauses = [c for c in args.clauses if c in MODEL_CLAUSES]

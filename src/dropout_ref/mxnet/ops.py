@@ -87,6 +87,12 @@ class MxnetOps:
 
         return keep_mask(X, threshold, seed, offset)
 
+    def block_arrays(self, X: Any) -> Any:
+        """Index data and reshape on ``X``'s context for block masks (SPEC P7)."""
+        from dropout_ref.mxnet.philox import MxnetBlockArrays
+
+        return MxnetBlockArrays(X.ctx)
+
     @numpy_shapes
     def select_scaled(self, X: Any, keep: Any, scale: float) -> Any:
         """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype, of ``X``'s array type.

@@ -45,6 +45,12 @@ class NumpyOps:
 
         return numpy_keep_mask(X.shape, threshold, seed, offset)
 
+    def block_arrays(self, X: np.ndarray) -> Any:
+        """Index data and reshape for block masks (SPEC P7)."""
+        from dropout_ref.numpy.philox import NumpyBlockArrays
+
+        return NumpyBlockArrays()
+
     def select_scaled(self, X: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
         """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype."""
         compute = np.dtype(scale_compute_dtype(X.dtype.name))

@@ -53,3 +53,36 @@ EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
         "seeded from Python's random module (keras.utils.set_random_seed)",
     },
 }
+
+
+# -- structured natives (SPEC D12): one decision shared along the time / spatial axes --------
+
+
+def nn_dropout_noise_shape(X: Any, p: Any) -> Any:
+    """``tf.nn.dropout(X, rate=p, noise_shape=[N, 1, C])`` on an ``(N, T, C)`` X."""
+    shape = tf.shape(X)
+    return tf.nn.dropout(X, rate=p, noise_shape=[shape[0], 1, shape[2]])
+
+
+def keras_dropout_noise_shape(X: Any, p: Any) -> Any:
+    """``keras.layers.Dropout(p, noise_shape=(None, 1, None))(X, training=True)``."""
+    return keras.layers.Dropout(p, noise_shape=(None, 1, None))(X, training=True)
+
+
+def keras_spatial_dropout_1d(X: Any, p: Any) -> Any:
+    """``keras.layers.SpatialDropout1D(p)(X, training=True)`` on an ``(N, T, C)`` X."""
+    return keras.layers.SpatialDropout1D(p)(X, training=True)
+
+
+def keras_spatial_dropout_2d(X: Any, p: Any) -> Any:
+    """``keras.layers.SpatialDropout2D(p)(X, training=True)`` on an ``(N, H, W, C)`` X."""
+    return keras.layers.SpatialDropout2D(p)(X, training=True)
+
+
+#: name -> (fn, noise_shape of the kit's structured variant): 1 marks the shared axes.
+STRUCTURED: dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]] = {
+    "tf.nn.dropout(noise_shape=)": (nn_dropout_noise_shape, (None, 1, None)),
+    "keras.layers.Dropout(noise_shape=)": (keras_dropout_noise_shape, (None, 1, None)),
+    "keras.layers.SpatialDropout1D": (keras_spatial_dropout_1d, (None, 1, None)),
+    "keras.layers.SpatialDropout2D": (keras_spatial_dropout_2d, (None, 1, 1, None)),
+}

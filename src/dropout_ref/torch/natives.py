@@ -50,3 +50,30 @@ EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
         "without the value",
     },
 }
+
+
+# -- structured natives (SPEC D12): one decision per channel ----------------------------------
+
+
+def _module(cls: type[nn.Module]) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+    def run(X: torch.Tensor, p: Any) -> torch.Tensor:
+        layer = cls(p)
+        layer.train()
+        return layer(X)
+
+    run.__doc__ = f"``torch.nn.{cls.__name__}(p)`` in train mode."
+    return run
+
+
+def functional_dropout2d(X: torch.Tensor, p: Any) -> torch.Tensor:
+    """``torch.nn.functional.dropout2d(X, p, training=True)``."""
+    return nn.functional.dropout2d(X, p, training=True)
+
+
+#: name -> (fn, noise_shape of the kit's structured variant): 1 marks the shared axes.
+STRUCTURED: dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]] = {
+    "torch.nn.Dropout1d": (_module(nn.Dropout1d), (None, None, 1)),
+    "torch.nn.Dropout2d": (_module(nn.Dropout2d), (None, None, 1, 1)),
+    "torch.nn.Dropout3d": (_module(nn.Dropout3d), (None, None, 1, 1, 1)),
+    "torch.nn.functional.dropout2d": (functional_dropout2d, (None, None, 1, 1)),
+}

@@ -119,6 +119,18 @@ class TorchOps:
                 return mask
         return keep_mask(X, threshold, seed, offset)
 
+    def block_arrays(self, X: torch.Tensor) -> Any:
+        """Index data and reshape on ``X``'s device for block masks (SPEC P7)."""
+        from dropout_ref.torch.philox import TorchBlockArrays
+
+        return TorchBlockArrays(X.device)
+
+    def local_block(self, X: torch.Tensor) -> Any:
+        """Return a DTensor's local shard, its global shape and block start, and a rewrap (SPEC P7)."""
+        from dropout_ref.torch.distributed import local_block
+
+        return local_block(X)
+
     def select_scaled(self, X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
         """Return ``where(keep, X * scale, +0.0)``; torch widens 16-bit floats for the product.
 
