@@ -224,3 +224,64 @@ def test_d12_tensorflow_inside_tf_function():
         y = fn(x).numpy()
         expected = numpy_keep_mask((4, 1, 5), 2**31, 4, 0)
         np.testing.assert_array_equal(y != 0, np.broadcast_to(expected, y.shape))
+
+
+# ---------------------------------------------------------------- the kit's structured variant
+
+
+def test_d12_kit_structured_variant_passes_ours(backend):
+    """D1-D12 through check_dropout(..., noise_shape=): our structured dropout conforms."""
+    from dropout_ref.conformance import check_dropout
+
+    def fn(X, p):
+        return backend.dropout_layer(X, p, noise_shape=(None, 1, None))
+
+    report = check_dropout(fn, backend=backend.ops.name, noise_shape=(None, 1, None))
+    assert report.ok, report.summary()
+    assert report.status("D12") == "pass"
+
+
+def test_d12_kit_catches_an_unshared_mask():
+    """D12 fails (and only D12) for an element-wise dropout claimed to be structured."""
+    from dropout_ref.conformance import check_dropout
+    from dropout_ref.numpy import dropout_layer
+
+    report = check_dropout(dropout_layer, backend="numpy", noise_shape=(None, None, 1))
+    assert report.failures == ["D12"], report.summary()
+    assert "group" in report.results["D12"].message
+
+
+def test_d12_kit_catches_a_group_scaled_unevenly():
+    """D12 fails for a dropout that shares the decision but scales one element of a group wrongly."""
+    from dropout_ref.conformance import check_dropout
+    from dropout_ref.numpy import dropout_layer
+
+    def uneven(X, p):
+        out = dropout_layer(X, p, noise_shape=(X.shape[0], 1, X.shape[2]))
+        if out is X or out.ndim != 3 or out.shape[1] < 2:
+            return out
+        out = out.copy()
+        out[:, 1:] *= np.float32(1.001).astype(out.dtype)
+        return out
+
+    report = check_dropout(uneven, backend="numpy", clauses=["D12"], noise_shape=(None, 1, None))
+    assert report.failures == ["D12"], report.summary()
+    assert "scaled" in report.results["D12"].message
+
+
+def test_d12_kit_is_na_for_elementwise_runs():
+    from dropout_ref.conformance import check_dropout
+    from dropout_ref.numpy import dropout_layer
+
+    assert check_dropout(dropout_layer, clauses=["D12"]).status("D12") == "n/a"
+
+
+@pytest.mark.parametrize(
+    ("noise_shape", "error"), [((None, 2), ValueError), ((1, 1), ValueError), ("ab", TypeError)]
+)
+def test_d12_kit_noise_shape_validated(noise_shape, error):
+    from dropout_ref.conformance import check_dropout
+    from dropout_ref.numpy import dropout_layer
+
+    with pytest.raises(error, match="noise_shape"):
+        check_dropout(dropout_layer, noise_shape=noise_shape)

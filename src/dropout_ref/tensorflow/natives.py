@@ -53,6 +53,15 @@ EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
         "seeded from Python's random module (keras.utils.set_random_seed)",
     },
 }
+# Structured natives (SPEC D12, the kit's noise_shape variant): one decision per group
+# holds (D12 passes); each keeps the deviations of the element-wise op it is built on.
+EXPECTED_DEVIATIONS["tf.nn.dropout(noise_shape=)"] = dict(EXPECTED_DEVIATIONS["tf.nn.dropout"])
+for _name in (
+    "keras.layers.Dropout(noise_shape=)",
+    "keras.layers.SpatialDropout1D",
+    "keras.layers.SpatialDropout2D",
+):
+    EXPECTED_DEVIATIONS[_name] = dict(EXPECTED_DEVIATIONS["keras.layers.Dropout"])
 
 
 # -- structured natives (SPEC D12): one decision shared along the time / spatial axes --------

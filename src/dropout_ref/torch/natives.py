@@ -49,6 +49,17 @@ EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
         "D1": "nn.Dropout(nan) and nn.Dropout(True) are accepted; str/None raise a TypeError "
         "without the value",
     },
+    # Structured natives (SPEC D12, the kit's noise_shape variant): one decision per
+    # channel holds (D12 passes); the element-wise kernel's deviations carry over.
+    **{
+        name: {
+            **_COMMON,
+            "D1": f"{name.rsplit('.', 1)[1]}(True) is accepted; (nan) constructs and raises "
+            "RuntimeError at call time; str/None raise a TypeError without the value",
+        }
+        for name in ("torch.nn.Dropout1d", "torch.nn.Dropout2d", "torch.nn.Dropout3d")
+    },
+    "torch.nn.functional.dropout2d": dict(_COMMON),
 }
 
 

@@ -126,7 +126,7 @@ class TorchOps:
         return TorchBlockArrays(X.device)
 
     def local_block(self, X: torch.Tensor) -> Any:
-        """Return a DTensor's local shard, its global shape and block start, and a rewrap (SPEC P7)."""
+        """Return a DTensor's local shard, global shape, block start and a rewrap (SPEC P7)."""
         from dropout_ref.torch.distributed import local_block
 
         return local_block(X)
