@@ -252,7 +252,7 @@ def test_d12_kit_catches_an_unshared_mask():
 
 
 def test_d12_kit_catches_a_group_scaled_unevenly():
-    """D12 fails for a dropout that shares the decision but scales one element of a group wrongly."""
+    """D12 fails for a dropout that shares decisions but scales part of a group wrongly."""
     from dropout_ref.conformance import check_dropout
     from dropout_ref.numpy import dropout_layer
 
