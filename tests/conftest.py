@@ -4,25 +4,42 @@ from __future__ import annotations
 
 import pytest
 
+from dropout_ref.backend_api import kit_dropout_layer
 from dropout_ref.registry import get_backend, known_backends
+
+
+class KitView:
+    """An adapter module whose ``dropout_layer`` follows the shared ``fn(X, p)`` convention.
+
+    For JAX (no global generator) that is ``kit_dropout_layer``, drawing keys from
+    ``arrays.seed_global``'s stream; every other attribute is the module's own.
+    """
+
+    def __init__(self, module) -> None:
+        self.module = module
+        self.dropout_layer = kit_dropout_layer(module)
+
+    def __getattr__(self, name):
+        return getattr(self.module, name)
+
+
+def _adapter(name: str):
+    try:
+        return KitView(get_backend(name))
+    except ImportError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(params=known_backends())
 def backend(request: pytest.FixtureRequest):
-    """The adapter module of each backend; skipped with the reason where it does not import."""
-    try:
-        return get_backend(request.param)
-    except ImportError as exc:
-        pytest.skip(str(exc))
+    """The adapter of each backend; skipped with the reason where it does not import."""
+    return _adapter(request.param)
 
 
 @pytest.fixture(params=[name for name in known_backends() if name != "numpy"])
 def autodiff_backend(request: pytest.FixtureRequest):
-    """The adapter module of each backend with automatic differentiation."""
-    try:
-        return get_backend(request.param)
-    except ImportError as exc:
-        pytest.skip(str(exc))
+    """The adapter of each backend with automatic differentiation."""
+    return _adapter(request.param)
 
 
 @pytest.fixture

@@ -32,6 +32,9 @@ def run_forward(
         import tensorflow as tf
 
         return model(tf.constant(X), training=training, mask_seed=mask_seed).numpy()
+    if name == "jax":
+        model.train() if training else model.eval()  # nnx: sets Dropout.deterministic
+        return np.asarray(model(X, mask_seed=mask_seed))
     if name == "mxnet":
         from dropout_ref.mxnet.framework import autograd, mnp
 

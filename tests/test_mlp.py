@@ -132,6 +132,22 @@ def test_m2_framework_specific_switches(backend):
         import tensorflow as tf
 
         np.testing.assert_array_equal(model(tf.constant(X)).numpy(), reference)
+    elif name == "jax":
+        from flax import nnx
+
+        # A fresh NNX model is in training mode (Dropout.deterministic=False), like torch.
+        fresh = backend.MLP(**SMALL, dropout1=0.5, dropout2=0.5, weights=random_weights(spec))
+        assert not fresh.dropout_1.deterministic
+        assert not np.allclose(np.asarray(fresh(X)), reference)
+        model.train()  # run_forward left it in eval mode
+        assert not np.allclose(np.asarray(model(X)), reference)
+        model.eval()
+        assert model.dropout_1.deterministic and model.dropout_2.deterministic
+        np.testing.assert_array_equal(np.asarray(model(X)), reference)
+        # Keys come from the model's nnx.Rngs stream: each training call draws fresh masks.
+        model.train()
+        assert isinstance(model.dropout_1.rngs, nnx.Rngs)
+        assert not np.array_equal(np.asarray(model(X)), np.asarray(model(X)))
     elif name == "mxnet":
         from dropout_ref.mxnet.framework import autograd, mnp
 
@@ -173,7 +189,7 @@ class Recorder:
         self.result = result
         self.calls: list[dict] = []
 
-    def __call__(self, X, dropout, *, seed=None, offset=0):
+    def __call__(self, X, dropout, *, seed=None, offset=0, key=None):
         self.calls.append(
             {"X": self.arrays.to_numpy(X), "rate": dropout, "seed": seed, "offset": offset}
         )

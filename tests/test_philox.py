@@ -19,6 +19,7 @@ from dropout_ref.philox import (
     ComplementProducts,
     HalfWordProducts,
     NumpyIntOps,
+    Uint32Products,
     key_schedule,
     numpy_philox4x32_10,
     numpy_words,
@@ -81,7 +82,10 @@ LAYOUT_CASES = [
 
 @pytest.mark.parametrize(("offset", "size"), LAYOUT_CASES)
 def test_p3_layout_v2_word_g_mod_4_of_block_g_div_4(backend, offset, size):
-    """P3 layout v2: element i reads word g % 4 of block g // 4, g = offset + i, c = (lo, hi, 0, 0)."""
+    """P3 layout v2: element i reads word g % 4 of block g // 4, g = offset + i, c = (lo, hi, 0, 0).
+
+    Offsets at every lane and block counters carrying into c1 (JAX: 32-bit words).
+    """
     seed = 0x0123456789ABCDEF
     expected = v2_reference_words(seed, offset, size)
     assert numpy_words((size,), seed, offset).tolist() == expected
@@ -190,6 +194,8 @@ def _backend_int64(backend, values):
         return importlib.import_module("torch").from_numpy(values)
     if name == "tensorflow":
         return importlib.import_module("tensorflow").constant(values)
+    if name == "jax":  # 32-bit words: JAX without jax_enable_x64 has no 64-bit integers
+        return importlib.import_module("jax.numpy").asarray(values.astype(np.uint32))
     return importlib.import_module("dropout_ref.mxnet.framework").mnp.array(values, dtype="int64")
 
 
@@ -289,3 +295,38 @@ def test_p3_tensorflow_stateless_kernel_is_an_independent_oracle(offset, size, s
         dtype=tf.uint32,
     ).numpy()[lane:]
     np.testing.assert_array_equal(words.astype(np.uint64), numpy_words((size,), seed, offset))
+
+
+class _NumpyUint32Ops(Uint32Products):
+    """IntOps on NumPy ``uint32`` arrays: products wrap modulo 2**32, as in XLA without x64."""
+
+    def add(self, a, b):
+        return a + np.uint32(b)
+
+    def mul(self, a, m):
+        return a * np.uint32(m)
+
+    def and_(self, a, mask):
+        return a & np.uint32(mask)
+
+    def shr(self, a, bits):
+        return a >> np.uint32(bits)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    xs=st.lists(st.integers(0, MASK32), min_size=1, max_size=20),
+    m=st.sampled_from([0xD2511F53, 0xCD9E8D57, MASK32, 0, 1, 2**31, 0x7FFFFFFF, 0x10001]),
+)
+def test_p3_uint32_products_are_exact_in_32_bit_words(xs, m):
+    """P3: Uint32Products' mulhilo/mulhi from 16-bit halves equal the exact 64-bit product."""
+    ops = _NumpyUint32Ops()
+    x = np.array([*xs, *EDGE_WORDS], dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        hi, lo = ops.mulhilo(x, m)
+        only_hi = ops.mulhi(x, m)
+    assert hi.dtype == np.uint32 and lo.dtype == np.uint32
+    expected = [int(v) * m for v in x]
+    assert hi.tolist() == [e >> 32 for e in expected]
+    assert only_hi.tolist() == hi.tolist()
+    assert lo.tolist() == [e & MASK32 for e in expected]

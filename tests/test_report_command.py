@@ -113,3 +113,55 @@ def test_report_refuses_a_seed_no_backend_can_take(seed):
         text=True,
     )
     assert done.returncode == 2 and "--seed" in done.stderr and "Traceback" not in done.stderr
+
+
+def _payload(backends, numpy_version):
+    return {
+        "clauses": ["D1"],
+        "seconds": 3.0,
+        "exit_status": 0,
+        "environment": {"python": "3.11", "numpy": numpy_version},
+        "backends": backends,
+    }
+
+
+def _entry(name, status, cell="pass", kind="ours"):
+    rows = []
+    if status == "ok":
+        rows = [{"implementation": f"dropout_ref.{name}.dropout_layer", "backend": name,
+                 "kind": kind, "cells": {"D1": cell}, "messages": {"D1": "D1: x"},
+                 "expected_deviations": {}, "alpha": 1e-6, "alpha_per_test": 1e-7}]  # fmt: skip
+    return {"backend": name, "status": status, "detail": "", "seconds": 1.0, "rows": rows}
+
+
+def test_report_merge_two_environments_into_one_matrix(tmp_path, capsys) -> None:
+    """--merge: each backend once, from the environment where it ran; the exit status of all."""
+    import json
+
+    numpy2 = tmp_path / "numpy2.json"
+    mxnet_env = tmp_path / "mxnet.json"
+    numpy2.write_text(json.dumps(_payload(
+        [_entry("numpy", "ok"), _entry("mxnet", "missing"), _entry("jax", "ok")], "2.4.6")))
+    mxnet_env.write_text(json.dumps(_payload(
+        [_entry("numpy", "ok"), _entry("mxnet", "ok"), _entry("jax", "missing")], "1.26.4")))
+    status = main(["report", "--merge", str(numpy2), str(mxnet_env), "--format", "json"])
+    merged = json.loads(capsys.readouterr().out)
+    assert status == 0 and merged["exit_status"] == 0
+    assert [(b["backend"], b["status"]) for b in merged["backends"]] == [
+        ("numpy", "ok"), ("mxnet", "ok"), ("jax", "ok")
+    ]
+    assert [e["numpy"] for e in merged["environment"]] == ["2.4.6", "1.26.4"]
+    # Markdown names the environments; a failing row of ours in either file fails the merge.
+    assert main(["report", "--merge", str(numpy2), str(mxnet_env), "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "`dropout_ref.jax.dropout_layer`" in text and "`dropout_ref.mxnet.dropout_layer`" in text
+    assert "numpy 1.26.4" in text and "(missing)" not in text
+    mxnet_env.write_text(json.dumps(_payload([_entry("mxnet", "ok", cell="FAIL")], "1.26.4")))
+    assert main(["report", "--merge", str(numpy2), str(mxnet_env), "--format", "markdown"]) == 1
+
+
+def test_report_merge_refuses_a_file_that_is_no_report(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    assert main(["report", "--merge", str(bad)]) == 2
+    assert "bad.json" in capsys.readouterr().err

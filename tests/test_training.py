@@ -113,7 +113,7 @@ class FixedMasks:
     def __init__(self, backend, masks, rates):
         self.arrays, self.masks, self.rates, self.calls = backend.arrays, masks, rates, 0
 
-    def __call__(self, X, dropout, *, seed=None, offset=0):
+    def __call__(self, X, dropout, *, seed=None, offset=0, key=None):
         k = self.calls
         self.calls += 1
         factor = (self.masks[k] / (1 - self.rates[k])).astype(np.float32)

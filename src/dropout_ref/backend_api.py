@@ -109,3 +109,14 @@ class ArrayBridge(Protocol):
         NotApplicable
             If the framework has no automatic differentiation.
         """
+
+
+def kit_dropout_layer(adapter: Any) -> Callable[..., Any]:
+    """Return an adapter's ``dropout_layer`` in the ``fn(X, p, *, seed=None, offset=0)`` convention.
+
+    That is ``dropout_layer`` itself, except for a framework without a global
+    generator (JAX), whose adapter offers ``kit_dropout_layer`` drawing its
+    keys from the array bridge's seedable stream; the conformance kit and the
+    shared tests call every backend through this.
+    """
+    return getattr(adapter, "kit_dropout_layer", adapter.dropout_layer)

@@ -18,7 +18,7 @@ from dropout_ref.conformance.attention import BATCH, HEADS, SEQ, AttentionProbe
 
 
 def keras_backend() -> str:
-    """The backend Keras runs on in this process (imports Keras)."""
+    """Return the backend Keras runs on in this process (imports Keras)."""
     import keras
 
     return keras.backend.backend()
@@ -50,7 +50,7 @@ def _identity_layer(p: float, dtype: str) -> Any:
 
 
 def keras_mha_probe() -> AttentionProbe:
-    """The probe of ``MultiHeadAttention(dropout=p)(x, x, x, training=True)``."""
+    """Return the probe of ``MultiHeadAttention(dropout=p)(x, x, x, training=True)``."""
     import keras
 
     layers: dict[tuple[float, str], Any] = {}

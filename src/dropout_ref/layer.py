@@ -48,6 +48,8 @@ def apply_dropout(
     noise_shape: Any = None,
     global_shape: Any = None,
     block_start: Any = None,
+    *,
+    key: Any = None,
 ) -> Any:
     """Apply inverted dropout to ``X`` with the primitives ``ops``.
 
@@ -74,6 +76,11 @@ def apply_dropout(
         array of ``global_shape`` (SPEC P7; needs ``seed``): its mask is that
         block of the global array's mask. ``noise_shape`` then refers to the
         global shape.
+    key : object, optional
+        A key of the framework's own splittable generator (JAX's
+        ``jax.random`` keys, D9 as amended for JAX), used instead of a global
+        generator; only for backends whose ``ops`` define
+        ``keyed_keep_mask(X, dropout, key)``. Not together with ``seed``.
 
     Returns
     -------
@@ -98,7 +105,9 @@ def apply_dropout(
                 f"a distributed X needs seed= (portable masks, SPEC P7): every shard then "
                 f"draws its block of one global mask; got seed=None for {type(X).__name__}"
             )
-        out = apply_dropout(ops, X_local, dropout, seed, offset, noise_shape, gshape, start)
+        out = apply_dropout(
+            ops, X_local, dropout, seed, offset, noise_shape, gshape, start, key=key
+        )
         return rewrap(out)
     ops.check_array(X)
     rate = validate_rate(dropout)
@@ -120,6 +129,21 @@ def apply_dropout(
         block = noise_block(gshape, start, tuple(static_shape(X) or ()), noise)
         count = block.global_size
     offset = validate_offset(offset, count)
+    if key is not None:
+        keyed = getattr(ops, "keyed_keep_mask", None)
+        if keyed is None:
+            raise TypeError(
+                f"key= is not supported by the {ops.name} backend; pass seed= for a "
+                f"portable mask or nothing for {ops.name}'s global generator"
+            )
+        if seed is not None:
+            raise TypeError(
+                "pass either key= (the framework's generator) or seed= (the portable "
+                f"Philox mask), not both; got a key and seed={seed}"
+            )
+        check_key = getattr(ops, "check_key", None)
+        if check_key is not None:  # a bad key is refused whatever the rate
+            check_key(key)
     if rate == 0.0:
         return X
     if rate == 1.0:
@@ -133,11 +157,15 @@ def apply_dropout(
         # Optional hook: a backend may fuse draw, keep rule and select into one
         # kernel (returns None where it does not apply). Fused kernels work on
         # X's shape, so a structured mask (noise is not None) never uses them.
-        fused = getattr(ops, "fused_global_dropout", None) if noise is None else None
+        plain = noise is None and key is None
+        fused = getattr(ops, "fused_global_dropout", None) if plain else None
         out = fused(X, rate, inverse_keep_scale(rate)) if fused is not None else None
         if out is not None:
             return out
-        keep = ops.global_keep_mask(template, rate)
+        if key is None:
+            keep = ops.global_keep_mask(template, rate)
+        else:
+            keep = keyed(template, rate, key)
     else:
         keep = ops.portable_keep_mask(template, word_threshold(rate), seed, offset)
     # select_scaled broadcasts a noise-shaped mask over X (D12).

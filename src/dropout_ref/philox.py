@@ -152,6 +152,39 @@ class ComplementProducts:
         return hi if x_high is None else self.add(hi, x_high)
 
 
+class Uint32Products:
+    """``mulhilo``/``mulhi`` for :class:`IntOps` on 32-bit unsigned words, never needing 64 bits.
+
+    For a backend whose integer arrays are ``uint32`` (JAX without
+    ``jax_enable_x64``) and whose ``mul`` wraps modulo ``2**32``, as unsigned
+    arithmetic does in C, XLA and NumPy. ``lo`` is that wrapped product. With
+    ``x = xh * 2**16 + xl`` and ``m = mh * 2**16 + ml`` the four 16x16-bit
+    products are below ``2**32``; the middle column
+    ``(xl*ml >> 16) + (xl*mh & 0xFFFF) + (xh*ml & 0xFFFF)`` is below ``3 * 2**16``
+    and ``hi = xh*mh + (xl*mh >> 16) + (xh*ml >> 16) + (middle >> 16)``, which
+    is the true high word and so below ``2**32``: no step overflows. Mix into a
+    class that defines the other primitives (``mul`` wrapping modulo ``2**32``).
+    """
+
+    def _hi(self: Any, x: Any, m: int) -> Any:
+        mh, ml = m >> 16, m & 0xFFFF
+        xl, xh = self.and_(x, 0xFFFF), self.shr(x, 16)
+        lh, hl = self.mul(xl, mh), self.mul(xh, ml)
+        middle = self.add(
+            self.add(self.shr(self.mul(xl, ml), 16), self.and_(lh, 0xFFFF)), self.and_(hl, 0xFFFF)
+        )
+        high = self.add(self.add(self.mul(xh, mh), self.shr(lh, 16)), self.shr(hl, 16))
+        return self.add(high, self.shr(middle, 16))
+
+    def mulhilo(self: Any, x: Any, m: int) -> tuple[Any, Any]:
+        """Return ``(x * m) >> 32`` and ``(x * m) & 0xFFFFFFFF``."""
+        return self._hi(x, m), self.mul(x, m)
+
+    def mulhi(self: Any, x: Any, m: int) -> Any:
+        """Return ``(x * m) >> 32``."""
+        return self._hi(x, m)
+
+
 # -- the generator, on words that may be Python ints ---------------------------------------------
 
 
@@ -230,7 +263,13 @@ def philox4x32_10_keyed(ops: IntOps[A], counter: Sequence[Word], k0: Any, k1: An
     """
     c = tuple(counter)
     for r in range(ROUNDS):
-        c = _round(ops, c, (ops.and_(k0 + r * W0, MASK32), ops.and_(k1 + r * W1, MASK32)))
+        # The round's increment reduced mod 2**32 first: exact for 64-bit words (masked
+        # after the add) and for 32-bit ones (the add wraps), where r * W0 would not fit.
+        k = (
+            ops.and_(ops.add(k0, (r * W0) & MASK32), MASK32),
+            ops.and_(ops.add(k1, (r * W1) & MASK32), MASK32),
+        )
+        c = _round(ops, c, k)
     return c
 
 

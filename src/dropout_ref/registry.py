@@ -46,6 +46,9 @@ BACKENDS: dict[str, BackendInfo] = {
         BackendInfo(
             "tensorflow", "tensorflow", 'python -m pip install "tensorflow-cpu==2.21.0"'
         ),
+        BackendInfo(
+            "jax", "jax", 'python -m pip install "jax[cpu]==0.10.2" "flax==0.12.8"'
+        ),
     )
 }
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # rich is imported where it draws, to keep `dropout-ref --hel
 
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, MODEL_TITLES
 from dropout_ref.conformance.registry import CHECKS, CLAUSES
+from dropout_ref.keras_natives import KERAS_BACKENDS
 from dropout_ref.registry import BACKENDS, backend_info
 from dropout_ref.stats import DEFAULT_ALPHA
 
@@ -93,6 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=240.0, help="seconds allowed per backend"
     )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="run nothing: merge the --format json reports of several environments "
+        "(e.g. the numpy-2 one and the MXNet one) into one matrix",
+    )
 
 
 def _cell(kind: str, status: str, clause: str, expected: dict[str, str]) -> str:
@@ -141,6 +149,8 @@ def _run_backend(
     threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                                 "TF_NUM_INTEROP_THREADS", "MXNET_CPU_WORKER_NTHREADS")}
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore", **threads)
+    if run.backend in KERAS_BACKENDS:  # Keras' natives are audited on each framework's worker
+        env["KERAS_BACKEND"] = run.backend
     start = time.perf_counter()
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -313,18 +323,101 @@ def render_table(
                     )
 
 
+#: Preference when environments disagree about a backend: a run beats a crash beats absence.
+_STATUS_RANK = {"ok": 0, "timed out": 1, "crashed": 2, "missing": 3, "pending": 4}
+
+
+def environment() -> dict[str, str]:
+    """Describe this interpreter for a JSON report: Python and NumPy versions."""
+    import platform
+
+    import numpy
+
+    return {"python": platform.python_version(), "numpy": numpy.__version__}
+
+
+def load_runs(paths: list[str]) -> tuple[list[BackendRun], list[dict[str, Any]], float]:
+    """Read ``--format json`` reports and merge them: one run per backend, the best one.
+
+    A backend run in several environments keeps its ``ok`` run (else its least bad
+    status); a backend missing from one environment and run in another shows once, run.
+
+    Returns
+    -------
+    runs : list of BackendRun
+        In :data:`~dropout_ref.registry.BACKENDS` order, then unknown names.
+    environments : list of dict
+        Each file's ``environment`` (with its ``file``).
+    seconds : float
+        The longest run time among the files.
+
+    Raises
+    ------
+    ValueError
+        If a file is not a report written by ``dropout-ref report --format json``.
+
+    """
+    best: dict[str, BackendRun] = {}
+    environments: list[dict[str, Any]] = []
+    seconds = 0.0
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                payload = json.load(handle)
+            backends = payload["backends"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"--merge: {path} is not a `dropout-ref report --format json` report ({exc})"
+            ) from exc
+        described = payload.get("environment") or {}
+        for env in described if isinstance(described, list) else [described]:
+            environments.append({**env, "file": env.get("file", str(path))})
+        seconds = max(seconds, float(payload.get("seconds", 0.0)))
+        for entry in backends:
+            found = BackendRun(
+                entry["backend"],
+                status=entry["status"],
+                detail=entry.get("detail", ""),
+                rows=list(entry.get("rows", [])),
+                seconds=float(entry.get("seconds", 0.0)),
+            )
+            current = best.get(found.backend)
+            rank = _STATUS_RANK.get(found.status, 5)
+            if current is None or rank < _STATUS_RANK.get(current.status, 5):
+                best[found.backend] = found
+    order = [name for name in BACKENDS if name in best]
+    order += [name for name in best if name not in BACKENDS]
+    return [best[name] for name in order], environments, seconds
+
+
+def _describe_env(env: dict[str, Any]) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in env.items() if k != "file")
+    return f"{env.get('file', '?')} ({versions})" if versions else str(env.get("file", "?"))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the kit over every selected backend and native op; print the matrix."""
     clauses = [*CLAUSES, *MODEL_CLAUSES]
     start = time.perf_counter()
-    runs = collect(args, clauses)
-    seconds = time.perf_counter() - start
+    environments = [environment()]
+    if args.merge:
+        try:
+            runs, environments, seconds = load_runs(args.merge)
+        except ValueError as exc:
+            print(f"dropout-ref report: {exc}", file=sys.stderr)
+            return 2
+        if args.backend:
+            runs = [r for r in runs if r.backend in args.backend]
+    else:
+        runs = collect(args, clauses)
+        seconds = time.perf_counter() - start
     status = exit_status(runs)
     if args.format == "json":
         payload = {
             "clauses": clauses,
             "seconds": round(seconds, 2),
             "exit_status": status,
+            "environment": environments[0] if len(environments) == 1 else environments,
             "backends": [
                 {
                     "backend": r.backend,
@@ -339,6 +432,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(payload, indent=2))
     elif args.format == "markdown":
         print(render_markdown(runs, clauses, seconds))
+        if args.merge:
+            print("Merged from: " + "; ".join(_describe_env(e) for e in environments) + ".")
     else:
         from rich.console import Console
 

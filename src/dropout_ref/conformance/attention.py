@@ -121,7 +121,9 @@ def check_d4(run: _Run) -> str:
     for dtype in run.probe.dtypes:
         y0 = run.probe.output(0.0, dtype)
         if (y0 == 0).any():
-            raise Violation(f"at dropout=0 in {dtype}: {int((y0 == 0).sum())} probabilities dropped")
+            raise Violation(
+                f"at dropout=0 in {dtype}: {int((y0 == 0).sum())} probabilities dropped"
+            )
         for p in RANDOM_RATES:
             keep = run.probe.output(p, dtype) != 0
             bound = binomial_count_interval(keep.size, 1 - p, run.counted())
@@ -147,7 +149,9 @@ def check_d4(run: _Run) -> str:
                         f"|r| must be <= {limit:.3f} at false-alarm probability "
                         f"{run.alpha_per_test:.2g}): the mask is shared, not drawn per element"
                     )
-    return f"all kept at p=0; keep rate and independence (batch, heads, rows) at p in {RANDOM_RATES}"
+    return (
+        f"all kept at p=0; keep rate and independence (batch, heads, rows) at p in {RANDOM_RATES}"
+    )
 
 
 def check_d5(run: _Run) -> str:
@@ -161,7 +165,9 @@ def check_d5(run: _Run) -> str:
             expected = scaled_reference(np.full(y.shape, 1.0 / SEQ), p, dtype)
             err = np.where(kept, ulp_distance(y, expected, dtype), 0.0)
             if np.isnan(err).any() or (err > 1.0).any():
-                i = np.unravel_index(int(np.nanargmax(np.where(np.isnan(err), np.inf, err))), y.shape)
+                i = np.unravel_index(
+                    int(np.nanargmax(np.where(np.isnan(err), np.inf, err))), y.shape
+                )
                 raise Violation(
                     f"at dropout={p} in {dtype}: kept probability {tuple(map(int, i))} is "
                     f"{y[i]!r}, expected (1/{SEQ})/(1-p) = {expected[i]!r} to within 1 ulp "
@@ -316,7 +322,7 @@ def check_attention(
 
 
 def identity_inputs(dtype_cast: Callable[[np.ndarray], object]) -> tuple[object, object]:
-    """Return zero queries/keys ``(B, H, S, S)`` and identity values, converted by ``dtype_cast``."""
+    """Return zero queries and keys ``(B, H, S, S)`` and identity values, cast by ``dtype_cast``."""
     zeros = np.zeros((BATCH, HEADS, SEQ, SEQ))
     eye = np.broadcast_to(np.eye(SEQ), (BATCH, HEADS, SEQ, SEQ)).copy()
     return dtype_cast(zeros), dtype_cast(eye)

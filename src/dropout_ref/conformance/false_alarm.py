@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from dropout_ref.backend_api import kit_dropout_layer
 from dropout_ref.conformance.runner import check_dropout
 from dropout_ref.registry import get_backend
 from dropout_ref.stats import binomial_count_interval
@@ -76,7 +77,7 @@ def measure(
     FalseAlarmRate
 
     """
-    fn = get_backend(backend).dropout_layer
+    fn = kit_dropout_layer(get_backend(backend))
     failed_runs = failed_tests = tests_per_run = 0
     start = time.perf_counter()
     for seed in range(runs):

@@ -18,10 +18,13 @@ import json
 import sys
 from typing import Any
 
+from dropout_ref.backend_api import kit_dropout_layer
+from dropout_ref.conformance.attention import ATTENTION_CLAUSES, check_attention
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
 from dropout_ref.conformance.registry import CLAUSES
 from dropout_ref.conformance.result import ClauseResult
 from dropout_ref.conformance.runner import check_dropout
+from dropout_ref.keras_natives import use_keras_backend
 from dropout_ref.registry import get_backend
 from dropout_ref.stats import DEFAULT_ALPHA
 
@@ -41,10 +44,10 @@ def implementations(
     module = get_backend(backend)
 
     def ours_structured(X: Any, p: Any) -> Any:
-        return module.dropout_layer(X, p, noise_shape=OURS_NOISE_SHAPE)
+        return kit_dropout_layer(module)(X, p, noise_shape=OURS_NOISE_SHAPE)
 
     found: list[tuple[str, str, Any, dict[str, str], tuple[int | None, ...] | None]] = [
-        (f"dropout_ref.{backend}.dropout_layer", "ours", module.dropout_layer, {}, None),
+        (f"dropout_ref.{backend}.dropout_layer", "ours", kit_dropout_layer(module), {}, None),
         (
             f"dropout_ref.{backend}.dropout_layer(noise_shape)",
             "ours",
@@ -66,6 +69,23 @@ def implementations(
     return found
 
 
+def attention_probes(backend: str) -> list[tuple[str, Any, dict[str, str]]]:
+    """Return ``(name, probe_factory, expected_deviations)`` of the backend's attention kernels.
+
+    ``ATTENTION`` of ``dropout_ref.<backend>.natives``, audited through the
+    identity trick (:mod:`dropout_ref.conformance.attention`).
+    """
+    try:
+        natives = importlib.import_module(f"dropout_ref.{backend}.natives")
+    except ImportError:
+        return []
+    expected = natives.EXPECTED_DEVIATIONS
+    return [
+        (name, make, dict(expected.get(name, {})))
+        for name, make in getattr(natives, "ATTENTION", {}).items()
+    ]
+
+
 def _emit(event: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(event) + "\n")
     sys.stdout.flush()
@@ -79,8 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     parser.add_argument("--clauses", nargs="*", default=[*CLAUSES, *MODEL_CLAUSES])
     args = parser.parse_args(argv)
+    # Keras 3 runs on one framework per process: this worker's (before anything imports Keras).
+    if "keras" not in sys.modules:
+        use_keras_backend(args.backend)
     impls = implementations(args.backend)
     names = [name for name, *_ in impls]
+    attention = attention_probes(args.backend) if set(args.clauses) & set(ATTENTION_CLAUSES) else []
+    names += [name for name, *_ in attention]
     if any(c in MODEL_CLAUSES for c in args.clauses) and hasattr(get_backend(args.backend), "MLP"):
         names.append(f"dropout_ref.{args.backend}.MLP")
     _emit({"event": "start", "implementations": names})
@@ -100,6 +125,18 @@ def main(argv: list[str] | None = None) -> int:
             noise_shape=noise_shape,
         )
         _emit({"event": "report", "kind": kind, "expected": expected, "report": report.to_dict()})
+    for name, make, expected in attention:
+
+        def progress(result: ClauseResult, name: str = name) -> None:
+            _emit({"event": "clause", "implementation": name, "clause": result.clause})
+
+        report = check_attention(
+            make(), name=name, backend=args.backend, seed=args.seed, alpha=args.alpha,
+            progress=progress,
+        )  # fmt: skip
+        _emit(
+            {"event": "report", "kind": "native", "expected": expected, "report": report.to_dict()}
+        )
     model_clauses = [c for c in args.clauses if c in MODEL_CLAUSES]
     if model_clauses and hasattr(get_backend(args.backend), "MLP"):
         name = f"dropout_ref.{args.backend}.MLP"

@@ -31,7 +31,7 @@ def _kernel_scope(backend: Any) -> contextlib.AbstractContextManager[Any]:
 
 
 def sdpa_probe(backend_name: str | None, device: str = "cpu") -> AttentionProbe:
-    """The probe of ``scaled_dot_product_attention`` with one forced kernel (``None``: default)."""
+    """Return the probe of ``scaled_dot_product_attention`` with one forced kernel (or none)."""
     from torch.nn.attention import SDPBackend
 
     backend = None if backend_name is None else getattr(SDPBackend, backend_name)
@@ -65,7 +65,7 @@ def attention_natives() -> dict[str, Callable[[], AttentionProbe]]:
     }
     if torch.cuda.is_available():
         for kernel in ("MATH", "FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION"):
-            found[f"F.scaled_dot_product_attention[{kernel}, cuda]"] = (
-                lambda kernel=kernel: sdpa_probe(kernel, "cuda")
+            found[f"F.scaled_dot_product_attention[{kernel}, cuda]"] = lambda kernel=kernel: (
+                sdpa_probe(kernel, "cuda")
             )
     return found

@@ -6,8 +6,6 @@ each (the long form is ``backends/torch/DEVIATIONS.md``; a test keeps the two
 in agreement and fails when a deviation disappears).
 """
 
-
-
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,6 +13,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from dropout_ref.keras_natives import keras_attention_natives, keras_natives
+from dropout_ref.torch.attention import attention_natives
 
 
 def functional_dropout(X: torch.Tensor, p: Any) -> torch.Tensor:
@@ -87,4 +88,40 @@ STRUCTURED: dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]] 
     "torch.nn.Dropout2d": (_module(nn.Dropout2d), (None, None, 1, 1)),
     "torch.nn.Dropout3d": (_module(nn.Dropout3d), (None, None, 1, 1, 1)),
     "torch.nn.functional.dropout2d": (functional_dropout2d, (None, None, 1, 1)),
+}
+
+# Keras 3 on torch (KERAS_BACKEND=torch; the report's torch worker sets it): present only
+# where Keras runs on torch in this process. All rows are in backends/torch/DEVIATIONS.md.
+_KERAS_D1 = "rate=True is accepted; rate='0.5' raises a TypeError without the value"
+DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
+    **EXPECTED_DEVIATIONS,
+    "keras.layers.Dropout (torch)": {
+        "D1": _KERAS_D1 + "; a 2-element tensor raises RuntimeError",
+        "D2": "the layer casts X to its dtype policy: float16/bfloat16/float64 X come back "
+        "as float32",
+        "D3": "float16/bfloat16/float64 X come back as float32 zeros (dtype policy)",
+        "D5": "float64 X is computed in float32 (dtype policy): kept values 1e8 ulp off",
+        "D6": "dropped elements are X*0 (torch's dropout): -0.0 where X is negative",
+        "D7": "output dtype is the layer's policy (float32), not X's",
+        "D8": "float64 gradients pass through float32 (dtype policy)",
+    },
+    "keras.random.dropout (torch)": {
+        "D1": _KERAS_D1 + "; rate=nan raises RuntimeError",
+        "D6": "dropped elements are X*0 (torch's dropout): -0.0 where X is negative",
+        "D7": "integer X raises RuntimeError, not TypeError",
+    },
+}
+NATIVES.update(keras_natives("torch"))
+
+#: Attention kernels audited through the identity trick (dropout_ref.conformance.attention):
+#: name -> probe factory. No deviation: SDPA's math kernel and Keras' attention on torch pass
+#: D3-D10; the CPU flash kernel refuses dropout_p > 0 (its cells are n/a, with torch's reason).
+ATTENTION: dict[str, Callable[[], Any]] = {
+    **attention_natives(),
+    **keras_attention_natives("torch"),
+}
+for _name in ATTENTION:
+    DOCUMENTED_DEVIATIONS.setdefault(_name, {})
+EXPECTED_DEVIATIONS = {
+    name: DOCUMENTED_DEVIATIONS[name] for name in [*NATIVES, *STRUCTURED, *ATTENTION]
 }

@@ -1,0 +1,72 @@
+"""JAX's own dropouts under the kit's calling convention, for the native audit.
+
+``NATIVES`` maps a name to ``fn(X, p)``; ``EXPECTED_DEVIATIONS`` lists, per
+native, the SPEC clauses it breaks on this machine with one line of evidence
+each (the long form is ``backends/jax/DEVIATIONS.md``). Flax's dropouts take
+their keys from the array bridge's stream (``arrays.keys``), as our own
+``kit_dropout_layer`` does, so D9 checks them through their key arguments.
+Keras 3's dropouts are included when Keras runs on JAX in this process
+(``KERAS_BACKEND=jax``; the report's jax worker sets it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dropout_ref.jax import arrays
+from dropout_ref.keras_natives import keras_natives
+
+
+def nnx_dropout(X: Any, p: Any) -> Any:
+    """``flax.nnx.Dropout(p, rngs=nnx.Rngs(dropout=key))(X)`` (a new module is in train mode)."""
+    from flax import nnx
+
+    return nnx.Dropout(p, rngs=nnx.Rngs(dropout=arrays.keys.next()))(X)
+
+
+def linen_dropout(X: Any, p: Any) -> Any:
+    """``flax.linen.Dropout(p).apply({}, X, deterministic=False, rngs={"dropout": key})``."""
+    from flax import linen
+
+    return linen.Dropout(p).apply({}, X, deterministic=False, rngs={"dropout": arrays.keys.next()})
+
+
+NATIVES: dict[str, Callable[[Any, Any], Any]] = {
+    "flax.nnx.Dropout": nnx_dropout,
+    "flax.linen.Dropout": linen_dropout,
+    **keras_natives("jax"),
+}
+
+_FLAX_D1 = "rates -0.1, 1.5, nan, inf are accepted (no range check; 1.5 drops everything)"
+_FLAX_D5 = (
+    "16-bit X is divided by keep_prob in its own dtype: float16 at p=0.3 is 2 ulp off "
+    "(1.8525390625 where 1.8544921875 is expected)"
+)
+_KERAS_D9 = (
+    "the kit's key stream (JAX has no global generator) does not reach Keras' global "
+    "SeedGenerator: 2056 of 4096 elements differ; keras.utils.set_random_seed is its seeding call"
+)
+
+#: Every documented deviation, Keras' included (in backends/jax/DEVIATIONS.md).
+DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
+    "flax.nnx.Dropout": {"D1": _FLAX_D1, "D5": _FLAX_D5},
+    "flax.linen.Dropout": {"D1": _FLAX_D1, "D5": _FLAX_D5},
+    "keras.layers.Dropout (jax)": {
+        "D1": "rate=True is accepted; rate='0.5' raises a TypeError without the value",
+        "D2": "the layer casts X to its dtype policy: float16/bfloat16 X come back as float32",
+        "D3": "float16/bfloat16 X come back as float32 zeros (dtype policy)",
+        "D7": "output dtype is the layer's policy (float32), not X's",
+        "D9": _KERAS_D9,
+    },
+    "keras.random.dropout (jax)": {
+        "D1": "rates -0.1, 1.5, nan, inf are accepted",
+        "D5": "16-bit X is divided in its own dtype: float16 at p=0.3 is 2 ulp off",
+        "D9": _KERAS_D9,
+    },
+}
+
+#: The deviations of the natives present in this process.
+EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
+    name: DOCUMENTED_DEVIATIONS[name] for name in NATIVES
+}
