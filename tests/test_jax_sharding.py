@@ -41,7 +41,8 @@ SCRIPT = textwrap.dedent(
     mesh2 = jax.make_mesh((4, 2), ("a", "b"), axis_types=(AxisType.Auto,) * 2)
     specs = [
         (mesh1, P("d")), (mesh1, P(None, "d")), (mesh1, P(None, None, "d")),
-        (mesh1, P()), (mesh2, P("a", "b")), (mesh2, P("b", None, "a")), (mesh2, P(None, ("a", "b"))),
+        (mesh1, P()), (mesh2, P("a", "b")), (mesh2, P("b", None, "a")),
+        (mesh2, P(None, ("a", "b"))),
     ]
     checked = 0
     for noise in [None, (16, 1, 24), (1, 8, None)]:

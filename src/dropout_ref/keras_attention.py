@@ -49,7 +49,9 @@ def _identity_layer(p: float, dtype: str) -> Any:
     return layer, x
 
 
-def keras_mha_probe() -> AttentionProbe:
+def keras_mha_probe(
+    dtypes: tuple[str, ...] = ("float32", "float64", "bfloat16", "float16"),
+) -> AttentionProbe:
     """Return the probe of ``MultiHeadAttention(dropout=p)(x, x, x, training=True)``."""
     import keras
 
@@ -68,4 +70,4 @@ def keras_mha_probe() -> AttentionProbe:
         keras.utils.set_random_seed(s)
         layers.clear()
 
-    return AttentionProbe(run=run, seed=seed, dtypes=("float32", "float64", "bfloat16", "float16"))
+    return AttentionProbe(run=run, seed=seed, dtypes=tuple(dtypes))

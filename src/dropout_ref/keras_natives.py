@@ -116,5 +116,10 @@ def keras_attention_natives(backend: str) -> dict[str, Callable[[], Any]]:
     if not _keras_on(backend):
         return {}
     from dropout_ref.keras_attention import keras_mha_probe
+    from dropout_ref.registry import get_backend
 
-    return {f"keras.layers.MultiHeadAttention(dropout=) ({backend})": keras_mha_probe}
+    # The dtypes the framework holds here (JAX without jax_enable_x64 has no float64).
+    dtypes = tuple(get_backend(backend).arrays.float_dtypes)
+    return {
+        f"keras.layers.MultiHeadAttention(dropout=) ({backend})": lambda: keras_mha_probe(dtypes)
+    }
