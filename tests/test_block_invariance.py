@@ -63,17 +63,24 @@ def test_p7_numpy_any_block_any_offset(data):
     np.testing.assert_array_equal(y, full[index])
 
 
-def test_p7_block_mask_carries_into_the_upper_counter_word(backend):
+@pytest.mark.parametrize(
+    ("g", "offset", "columns"),
+    [
+        ((4, 40), 2**34 - 50, slice(3, 37)),  # block counters cross 2**32 inside row 1
+        ((4, 8), 2**34 - 16, slice(0, 4)),  # rows 0-1 below 2**32 blocks, rows 2-3 above
+    ],
+)
+def test_p7_block_mask_carries_into_the_upper_counter_word(backend, g, offset, columns):
     """P7 + P3: rows whose block counters straddle 2**32 (c1 varies inside the block)."""
-    g = (4, 40)
     x = global_input(g)
-    offset = 2**34 - 50  # block counters cross 2**32 inside row 1
     full = numpy_dropout_layer(x, 0.5, seed=5, offset=offset)
-    X = backend.arrays.from_numpy(x[:, 3:37], "float32")
+    X = backend.arrays.from_numpy(x[:, columns], "float32")
     y = backend.arrays.to_numpy(
-        backend.dropout_layer(X, 0.5, seed=5, offset=offset, global_shape=g, block_start=(0, 3))
+        backend.dropout_layer(
+            X, 0.5, seed=5, offset=offset, global_shape=g, block_start=(0, columns.start)
+        )
     )
-    np.testing.assert_array_equal(y == 0, full[:, 3:37] == 0)
+    np.testing.assert_array_equal(y == 0, full[:, columns] == 0)
 
 
 def test_p7_contiguous_block_is_an_offset(backend, monkeypatch):

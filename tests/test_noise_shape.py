@@ -203,12 +203,14 @@ def test_d12_fused_hooks_bypassed(backend, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("fused whole-X kernel called for a structured mask")
 
+    has_fused = hasattr(type(backend.ops), "fused_global_dropout")
     monkeypatch.setattr(type(backend.ops), "fused_global_dropout", refuse, raising=False)
     x = values((8, 16, 4))
     y = call(backend, x, 0.5, noise_shape=(8, 1, 4))
     assert_grouped(y != 0, (0, 1, 0))
-    with pytest.raises(AssertionError, match="fused"):
-        call(backend, x, 0.5)  # the element-wise call does use it (the monkeypatch works)
+    if has_fused:  # TensorFlow, MXNet: the element-wise call does use it (the patch bites)
+        with pytest.raises(AssertionError, match="fused"):
+            call(backend, x, 0.5)
 
 
 def test_d12_tensorflow_inside_tf_function():

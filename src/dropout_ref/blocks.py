@@ -47,6 +47,9 @@ class BlockArrays(Protocol):
     def where(self, cond: Any, a: Any, b: Any) -> Any:
         """Return ``a`` where ``cond`` else ``b`` (broadcasting), for bool ``a`` and ``b``."""
 
+    # Optional: ``scalar(value) -> scalar`` for the threshold (below 2**32), where a
+    # Python int would not compare with the words (JAX's uint32 words, 32-bit ints).
+
 
 @dataclass(frozen=True)
 class Block:
@@ -209,20 +212,34 @@ def block_keep_mask(
     starts = row_starts(block, offset)
     lanes = starts % np.uint64(WORDS_PER_BLOCK)
     n_blocks = -(-(length + WORDS_PER_BLOCK - 1) // WORDS_PER_BLOCK)
-    counters = np.add.outer(
-        starts // np.uint64(WORDS_PER_BLOCK), np.arange(n_blocks, dtype=np.uint64)
-    )
-    c0 = arrays.index((counters & np.uint64(MASK32)).astype(np.int64))
-    high = counters >> np.uint64(32)
-    # Constant upper words fold into Python ints (no carry inside the block: the usual case).
-    c1: Any = (
-        int(high.flat[0]) if (high == high.flat[0]).all() else arrays.index(high.astype(np.int64))
-    )
+    first = starts // np.uint64(WORDS_PER_BLOCK)
+    low, high = first & np.uint64(MASK32), first >> np.uint64(32)
+    steps = np.arange(n_blocks, dtype=np.uint64)
+    if int(low.max()) + n_blocks <= 2**32:
+        # No row's counters carry into the upper word (the usual case): only the rows'
+        # first counters and the steps cross to the device, O(rows + blocks per row), and
+        # the device adds them (c0 < 2**32 fits every backend's integer words).
+        c0 = arrays.int_ops.add(
+            arrays.index(low.astype(np.int64)[:, None]),
+            arrays.index(steps.astype(np.int64)[None, :]),
+        )
+        c1: Any = (
+            int(high[0])
+            if (high == high[0]).all()
+            else arrays.index(high.astype(np.int64)[:, None] + np.zeros((1, n_blocks), np.int64))
+        )
+    else:
+        # A row straddles a multiple of 2**32 blocks: counters computed on the host.
+        counters = np.add.outer(first, steps)
+        c0 = arrays.index((counters & np.uint64(MASK32)).astype(np.int64))
+        c1 = arrays.index((counters >> np.uint64(32)).astype(np.int64))
     words = philox4x32_10(arrays.int_ops, (c0, c1, 0, 0), seed_key(seed))
     rows = arrays.reshape(
         arrays.int_ops.interleave(words), (len(starts), WORDS_PER_BLOCK * n_blocks)
     )
     present = [int(lane) for lane in np.unique(lanes)]
+    # A backend whose words are 32-bit (JAX) takes the threshold as one of its own scalars.
+    threshold = getattr(arrays, "scalar", lambda value: value)(threshold)
     keep = rows[:, present[0] : present[0] + length] >= threshold
     if len(present) > 1:
         row_lane = arrays.index(lanes.astype(np.int64)[:, None])

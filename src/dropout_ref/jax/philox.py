@@ -89,6 +89,10 @@ class JaxBlockArrays:
         """Return ``a`` where ``cond`` else ``b``."""
         return jnp.where(cond, a, b)
 
+    def scalar(self, value: int) -> Any:
+        """Return the threshold (below ``2**32``) as a ``uint32`` scalar."""
+        return jnp.uint32(value)
+
 
 @partial(jax.jit, static_argnames=("size", "lane", "carry"))
 def _words(k0: Any, k1: Any, low: Any, high: Any, *, size: int, lane: int, carry: bool) -> Any:
