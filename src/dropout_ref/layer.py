@@ -113,37 +113,9 @@ def apply_dropout(
     rate = validate_rate(dropout)
     require_float_dtype(ops.dtype_name(X), ops.name, ops.conversion_hint)
     seed = validate_seed(seed)
-    block: Block | None = None
-    if global_shape is None and block_start is None:
-        # None when the mask has X's shape: element-wise dropout, fast paths allowed.
-        noise = validate_noise_shape(noise_shape, static_shape(X))
-        count = ops.size(X) if noise is None else math.prod(noise)
-    else:
-        gshape, start = validate_block(global_shape, block_start, static_shape(X))
-        if seed is None:
-            raise ValueError(
-                "global_shape/block_start need seed= (portable masks): the block's mask is "
-                "a function of its elements' global indices (SPEC P7); got seed=None"
-            )
-        noise = validate_noise_shape(noise_shape, gshape)
-        block = noise_block(gshape, start, tuple(static_shape(X) or ()), noise)
-        count = block.global_size
+    noise, block, count = _mask_space(ops, X, seed, noise_shape, global_shape, block_start)
     offset = validate_offset(offset, count)
-    if key is not None:
-        keyed = getattr(ops, "keyed_keep_mask", None)
-        if keyed is None:
-            raise TypeError(
-                f"key= is not supported by the {ops.name} backend; pass seed= for a "
-                f"portable mask or nothing for {ops.name}'s global generator"
-            )
-        if seed is not None:
-            raise TypeError(
-                "pass either key= (the framework's generator) or seed= (the portable "
-                f"Philox mask), not both; got a key and seed={seed}"
-            )
-        check_key = getattr(ops, "check_key", None)
-        if check_key is not None:  # a bad key is refused whatever the rate
-            check_key(key)
+    keyed = _keyed_mask(ops, key, seed)
     if rate == 0.0:
         return X
     if rate == 1.0:
@@ -162,7 +134,7 @@ def apply_dropout(
         out = fused(X, rate, inverse_keep_scale(rate)) if fused is not None else None
         if out is not None:
             return out
-        if key is None:
+        if keyed is None:
             keep = ops.global_keep_mask(template, rate)
         else:
             keep = keyed(template, rate, key)
@@ -170,6 +142,49 @@ def apply_dropout(
         keep = ops.portable_keep_mask(template, word_threshold(rate), seed, offset)
     # select_scaled broadcasts a noise-shaped mask over X (D12).
     return ops.select_scaled(X, keep, inverse_keep_scale(rate))
+
+
+def _mask_space(
+    ops: DropoutOps, X: Any, seed: int | None, noise_shape: Any, global_shape: Any, block_start: Any
+) -> tuple[tuple[int, ...] | None, Block | None, int | None]:
+    """Return the noise shape (None: X's), the block of the global mask (P7) and its count.
+
+    The count is the number of counters the global mask uses, for the offset check.
+    """
+    if global_shape is None and block_start is None:
+        # None when the mask has X's shape: element-wise dropout, fast paths allowed.
+        noise = validate_noise_shape(noise_shape, static_shape(X))
+        return noise, None, ops.size(X) if noise is None else math.prod(noise)
+    gshape, start = validate_block(global_shape, block_start, static_shape(X))
+    if seed is None:
+        raise ValueError(
+            "global_shape/block_start need seed= (portable masks): the block's mask is "
+            "a function of its elements' global indices (SPEC P7); got seed=None"
+        )
+    noise = validate_noise_shape(noise_shape, gshape)
+    block = noise_block(gshape, start, tuple(static_shape(X) or ()), noise)
+    return noise, block, block.global_size
+
+
+def _keyed_mask(ops: DropoutOps, key: Any, seed: int | None) -> Any:
+    """Return ``ops.keyed_keep_mask`` for a ``key=`` call (checked), else ``None``."""
+    if key is None:
+        return None
+    keyed = getattr(ops, "keyed_keep_mask", None)
+    if keyed is None:
+        raise TypeError(
+            f"key= is not supported by the {ops.name} backend; pass seed= for a "
+            f"portable mask or nothing for {ops.name}'s global generator"
+        )
+    if seed is not None:
+        raise TypeError(
+            "pass either key= (the framework's generator) or seed= (the portable "
+            f"Philox mask), not both; got a key and seed={seed}"
+        )
+    check_key = getattr(ops, "check_key", None)
+    if check_key is not None:  # a bad key is refused whatever the rate
+        check_key(key)
+    return keyed
 
 
 def _block_mask(
