@@ -70,6 +70,7 @@ STRUCTURED_NATIVES = {
         "keras.layers.SpatialDropout1D (tensorflow)",
         "keras.layers.SpatialDropout2D (tensorflow)",
     ],
+    "jax": ["flax.nnx.Dropout(broadcast_dims=)"],
 }
 
 

@@ -33,6 +33,19 @@ def linen_dropout(X: Any, p: Any) -> Any:
     return linen.Dropout(p).apply({}, X, deterministic=False, rngs={"dropout": arrays.keys.next()})
 
 
+def nnx_dropout_broadcast(X: Any, p: Any) -> Any:
+    """``nnx.Dropout(p, broadcast_dims=(1,), rngs=...)(X)`` on an ``(N, T, C)`` X (SPEC D12)."""
+    from flax import nnx
+
+    layer = nnx.Dropout(p, broadcast_dims=(1,), rngs=nnx.Rngs(dropout=arrays.keys.next()))
+    return layer(X)
+
+
+#: Structured natives (SPEC D12): name -> (fn, noise_shape of the kit's variant).
+STRUCTURED: dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]] = {
+    "flax.nnx.Dropout(broadcast_dims=)": (nnx_dropout_broadcast, (None, 1, None)),
+}
+
 NATIVES: dict[str, Callable[[Any, Any], Any]] = {
     "flax.nnx.Dropout": nnx_dropout,
     "flax.linen.Dropout": linen_dropout,
@@ -87,10 +100,12 @@ DOCUMENTED_DEVIATIONS.update(
         },
         "flax.nnx.dot_product_attention(broadcast_dropout=False)": {"D3": _FLAX_ATTENTION_D3},
         "keras.layers.MultiHeadAttention(dropout=) (jax)": {},
+        # The element-wise kernel's deviations carry over; D12 (one decision per group) holds.
+        "flax.nnx.Dropout(broadcast_dims=)": {"D1": _FLAX_D1, "D5": _FLAX_D5},
     }
 )
 
 #: The deviations of the natives present in this process.
 EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
-    name: DOCUMENTED_DEVIATIONS[name] for name in [*NATIVES, *ATTENTION]
+    name: DOCUMENTED_DEVIATIONS[name] for name in [*NATIVES, *STRUCTURED, *ATTENTION]
 }
