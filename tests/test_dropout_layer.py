@@ -81,11 +81,12 @@ def test_d1_holds_under_python_O():
     """The check is no ``assert``: ``python -O`` still raises, on every installed backend."""
     code = (
         "import numpy as np, dropout_ref\n"
+        "from dropout_ref.backend_api import kit_dropout_layer\n"
         "for name in dropout_ref.available_backends():\n"
         "    b = dropout_ref.get_backend(name)\n"
         "    X = b.arrays.from_numpy(np.ones(4), 'float32')\n"
         "    try:\n"
-        "        b.dropout_layer(X, 1.5)\n"
+        "        kit_dropout_layer(b)(X, 1.5)  # JAX: with a key from the bridge's stream\n"
         "    except ValueError as e:\n"
         "        assert '1.5' in str(e)\n"
         "        print(name, 'raised')\n"
@@ -442,3 +443,12 @@ def test_d8_mxnet_backward_outside_numpy_shape_semantics():
             kept = out.asnumpy() != 0
             np.testing.assert_allclose(grad[kept], 1 / 0.75, rtol=1e-3)
             assert np.all(grad[~kept] == 0.0)
+
+
+def test_d9_key_only_where_the_backend_draws_from_keys():
+    """The core's key= (JAX's D9) is a TypeError on a backend with a global generator."""
+    from dropout_ref.layer import apply_dropout
+    from dropout_ref.numpy import ops
+
+    with pytest.raises(TypeError, match="key= is not supported by the numpy backend"):
+        apply_dropout(ops, np.ones(4), 0.5, key=object())

@@ -154,3 +154,32 @@ def test_d7_jax_float64_with_x64_and_32_bit_words_without(tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
         seen.append(done.stdout.split())
     assert seen == [["True", "float64"], ["False", "float32"]]
+
+
+def test_d1_jax_traced_rate_is_a_clear_type_error():
+    """Under jit a rate must be static: a traced one is refused naming dropout, not a JAX error."""
+    f = jax.jit(lambda x, p: dropout_layer(x, p, key=jax.random.key(0)))
+    with pytest.raises(TypeError, match=r"dropout must be a Python number.*static"):
+        f(jnp.ones(4), 0.5)
+    with pytest.raises(TypeError, match="seed must be None or an integer"):
+        jax.jit(lambda x, s: dropout_layer(x, 0.5, seed=s))(jnp.ones(4), 3)
+
+
+def test_e1_jax_install_command_is_the_pinned_environment():
+    """E1: the install command names the versions pinned in backends/jax/requirements.txt."""
+    from pathlib import Path
+
+    from dropout_ref.registry import backend_info
+
+    pins = (Path(__file__).resolve().parents[1] / "backends/jax/requirements.txt").read_text()
+    command = backend_info("jax").install
+    for pin in ("jax[cpu]==0.10.2", "flax==0.12.8"):
+        assert pin in pins.splitlines() and f'"{pin}"' in command
+
+
+def test_e1_backends_command_shows_the_install_command_verbatim(capsys):
+    """``dropout-ref backends``: "jax[cpu]" is printed as text, not eaten as rich markup."""
+    from dropout_ref import cli
+
+    assert cli.main(["backends"]) == 0
+    assert "jax[cpu]==0.10.2" in capsys.readouterr().out

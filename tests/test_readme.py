@@ -21,7 +21,7 @@ def python_blocks() -> list[str]:
 
 @pytest.mark.parametrize("code", python_blocks(), ids=lambda c: c.strip().splitlines()[0][:40])
 def test_readme_example_runs(code):
-    for module in re.findall(r"dropout_ref\.(torch|tensorflow|mxnet)", code):
+    for module in re.findall(r"dropout_ref\.(torch|tensorflow|mxnet|jax)", code):
         try:
             __import__("dropout_ref").get_backend(module)
         except ImportError as exc:
@@ -37,3 +37,14 @@ def test_readme_names_the_two_commands_ci_runs():
     test_command = f'{setup} -e ".[test]" && python -m pytest'
     assert test_command in text and test_command in ci
     assert f"{setup} -e . && dropout-ref report" in text
+
+
+def test_readme_names_the_numpy_2_environment_command_ci_runs():
+    """The second environment (numpy 2: jax, flax, keras; no mxnet) is tested by CI too."""
+    text = README.read_text()
+    ci = (README.parent / ".ci" / "run").read_text()
+    test_command = (
+        'python -m pip install -r backends/jax/requirements.txt -e ".[test]" && python -m pytest'
+    )
+    assert test_command in text and test_command in ci
+    assert "nox -s matrix" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dropout_ref.registry import BACKENDS, get_backend
@@ -25,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
             get_backend(name)
             status = "[green]available[/green]"
         except ImportError as exc:
-            status = f"[red]missing[/red]: {exc}"
-        table.add_row(name, status, info.install)
+            status = f"[red]missing[/red]: {escape(str(exc))}"
+        # escape: "jax[cpu]" is text, not a rich style tag.
+        table.add_row(name, status, escape(info.install))
     Console().print(table)
     return 0

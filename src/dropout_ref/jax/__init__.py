@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+
 from dropout_ref.jax.arrays import JaxArrays
 from dropout_ref.jax.ops import JaxOps
 from dropout_ref.layer import apply_dropout
@@ -84,6 +86,12 @@ def dropout_layer(
             "dropout_layer on the jax backend needs key= (a jax.random key, e.g. "
             "jax.random.key(0)) or seed= (an integer, the portable mask): JAX has no "
             "global random generator"
+        )
+    if isinstance(dropout, jax.core.Tracer):
+        raise TypeError(
+            "dropout must be a Python number, not a traced value: under jax.jit mark it "
+            "static, e.g. jax.jit(f, static_argnames='dropout') (the rate decides the "
+            "program: p=0 and p=1 need no mask)"
         )
     return apply_dropout(
         ops,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from keras.saving import register_keras_serializable
 from tensorflow import keras
 
 from dropout_ref.mlp_spec import (
@@ -25,6 +26,7 @@ from dropout_ref.mlp_spec import (
 from dropout_ref.tensorflow import dropout_layer
 
 
+@register_keras_serializable(package="dropout_ref")
 class MLP(SpecRates, keras.Model):
     """Flatten → Dense → ReLU → dropout1 → Dense → ReLU → dropout2 → Dense (SPEC M1).
 
@@ -70,6 +72,31 @@ class MLP(SpecRates, keras.Model):
         # The initializer copies lazily in some Keras versions: assign to be sure.
         for name, value in initial.items():
             self.weight_vars[name].assign(value)
+        # Every variable exists now: saving needs no call on data first.
+        self.built = True
+
+    def get_config(self) -> dict[str, object]:
+        """Return the sizes and rates, from which :meth:`from_config` rebuilds the model.
+
+        Registered with Keras (``dropout_ref>MLP``), so ``model.save("m.keras")`` then
+        ``keras.models.load_model("m.keras")`` gives back an MLP with its sizes, rates and
+        weights (the weights travel in the file's variables, not in the config). The
+        loading process must have imported ``dropout_ref.tensorflow``.
+        """
+        spec = self.spec
+        return {
+            "num_inputs": spec.num_inputs,
+            "num_outputs": spec.num_outputs,
+            "num_hiddens1": spec.num_hiddens1,
+            "num_hiddens2": spec.num_hiddens2,
+            "dropout1": spec.dropout1,
+            "dropout2": spec.dropout2,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, object]) -> MLP:
+        """Build an MLP of the config's sizes and rates (weights are loaded afterwards)."""
+        return cls(**config)
 
     def get_weights(self) -> dict[str, np.ndarray]:  # type: ignore[override]
         """Return copies of the weights in the neutral layout (SPEC M5).
