@@ -287,3 +287,27 @@ def test_d12_kit_noise_shape_validated(noise_shape, error):
 
     with pytest.raises(error, match="noise_shape"):
         check_dropout(dropout_layer, noise_shape=noise_shape)
+
+
+def test_d12_tensorflow_unknown_batch_axis_in_a_graph():
+    """D12 in a graph whose batch axis is unknown until run time (a Keras model's input)."""
+    tf = pytest.importorskip("tensorflow")
+    from dropout_ref.tensorflow import dropout_layer
+
+    spec = tf.TensorSpec([None, 3, 5], tf.float32)
+    fn = tf.function(
+        lambda t: dropout_layer(t, 0.5, seed=4, noise_shape=(None, 1, None)), input_signature=[spec]
+    )
+    x = tf.constant(values((4, 3, 5)), tf.float32)
+    y = fn(x).numpy()
+    expected = numpy_keep_mask((4, 1, 5), 2**31, 4, 0)
+    np.testing.assert_array_equal(y != 0, np.broadcast_to(expected, y.shape))
+    default = tf.function(
+        lambda t: dropout_layer(t, 0.5, noise_shape=(None, 1, None)), input_signature=[spec]
+    )
+    z = default(x).numpy()
+    assert_grouped(z != 0, (0, 1, 0))
+    with pytest.raises(ValueError, match=r"noise_shape\[0\].*unknown"):
+        tf.function(lambda t: dropout_layer(t, 0.5, noise_shape=(4, 1, 5)), input_signature=[spec])(
+            x
+        )

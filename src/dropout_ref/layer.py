@@ -25,7 +25,7 @@ from dropout_ref.validation import (
 DropoutLayer = Callable[..., Any]
 
 
-def mask_template(X: Any, noise_shape: tuple[int, ...] | None) -> Any:
+def mask_template(X: Any, noise_shape: tuple[int | None, ...] | None) -> Any:
     """Return what the mask primitives draw at: ``X``, or its first slice along shared axes.
 
     The primitives read only the shape and the device of what they are given,
@@ -35,7 +35,8 @@ def mask_template(X: Any, noise_shape: tuple[int, ...] | None) -> Any:
     """
     if noise_shape is None:
         return X
-    index = tuple(slice(0, n) for n in noise_shape)
+    # None: a full axis of a size known only at run time.
+    index = tuple(slice(None) if n is None else slice(0, n) for n in noise_shape)
     return X[index]
 
 
@@ -146,7 +147,7 @@ def apply_dropout(
 
 def _mask_space(
     ops: DropoutOps, X: Any, seed: int | None, noise_shape: Any, global_shape: Any, block_start: Any
-) -> tuple[tuple[int, ...] | None, Block | None, int | None]:
+) -> tuple[tuple[int | None, ...] | None, Block | None, int | None]:
     """Return the noise shape (None: X's), the block of the global mask (P7) and its count.
 
     The count is the number of counters the global mask uses, for the offset check.
@@ -154,7 +155,10 @@ def _mask_space(
     if global_shape is None and block_start is None:
         # None when the mask has X's shape: element-wise dropout, fast paths allowed.
         noise = validate_noise_shape(noise_shape, static_shape(X))
-        return noise, None, ops.size(X) if noise is None else math.prod(noise)
+        if noise is None:
+            return None, None, ops.size(X)
+        # Unknown until run time (a traced axis): the backend checks the count there.
+        return noise, None, None if None in noise else math.prod(noise)
     gshape, start = validate_block(global_shape, block_start, static_shape(X))
     if seed is None:
         raise ValueError(

@@ -209,7 +209,7 @@ def static_shape(X: Any) -> tuple[int | None, ...] | None:
 
 def validate_noise_shape(
     noise_shape: Any, shape: tuple[int | None, ...] | None, name: str = "noise_shape"
-) -> tuple[int, ...] | None:
+) -> tuple[int | None, ...] | None:
     """Check a structured-dropout noise shape against ``X``'s shape (SPEC D12).
 
     Parameters
@@ -226,7 +226,8 @@ def validate_noise_shape(
     Returns
     -------
     tuple of int or None
-        The mask's shape, ``None`` entries filled in; ``None`` when the mask
+        The mask's shape, ``None`` entries filled in with X's size (still ``None``
+        where that is unknown until run time); ``None`` when the mask
         has ``X``'s shape (``noise_shape`` is ``None`` or every entry is
         full), which is exactly element-wise dropout (same counters, D12).
 
@@ -254,20 +255,14 @@ def validate_noise_shape(
             f"{name} must have one entry per axis of X (rank {len(shape)}, shape "
             f"{tuple(shape)}), got {len(entries)} entries: {tuple(entries)!r}"
         )
-    mask: list[int] = []
+    mask: list[int | None] = []
     for axis, (entry, size) in enumerate(zip(entries, shape, strict=True)):
         if entry is None:
-            if size is None:
-                raise ValueError(
-                    f"{name}[{axis}] is None but X's size on axis {axis} is unknown; "
-                    f"give X a static shape there"
-                )
+            # X's size, which may be unknown until run time (a traced batch axis).
             mask.append(size)
             continue
         if isinstance(entry, (bool, np.bool_)) or not isinstance(entry, numbers.Integral):
-            raise TypeError(
-                f"{name}[{axis}] must be an int or None, got {_describe(entry)}"
-            )
+            raise TypeError(f"{name}[{axis}] must be an int or None, got {_describe(entry)}")
         value = int(entry)
         if value == 1:
             # An empty axis stays empty: the mask broadcasts from 1 to 0 as well,
