@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812 - torch's own convention
+import torch.nn.functional as F
 
 from dropout_ref.backend_api import NotApplicable
 from dropout_ref.conformance.attention import AttentionProbe, identity_inputs
