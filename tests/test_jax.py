@@ -183,3 +183,22 @@ def test_e1_backends_command_shows_the_install_command_verbatim(capsys):
 
     assert cli.main(["backends"]) == 0
     assert "jax[cpu]==0.10.2" in capsys.readouterr().out
+
+
+def test_m2_jax_dropout_module_follows_nnx_idiom():
+    """dropout_ref.jax.Dropout: nnx.Dropout's interface around our dropout_layer (M2, M4)."""
+    from flax import nnx
+
+    from dropout_ref.jax import Dropout
+
+    X = jnp.ones((8, 50))
+    layer = Dropout(0.5, offset=7, rngs=nnx.Rngs(dropout=3))
+    first, second = np.asarray(layer(X)), np.asarray(layer(X))
+    assert not np.array_equal(first, second)  # the Rngs stream advances: fresh masks
+    np.testing.assert_array_equal(
+        np.asarray(layer(X, mask_seed=5)), np.asarray(dropout_layer(X, 0.5, seed=5, offset=7))
+    )
+    layer.eval()
+    np.testing.assert_array_equal(np.asarray(layer(X)), np.asarray(X))
+    with pytest.raises(TypeError, match=r"rngs=nnx\.Rngs"):
+        Dropout(0.5)(X)

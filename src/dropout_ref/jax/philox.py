@@ -7,7 +7,7 @@ integers, so words are ``uint32`` arrays: products come from
 multiply wrapping modulo ``2**32``), and the 64-bit block counter is split in
 Python into two 32-bit words whose carry is a comparison. The whole mask is
 one ``jax.jit`` kernel whose key, counter base and threshold are arguments,
-so XLA fuses it and one compilation serves every seed and offset of a shape.
+so XLA fuses it and one compilation serves every seed and offset of a size.
 """
 
 from __future__ import annotations
@@ -65,8 +65,17 @@ class JaxIntOps(Uint32Products):
         return jax.lax.shift_left(a, _u32(bits))
 
     def interleave(self, words: Sequence[Any]) -> Any:
-        """Return the four words of each block, block after block, as one flat array."""
-        return jnp.stack(list(words), axis=-1).reshape(-1)
+        """Return the four words of each block, block after block, as one flat array.
+
+        Four strided writes, not ``jnp.stack(words, axis=-1)``: XLA's CPU backend fuses
+        that stack with the generator into a loop about 15 times slower (measured: 260 ms
+        against 16-22 ms for 2**20 words).
+        """
+        words = list(words)
+        out = jnp.zeros(len(words) * words[0].shape[0], dtype=words[0].dtype)
+        for lane, word in enumerate(words):
+            out = out.at[lane :: len(words)].set(word)
+        return out
 
 
 JAX_OPS = INT_OPS = JaxIntOps()
