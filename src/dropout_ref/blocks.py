@@ -234,8 +234,11 @@ def block_keep_mask(
         c0 = arrays.index((counters & np.uint64(MASK32)).astype(np.int64))
         c1 = arrays.index((counters >> np.uint64(32)).astype(np.int64))
     words = philox4x32_10(arrays.int_ops, (c0, c1, 0, 0), seed_key(seed))
+    # interleave takes flat words: row r's block k is flat element r * n_blocks + k, so its
+    # four words land at r * 4 * n_blocks + 4 * k + lane, i.e. row r of the reshape.
+    flat = [arrays.reshape(w, (len(starts) * n_blocks,)) for w in words]
     rows = arrays.reshape(
-        arrays.int_ops.interleave(words), (len(starts), WORDS_PER_BLOCK * n_blocks)
+        arrays.int_ops.interleave(flat), (len(starts), WORDS_PER_BLOCK * n_blocks)
     )
     present = [int(lane) for lane in np.unique(lanes)]
     # A backend whose words are 32-bit (JAX) takes the threshold as one of its own scalars.
