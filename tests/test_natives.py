@@ -32,10 +32,11 @@ def documented_pairs(backend_name: str) -> set[tuple[str, str]]:
 def test_deviations_markdown_matches_code(backend) -> None:
     """DEVIATIONS.md and EXPECTED_DEVIATIONS list the same (native, clause) pairs."""
     natives = _natives(backend)
-    assert set(natives.EXPECTED_DEVIATIONS) == set(natives.NATIVES)
+    structured = {**getattr(natives, "STRUCTURED", {}), **getattr(natives, "ATTENTION", {})}
+    assert set(natives.EXPECTED_DEVIATIONS) == set(natives.NATIVES) | set(structured)
     # Natives present only under some KERAS_BACKEND are documented whatever this process runs.
     documented = getattr(natives, "DOCUMENTED_DEVIATIONS", natives.EXPECTED_DEVIATIONS)
-    assert set(natives.NATIVES) <= set(documented)
+    assert set(natives.NATIVES) | set(structured) <= set(documented)
     in_code = {(n, c) for n, clauses in documented.items() for c in clauses}
     assert documented_pairs(backend.arrays.name) == in_code
 
@@ -54,6 +55,25 @@ def _native_params():
     return [(b, n) for b, ns in names.items() for n in ns]
 
 
+#: Structured natives (SPEC D12), checked by the kit's noise_shape variant.
+STRUCTURED_NATIVES = {
+    "torch": [
+        "torch.nn.Dropout1d",
+        "torch.nn.Dropout2d",
+        "torch.nn.Dropout3d",
+        "torch.nn.functional.dropout2d",
+    ],
+    "mxnet": ["mxnet.npx.dropout(axes=)", "mxnet.gluon.nn.Dropout(axes=)"],
+    "tensorflow": [
+        "tf.nn.dropout(noise_shape=)",
+        "keras.layers.Dropout(noise_shape=) (tensorflow)",
+        "keras.layers.SpatialDropout1D (tensorflow)",
+        "keras.layers.SpatialDropout2D (tensorflow)",
+    ],
+    "jax": ["flax.nnx.Dropout(broadcast_dims=)"],
+}
+
+
 @pytest.mark.parametrize(("backend_name", "native"), _native_params())
 def test_native_deviates_exactly_as_documented(backend_name: str, native: str) -> None:
     """D1-D11 on a native op: the failed clauses are exactly the documented deviations."""
@@ -67,6 +87,31 @@ def test_native_deviates_exactly_as_documented(backend_name: str, native: str) -
     if native not in natives.NATIVES:
         pytest.skip(f"{native} needs KERAS_BACKEND={backend_name} (Keras runs on another here)")
     report = check_dropout(natives.NATIVES[native], backend=backend_name, name=native)
+    expected = sorted(natives.EXPECTED_DEVIATIONS[native], key=lambda c: int(c[1:]))
+    gone = [c for c in expected if c not in report.failures]
+    new = [c for c in report.failures if c not in expected]
+    assert not gone, f"{native}: documented deviations no longer show: {gone}\n{report.summary()}"
+    assert not new, f"{native}: undocumented failures: {new}\n{report.summary()}"
+
+
+@pytest.mark.parametrize(
+    ("backend_name", "native"),
+    [(b, n) for b, ns in STRUCTURED_NATIVES.items() for n in ns],
+)
+def test_d12_structured_native_deviates_exactly_as_documented(backend_name: str, native: str):
+    """D1-D12 on a structured native (noise_shape variant): D12 holds, the rest as documented."""
+    from dropout_ref.registry import get_backend
+
+    try:
+        get_backend(backend_name)
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    natives = importlib.import_module(f"dropout_ref.{backend_name}.natives")
+    if native not in natives.STRUCTURED:
+        pytest.skip(f"{native} needs KERAS_BACKEND={backend_name} (Keras runs on another here)")
+    fn, noise_shape = natives.STRUCTURED[native]
+    report = check_dropout(fn, backend=backend_name, name=native, noise_shape=noise_shape)
+    assert report.status("D12") == "pass", report.summary()
     expected = sorted(natives.EXPECTED_DEVIATIONS[native], key=lambda c: int(c[1:]))
     gone = [c for c in expected if c not in report.failures]
     new = [c for c in report.failures if c not in expected]

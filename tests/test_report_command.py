@@ -13,7 +13,7 @@ from dropout_ref.commands import report
 
 
 def test_report_json_for_numpy(capsys) -> None:
-    """D1-D11, M2-M4 for numpy: every cell pass or n/a (D8), exit status 0."""
+    """D1-D12, M2-M4 for numpy: every cell pass or n/a (D8; D12 element-wise), exit status 0."""
     status = main(["report", "--backend", "numpy", "--format", "json"])
     payload = json.loads(capsys.readouterr().out)
     assert status == 0 == payload["exit_status"]
@@ -22,7 +22,11 @@ def test_report_json_for_numpy(capsys) -> None:
     rows = {row["implementation"]: row for row in numpy_run["rows"]}
     cells = rows["dropout_ref.numpy.dropout_layer"]["cells"]
     assert cells["D8"] == "n/a"
-    assert {v for c, v in cells.items() if c != "D8"} == {"pass"}
+    assert cells["D12"] == "n/a"  # element-wise: no groups to check
+    assert {v for c, v in cells.items() if c not in ("D8", "D12")} == {"pass"}
+    # D12: the structured row (channel dropout) passes D1-D12 per group.
+    structured = rows["dropout_ref.numpy.dropout_layer(noise_shape)"]["cells"]
+    assert {v for c, v in structured.items() if c != "D8"} == {"pass"}
     assert set(rows["dropout_ref.numpy.MLP"]["cells"].values()) == {"pass"}
 
 

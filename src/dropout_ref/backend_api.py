@@ -43,6 +43,11 @@ class DropoutOps(Protocol):
     def size(self, X: Any) -> int | None:
         """Return the number of elements of ``X``, or ``None`` if not known statically."""
 
+    # The mask primitives below read only the shape and the device of ``X``: for
+    # structured dropout (SPEC D12) the core passes them the slice of ``X`` that
+    # has the noise shape (``layer.mask_template``), so they draw one decision per
+    # noise-shape element with no extra primitive.
+
     def constant_mask(self, X: Any, keep: bool) -> Any:
         """Return a bool mask of ``X``'s shape and device, all ``keep``."""
 
@@ -59,13 +64,19 @@ class DropoutOps(Protocol):
         """Return the Philox keep mask (SPEC P): word ``>= threshold`` at counter ``offset + i``."""
 
     def select_scaled(self, X: Any, keep: Any, scale: float) -> Any:
-        """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype, differentiable in ``X``."""
+        """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype, differentiable in ``X``.
+
+        ``keep`` has ``X``'s shape or a noise shape (entries 1 or ``X``'s size)
+        that must broadcast to it (D12); the gradient uses the broadcast mask (D8).
+        """
 
     # Optional: ``fused_global_dropout(X, dropout, scale) -> array | None``. When
     # present and not ``None``, its result replaces ``global_keep_mask`` +
     # ``select_scaled`` (same D4-D11 contract, one fused kernel).
     # Optional: ``fused_portable_dropout(X, threshold, seed, offset, scale) -> array | None``:
     # the same for ``seed=`` calls, bit for bit ``portable_keep_mask`` + ``select_scaled``.
+    # The core calls fused hooks only for element-wise masks (``noise_shape`` None or
+    # full, no block, no ``key``).
 
 
 class ArrayBridge(Protocol):

@@ -59,3 +59,67 @@ def keras_natives(backend: str, suffix: bool = True) -> dict[str, Callable[[Any,
         f"keras.layers.Dropout{tag}": layer_dropout,
         f"keras.random.dropout{tag}": random_dropout,
     }
+
+
+# -- structured Keras dropouts (SPEC D12) and attention dropout (the identity trick) ----------
+
+
+def keras_dropout_noise_shape(X: Any, p: Any) -> Any:
+    """``keras.layers.Dropout(p, noise_shape=(None, 1, None))(X, training=True)``."""
+    import keras
+
+    return keras.layers.Dropout(p, noise_shape=(None, 1, None))(X, training=True)
+
+
+def keras_spatial_dropout_1d(X: Any, p: Any) -> Any:
+    """``keras.layers.SpatialDropout1D(p)(X, training=True)`` on an ``(N, T, C)`` X."""
+    import keras
+
+    return keras.layers.SpatialDropout1D(p)(X, training=True)
+
+
+def keras_spatial_dropout_2d(X: Any, p: Any) -> Any:
+    """``keras.layers.SpatialDropout2D(p)(X, training=True)`` on an ``(N, H, W, C)`` X."""
+    import keras
+
+    return keras.layers.SpatialDropout2D(p)(X, training=True)
+
+
+#: Structured Keras dropouts and the kit's noise_shape for each (1 marks shared axes).
+_STRUCTURED = {
+    "keras.layers.Dropout(noise_shape=)": (keras_dropout_noise_shape, (None, 1, None)),
+    "keras.layers.SpatialDropout1D": (keras_spatial_dropout_1d, (None, 1, None)),
+    "keras.layers.SpatialDropout2D": (keras_spatial_dropout_2d, (None, 1, 1, None)),
+}
+STRUCTURED_KERAS_NAMES = tuple(_STRUCTURED)
+
+
+def _keras_on(backend: str) -> bool:
+    try:
+        import keras
+    except ImportError:
+        return False
+    return keras.backend.backend() == backend
+
+
+def keras_structured_natives(
+    backend: str,
+) -> dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]]:
+    """Return Keras' structured dropouts, ``name (backend)`` -> (fn, noise_shape), if on it."""
+    if not _keras_on(backend):
+        return {}
+    return {f"{name} ({backend})": entry for name, entry in _STRUCTURED.items()}
+
+
+def keras_attention_natives(backend: str) -> dict[str, Callable[[], Any]]:
+    """Return ``MultiHeadAttention(dropout=)`` as a probe factory if Keras runs on ``backend``."""
+    if not _keras_on(backend):
+        return {}
+    from dropout_ref.keras_attention import keras_mha_probe
+    from dropout_ref.registry import get_backend
+
+    # The dtypes the framework holds here (JAX without jax_enable_x64 has no float64).
+    dtypes = tuple(get_backend(backend).arrays.float_dtypes)
+    return {
+        f"keras.layers.MultiHeadAttention(dropout=) ({backend})": lambda: keras_mha_probe(dtypes)
+    }

@@ -189,3 +189,93 @@ def require_float_dtype(dtype_name: str, backend: str, conversion_hint: str) -> 
             f"got dtype {dtype_name} on the {backend} backend; convert it first, "
             f"e.g. {conversion_hint}"
         )
+
+
+def static_shape(X: Any) -> tuple[int | None, ...] | None:
+    """Return ``X``'s shape as a tuple (``None`` for a dimension unknown until run time).
+
+    Works for every framework's array (NumPy, torch, MXNet, JAX shapes are
+    tuples; TensorFlow's ``TensorShape`` iterates to ints or ``None``).
+    Returns ``None`` when even the rank is unknown (a TensorFlow graph).
+    """
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        return None
+    try:
+        return tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):  # TensorShape of unknown rank refuses to iterate
+        return None
+
+
+def validate_noise_shape(
+    noise_shape: Any, shape: tuple[int | None, ...] | None, name: str = "noise_shape"
+) -> tuple[int | None, ...] | None:
+    """Check a structured-dropout noise shape against ``X``'s shape (SPEC D12).
+
+    Parameters
+    ----------
+    noise_shape : sequence of int or None, or None
+        One entry per axis of ``X``: ``1`` shares one keep decision along that
+        axis, ``X``'s size there (or ``None``, as in Keras) draws one decision
+        per position. ``None`` (the whole argument) is element-wise dropout.
+    shape : tuple
+        ``X``'s static shape (:func:`static_shape`); ``None`` if its rank is unknown.
+    name : str, optional
+        The argument's name, used in error messages.
+
+    Returns
+    -------
+    tuple of int or None
+        The mask's shape, ``None`` entries filled in with X's size (still ``None``
+        where that is unknown until run time); ``None`` when the mask
+        has ``X``'s shape (``noise_shape`` is ``None`` or every entry is
+        full), which is exactly element-wise dropout (same counters, D12).
+
+    Raises
+    ------
+    TypeError
+        If ``noise_shape`` is not a sequence of integers and ``None``.
+    ValueError
+        If its length differs from ``X``'s rank, or an entry is neither 1 nor
+        ``X``'s size on that axis (the message names the axis and the value),
+        or ``X``'s size is unknown on an axis whose entry is an integer other than 1.
+    """
+    if noise_shape is None:
+        return None
+    if isinstance(noise_shape, (str, bytes)) or not hasattr(noise_shape, "__iter__"):
+        raise TypeError(
+            f"{name} must be None or a sequence of ints/None (one per axis of X), "
+            f"got {_describe(noise_shape)}"
+        )
+    entries = list(noise_shape)
+    if shape is None:
+        raise ValueError(f"{name} needs X's rank, which is unknown here: give X a static rank")
+    if len(entries) != len(shape):
+        raise ValueError(
+            f"{name} must have one entry per axis of X (rank {len(shape)}, shape "
+            f"{tuple(shape)}), got {len(entries)} entries: {tuple(entries)!r}"
+        )
+    mask: list[int | None] = []
+    for axis, (entry, size) in enumerate(zip(entries, shape, strict=True)):
+        if entry is None:
+            # X's size, which may be unknown until run time (a traced batch axis).
+            mask.append(size)
+            continue
+        if isinstance(entry, (bool, np.bool_)) or not isinstance(entry, numbers.Integral):
+            raise TypeError(f"{name}[{axis}] must be an int or None, got {_describe(entry)}")
+        value = int(entry)
+        if value == 1:
+            # An empty axis stays empty: the mask broadcasts from 1 to 0 as well,
+            # but 0 keeps the mask's element count (and its counters) exact.
+            mask.append(0 if size == 0 else 1)
+        elif size is not None and value == size:
+            mask.append(value)
+        else:
+            known = "unknown" if size is None else str(size)
+            raise ValueError(
+                f"{name}[{axis}] must be 1 (shared along axis {axis}) or X's size on "
+                f"axis {axis} ({known}), got {value}"
+            )
+    if all(m == s for m, s in zip(mask, shape, strict=True)):
+        return None
+    return tuple(mask)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dropout_ref.conformance import checks_contract, checks_random, checks_values
+from dropout_ref.conformance import checks_contract, checks_random, checks_values, structured
 from dropout_ref.conformance.context import CheckContext
 
 
@@ -70,6 +70,7 @@ CHECKS: dict[str, Check] = {
             lambda n: n * len(checks_random.EXTREME_RATES),
         ),
         Check("D11", "X not modified", checks_contract.check_d11, _none),
+        Check("D12", "one decision per group", structured.check_d12, _none),
     )
 }
 

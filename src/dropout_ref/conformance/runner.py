@@ -19,6 +19,7 @@ from dropout_ref.conformance.result import (
     ClauseResult,
     ConformanceReport,
 )
+from dropout_ref.conformance.structured import StructuredBridge, validate_structure
 from dropout_ref.registry import get_backend
 from dropout_ref.stats import DEFAULT_ALPHA
 
@@ -106,6 +107,7 @@ def check_dropout(
     sample_scale: float = 1.0,
     progress: Progress | None = None,
     device: Any = None,
+    noise_shape: Any = None,
 ) -> ConformanceReport:
     """Check a dropout implementation against the SPEC's D clauses.
 
@@ -139,6 +141,13 @@ def check_dropout(
     device : str, optional
         Where the kit's inputs live, e.g. ``"cuda"`` (SPEC G2: every D clause on
         that device, outputs checked to stay there); default the CPU.
+    noise_shape : sequence of None and 1, optional
+        Check a structured dropout (SPEC D12): ``fn`` shares one keep decision
+        along the axes where ``noise_shape`` is 1 and takes X of rank
+        ``len(noise_shape)``, e.g. ``(None, None, 1, 1)`` for
+        ``torch.nn.Dropout2d``. D1-D11 are then checked per group and D12 on
+        the groups (:mod:`dropout_ref.conformance.structured`). ``None``
+        (default): element-wise dropout, D12 is n/a.
 
     Returns
     -------
@@ -150,6 +159,8 @@ def check_dropout(
     alpha = _validate_alpha(alpha)
     seed = _validate_seed(seed, len(selected) - 1)
     arrays = backend_arrays(backend, device)
+    if noise_shape is not None:
+        arrays = StructuredBridge(arrays, validate_structure(noise_shape))
     budget = sum(CHECKS[c].random_tests(len(arrays.float_dtypes)) for c in selected)
     per_test = alpha / max(budget, 1)
     ctx = CheckContext(fn, arrays, int(seed), per_test, sample_scale=sample_scale)

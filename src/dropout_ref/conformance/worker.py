@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from dropout_ref.backend_api import kit_dropout_layer
+from dropout_ref.conformance.attention import ATTENTION_CLAUSES, check_attention
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
 from dropout_ref.conformance.registry import CLAUSES
 from dropout_ref.conformance.result import ClauseResult
@@ -27,21 +28,62 @@ from dropout_ref.keras_natives import use_keras_backend
 from dropout_ref.registry import get_backend
 from dropout_ref.stats import DEFAULT_ALPHA
 
+#: The noise shape of our own structured row (channel dropout of an (N, C, H, W) X).
+OURS_NOISE_SHAPE: tuple[int | None, ...] = (None, None, 1, 1)
 
-def implementations(backend: str) -> list[tuple[str, str, Any, dict[str, str]]]:
-    """Return ``(name, kind, fn, expected_deviations)`` for our layer and each native op."""
+
+def implementations(
+    backend: str,
+) -> list[tuple[str, str, Any, dict[str, str], tuple[int | None, ...] | None]]:
+    """Return ``(name, kind, fn, expected_deviations, noise_shape)`` for each implementation.
+
+    Our layer, element-wise and structured (SPEC D12), then each native op of
+    ``dropout_ref.<backend>.natives``: ``NATIVES`` (element-wise) and, where the
+    module has them, ``STRUCTURED`` (name -> (fn, noise_shape of the kit's variant)).
+    """
     module = get_backend(backend)
-    found: list[tuple[str, str, Any, dict[str, str]]] = [
-        (f"dropout_ref.{backend}.dropout_layer", "ours", kit_dropout_layer(module), {})
+
+    def ours_structured(X: Any, p: Any) -> Any:
+        return kit_dropout_layer(module)(X, p, noise_shape=OURS_NOISE_SHAPE)
+
+    found: list[tuple[str, str, Any, dict[str, str], tuple[int | None, ...] | None]] = [
+        (f"dropout_ref.{backend}.dropout_layer", "ours", kit_dropout_layer(module), {}, None),
+        (
+            f"dropout_ref.{backend}.dropout_layer(noise_shape)",
+            "ours",
+            ours_structured,
+            {},
+            OURS_NOISE_SHAPE,
+        ),
     ]
     try:
         natives = importlib.import_module(f"dropout_ref.{backend}.natives")
     except ImportError as exc:  # e.g. Keras missing: our own layer is still checked
         sys.stderr.write(f"native ops of {backend} not audited: {exc}\n")
         return found
+    expected = natives.EXPECTED_DEVIATIONS
     for name, fn in natives.NATIVES.items():
-        found.append((name, "native", fn, dict(natives.EXPECTED_DEVIATIONS.get(name, {}))))
+        found.append((name, "native", fn, dict(expected.get(name, {})), None))
+    for name, (fn, noise_shape) in getattr(natives, "STRUCTURED", {}).items():
+        found.append((name, "native", fn, dict(expected.get(name, {})), noise_shape))
     return found
+
+
+def attention_probes(backend: str) -> list[tuple[str, Any, dict[str, str]]]:
+    """Return ``(name, probe_factory, expected_deviations)`` of the backend's attention kernels.
+
+    ``ATTENTION`` of ``dropout_ref.<backend>.natives``, audited through the
+    identity trick (:mod:`dropout_ref.conformance.attention`).
+    """
+    try:
+        natives = importlib.import_module(f"dropout_ref.{backend}.natives")
+    except ImportError:
+        return []
+    expected = natives.EXPECTED_DEVIATIONS
+    return [
+        (name, make, dict(expected.get(name, {})))
+        for name, make in getattr(natives, "ATTENTION", {}).items()
+    ]
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -69,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         use_keras_backend(args.backend)
     impls = implementations(args.backend)
     names = [name for name, *_ in impls]
+    attention = attention_probes(args.backend) if set(args.clauses) & set(ATTENTION_CLAUSES) else []
+    names += [name for name, *_ in attention]
     if any(c in MODEL_CLAUSES for c in args.clauses) and hasattr(get_backend(args.backend), "MLP"):
         names.append(f"dropout_ref.{args.backend}.MLP")
     _emit({"event": "start", "implementations": names})
-    for name, kind, fn, expected in impls:
+    for name, kind, fn, expected, noise_shape in impls:
 
         def progress(result: ClauseResult, name: str = name) -> None:
             _emit({"event": "clause", "implementation": name, "clause": result.clause})
@@ -86,8 +130,21 @@ def main(argv: list[str] | None = None) -> int:
             name=name,
             progress=progress,
             device=args.device,
+            noise_shape=noise_shape,
         )
         _emit({"event": "report", "kind": kind, "expected": expected, "report": report.to_dict()})
+    for name, make, expected in attention:
+
+        def progress(result: ClauseResult, name: str = name) -> None:
+            _emit({"event": "clause", "implementation": name, "clause": result.clause})
+
+        report = check_attention(
+            make(), name=name, backend=args.backend, seed=args.seed, alpha=args.alpha,
+            progress=progress,
+        )  # fmt: skip
+        _emit(
+            {"event": "report", "kind": "native", "expected": expected, "report": report.to_dict()}
+        )
     model_clauses = [c for c in args.clauses if c in MODEL_CLAUSES]
     if model_clauses and hasattr(get_backend(args.backend), "MLP"):
         name = f"dropout_ref.{args.backend}.MLP"

@@ -22,7 +22,15 @@ arrays = JaxArrays()
 
 
 def dropout_layer(
-    X: Any, dropout: Any, *, key: Any = None, seed: int | None = None, offset: int = 0
+    X: Any,
+    dropout: Any,
+    *,
+    key: Any = None,
+    seed: int | None = None,
+    offset: int = 0,
+    noise_shape: Any = None,
+    global_shape: Any = None,
+    block_start: Any = None,
 ) -> Any:
     """Inverted dropout on a ``jax.Array`` (SPEC D, P).
 
@@ -50,6 +58,12 @@ def dropout_layer(
     offset : int, optional
         Counter of the first element for the portable mask; give a shard the
         number of elements before it to reproduce the unsplit mask.
+    noise_shape : sequence of int or None, optional
+        Structured dropout (SPEC D12): one decision per element of this shape
+        (entries 1 or ``X``'s size, ``None`` meaning ``X``'s size), broadcast to ``X``.
+    global_shape, block_start : sequence of int, optional
+        Block invariance (SPEC P7, with ``seed``): ``X`` is that block of a
+        global array and gets that block of the global mask.
 
     Returns
     -------
@@ -79,10 +93,22 @@ def dropout_layer(
             "static, e.g. jax.jit(f, static_argnames='dropout') (the rate decides the "
             "program: p=0 and p=1 need no mask)"
         )
-    return apply_dropout(ops, X, dropout, seed=seed, offset=offset, key=key)
+    return apply_dropout(
+        ops,
+        X,
+        dropout,
+        seed=seed,
+        offset=offset,
+        noise_shape=noise_shape,
+        global_shape=global_shape,
+        block_start=block_start,
+        key=key,
+    )
 
 
-def kit_dropout_layer(X: Any, dropout: Any, *, seed: int | None = None, offset: int = 0) -> Any:
+def kit_dropout_layer(
+    X: Any, dropout: Any, *, seed: int | None = None, offset: int = 0, **kwargs: Any
+) -> Any:
     """``dropout_layer`` in the other backends' convention, keys from ``arrays.keys`` (D9).
 
     With ``seed=None`` the key is the next of the bridge's :class:`KeyStream`,
@@ -90,8 +116,8 @@ def kit_dropout_layer(X: Any, dropout: Any, *, seed: int | None = None, offset: 
     tests check JAX through the ``key=`` path with it.
     """
     if seed is None:
-        return dropout_layer(X, dropout, key=arrays.keys.next(), offset=offset)
-    return dropout_layer(X, dropout, seed=seed, offset=offset)
+        return dropout_layer(X, dropout, key=arrays.keys.next(), offset=offset, **kwargs)
+    return dropout_layer(X, dropout, seed=seed, offset=offset, **kwargs)
 
 
 # After dropout_layer exists: the model module imports it from here.

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from dropout_ref.jax import arrays
-from dropout_ref.keras_natives import keras_natives
+from dropout_ref.jax.attention import flax_attention_probe
+from dropout_ref.keras_natives import keras_attention_natives, keras_natives
 
 
 def nnx_dropout(X: Any, p: Any) -> Any:
@@ -31,6 +32,19 @@ def linen_dropout(X: Any, p: Any) -> Any:
 
     return linen.Dropout(p).apply({}, X, deterministic=False, rngs={"dropout": arrays.keys.next()})
 
+
+def nnx_dropout_broadcast(X: Any, p: Any) -> Any:
+    """``nnx.Dropout(p, broadcast_dims=(1,), rngs=...)(X)`` on an ``(N, T, C)`` X (SPEC D12)."""
+    from flax import nnx
+
+    layer = nnx.Dropout(p, broadcast_dims=(1,), rngs=nnx.Rngs(dropout=arrays.keys.next()))
+    return layer(X)
+
+
+#: Structured natives (SPEC D12): name -> (fn, noise_shape of the kit's variant).
+STRUCTURED: dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]] = {
+    "flax.nnx.Dropout(broadcast_dims=)": (nnx_dropout_broadcast, (None, 1, None)),
+}
 
 NATIVES: dict[str, Callable[[Any, Any], Any]] = {
     "flax.nnx.Dropout": nnx_dropout,
@@ -66,7 +80,32 @@ DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
     },
 }
 
+#: Attention kernels audited through the identity trick (dropout_ref.conformance.attention).
+ATTENTION: dict[str, Callable[[], Any]] = {
+    "flax.nnx.dot_product_attention(dropout_rate=)": flax_attention_probe,
+    "flax.nnx.dot_product_attention(broadcast_dropout=False)": lambda: flax_attention_probe(
+        broadcast_dropout=False
+    ),
+    **keras_attention_natives("jax"),
+}
+_FLAX_ATTENTION_D3 = (
+    "dropout_rate=1 divides by keep_prob = 0: every probability is NaN (0/0), in every dtype"
+)
+DOCUMENTED_DEVIATIONS.update(
+    {
+        "flax.nnx.dot_product_attention(dropout_rate=)": {
+            "D3": _FLAX_ATTENTION_D3,
+            "D4": "broadcast_dropout=True (the default) draws one (S, S) mask and shares it "
+            "over the batch and the heads: masks of batch elements 0 and 1 correlate, r = 1",
+        },
+        "flax.nnx.dot_product_attention(broadcast_dropout=False)": {"D3": _FLAX_ATTENTION_D3},
+        "keras.layers.MultiHeadAttention(dropout=) (jax)": {},
+        # The element-wise kernel's deviations carry over; D12 (one decision per group) holds.
+        "flax.nnx.Dropout(broadcast_dims=)": {"D1": _FLAX_D1, "D5": _FLAX_D5},
+    }
+)
+
 #: The deviations of the natives present in this process.
 EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
-    name: DOCUMENTED_DEVIATIONS[name] for name in NATIVES
+    name: DOCUMENTED_DEVIATIONS[name] for name in [*NATIVES, *STRUCTURED, *ATTENTION]
 }

@@ -105,6 +105,12 @@ class JaxOps:
 
         return keep_mask(X, threshold, seed, offset)
 
+    def block_arrays(self, X: Any) -> Any:
+        """Index data and reshape for block masks (SPEC P7)."""
+        from dropout_ref.jax.philox import JaxBlockArrays
+
+        return JaxBlockArrays()
+
     def select_scaled(self, X: Any, keep: Any, scale: float) -> jax.Array:
         """Return ``where(keep, X * scale, +0.0)``, the product rounded once into ``X``'s dtype.
 

@@ -81,6 +81,28 @@ class JaxIntOps(Uint32Products):
 JAX_OPS = INT_OPS = JaxIntOps()
 
 
+class JaxBlockArrays:
+    """:class:`~dropout_ref.blocks.BlockArrays` in ``uint32`` (counter words are below 2**32)."""
+
+    int_ops = JAX_OPS
+
+    def index(self, values: np.ndarray) -> jax.Array:
+        """Return ``values`` (row counter words, lanes: all below ``2**32``) as ``uint32``."""
+        return jnp.asarray(np.asarray(values).astype(np.uint32))
+
+    def reshape(self, a: Any, shape: tuple[int, ...]) -> jax.Array:
+        """Return ``a.reshape(shape)``."""
+        return jnp.reshape(a, shape)
+
+    def where(self, cond: Any, a: Any, b: Any) -> jax.Array:
+        """Return ``a`` where ``cond`` else ``b``."""
+        return jnp.where(cond, a, b)
+
+    def scalar(self, value: int) -> Any:
+        """Return the threshold (below ``2**32``) as a ``uint32`` scalar."""
+        return jnp.uint32(value)
+
+
 @partial(jax.jit, static_argnames=("size", "lane", "carry"))
 def _words(k0: Any, k1: Any, low: Any, high: Any, *, size: int, lane: int, carry: bool) -> Any:
     """Words of elements ``0 .. size - 1`` whose first block counter is ``(low, high)``."""

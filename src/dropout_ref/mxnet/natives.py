@@ -57,3 +57,35 @@ EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
         "without the value",
     },
 }
+
+
+# -- structured natives (SPEC D12): axes= shares one decision along the listed axes ----------
+
+
+def npx_dropout_axes(X: Any, p: Any) -> Any:
+    """``npx.dropout(X, p=p, axes=(1,))`` on an ``(N, T, C)`` X, recording in train mode."""
+    with mx.util.np_shape(True), mx.util.np_array(True), autograd.record(train_mode=True):
+        return npx.dropout(X, p=p, axes=(1,))
+
+
+def gluon_dropout_axes(X: Any, p: Any) -> Any:
+    """``gluon.nn.Dropout(p, axes=(1,))(X)`` on an ``(N, T, C)`` X, recording in train mode."""
+    from mxnet import gluon
+
+    layer = gluon.nn.Dropout(p, axes=(1,))
+    with mx.util.np_shape(True), mx.util.np_array(True), autograd.record(train_mode=True):
+        return layer(X)
+
+
+#: name -> (fn, noise_shape of the kit's structured variant): 1 marks the shared axes.
+STRUCTURED: dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]] = {
+    "mxnet.npx.dropout(axes=)": (npx_dropout_axes, (None, 1, None)),
+    "mxnet.gluon.nn.Dropout(axes=)": (gluon_dropout_axes, (None, 1, None)),
+}
+
+# Structured natives (SPEC D12): one decision per group holds (D12 passes); the
+# element-wise kernel's deviations carry over.
+EXPECTED_DEVIATIONS["mxnet.npx.dropout(axes=)"] = dict(EXPECTED_DEVIATIONS["mxnet.npx.dropout"])
+EXPECTED_DEVIATIONS["mxnet.gluon.nn.Dropout(axes=)"] = dict(
+    EXPECTED_DEVIATIONS["mxnet.gluon.nn.Dropout"]
+)

@@ -118,9 +118,18 @@ class MxnetOps:
         keep = kernel.keep_mask(X, threshold, seed, offset)
         return keep if keep is not None else keep_mask(X, threshold, seed, offset)
 
+    def block_arrays(self, X: Any) -> Any:
+        """Index data and reshape on ``X``'s context for block masks (SPEC P7)."""
+        from dropout_ref.mxnet.philox import MxnetBlockArrays
+
+        return MxnetBlockArrays(X.ctx)
+
     @numpy_shapes
     def select_scaled(self, X: Any, keep: Any, scale: float) -> Any:
-        """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype, of ``X``'s array type."""
+        """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype, of ``X``'s array type.
+
+        ``keep`` may have a noise shape that broadcasts to ``X``'s (D12).
+        """
         x = as_np_array(X)
         compute = scale_compute_dtype(self.dtype_name(x))
         # float64: a 0-d array, not a Python float. MXNet 1.9.1 passes scalars to its
@@ -140,6 +149,10 @@ class MxnetOps:
         # faster than mxnet.numpy's, recording or not (1.4 vs 0.44 ms at 256 x 256).
         # The condition (1.0 / +0.0) is itself the +0.0 branch: no zeros array, one pass
         # less; it needs no gradient, so the unselected elements' gradient goes nowhere.
-        cond = keep.astype(scaled.dtype, copy=False).as_nd_ndarray()
+        cond = keep.astype(scaled.dtype, copy=False)
+        if tuple(cond.shape) != tuple(x.shape):
+            # A noise-shaped mask (D12): the legacy where needs X's shape.
+            cond = mnp.broadcast_to(cond, x.shape)
+        cond = cond.as_nd_ndarray()
         out = mx.nd.where(cond, scaled.as_nd_ndarray(), cond).as_np_ndarray()
         return out if isinstance(X, mnp.ndarray) else out.as_nd_ndarray()

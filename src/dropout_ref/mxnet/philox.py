@@ -66,6 +66,27 @@ class MxnetIntOps(HalfWordProducts):
 MXNET_OPS = INT_OPS = MxnetIntOps()
 
 
+class MxnetBlockArrays:
+    """:class:`~dropout_ref.blocks.BlockArrays` on ``ctx``: ``int64`` ``mxnet.numpy`` arrays."""
+
+    int_ops = MXNET_OPS
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    def index(self, values: np.ndarray) -> Any:
+        """Return ``values`` as an ``int64`` array on the context."""
+        return mnp.array(np.asarray(values, np.int64), dtype="int64", ctx=self.ctx)
+
+    def reshape(self, a: Any, shape: tuple[int, ...]) -> Any:
+        """Return ``a.reshape(shape)``."""
+        return a.reshape(shape)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        """Return ``a`` where ``cond`` else ``b``."""
+        return mnp.where(cond, a, b)
+
+
 def keep_mask(x: Any, threshold: int, seed: int, offset: int) -> Any:
     """Return the portable keep mask of ``x`` (SPEC P), a bool array on ``x``'s context.
 

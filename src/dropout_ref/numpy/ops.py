@@ -61,6 +61,12 @@ class NumpyOps:
 
         return cpu_kernel.fused_dropout(X, threshold, seed, offset, scale)
 
+    def block_arrays(self, X: np.ndarray) -> Any:
+        """Index data and reshape for block masks (SPEC P7)."""
+        from dropout_ref.numpy.philox import NumpyBlockArrays
+
+        return NumpyBlockArrays()
+
     def select_scaled(self, X: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
         """Return ``where(keep, X * scale, +0.0)`` in ``X``'s dtype."""
         compute = np.dtype(scale_compute_dtype(X.dtype.name))

@@ -17,9 +17,27 @@ from dropout_ref.philox import numpy_philox4x32_10 as philox4x32_10
 INT_OPS = NUMPY_OPS
 
 
+class NumpyBlockArrays:
+    """:class:`~dropout_ref.blocks.BlockArrays` on NumPy: ``uint64`` words, as the oracle's."""
+
+    int_ops = NUMPY_OPS
+
+    def index(self, values: np.ndarray) -> np.ndarray:
+        """Return ``values`` as ``uint64`` (NumPy would mix int64 and uint64 into float64)."""
+        return np.asarray(values).astype(np.uint64)
+
+    def reshape(self, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """Return ``a.reshape(shape)``."""
+        return np.asarray(a).reshape(shape)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        """Return ``a`` where ``cond`` else ``b``."""
+        return np.where(cond, a, b)
+
+
 def keep_mask(x: np.ndarray, threshold: int, seed: int, offset: int) -> Any:
     """Return the portable keep mask of ``x`` (SPEC P), a bool array of its shape."""
     return numpy_keep_mask(x.shape, threshold, seed, offset)
 
 
-__all__ = ["INT_OPS", "keep_mask", "philox4x32_10"]
+__all__ = ["INT_OPS", "NumpyBlockArrays", "keep_mask", "philox4x32_10"]

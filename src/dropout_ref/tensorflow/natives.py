@@ -5,8 +5,6 @@ native, the SPEC clauses it breaks on this machine with one line of evidence
 each (the long form is ``backends/tensorflow/DEVIATIONS.md``).
 """
 
-
-
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -14,7 +12,12 @@ from typing import Any
 
 import tensorflow as tf
 
-from dropout_ref.keras_natives import keras_natives
+from dropout_ref.keras_natives import (
+    STRUCTURED_KERAS_NAMES,
+    keras_attention_natives,
+    keras_natives,
+    keras_structured_natives,
+)
 
 
 def nn_dropout(X: Any, p: Any) -> Any:
@@ -58,7 +61,37 @@ DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
     },
 }
 
+# Structured natives (SPEC D12, the kit's noise_shape variant): one decision per group
+# holds (D12 passes); each keeps the deviations of the element-wise op it is built on.
+DOCUMENTED_DEVIATIONS["tf.nn.dropout(noise_shape=)"] = dict(DOCUMENTED_DEVIATIONS["tf.nn.dropout"])
+for _name in STRUCTURED_KERAS_NAMES:
+    DOCUMENTED_DEVIATIONS[f"{_name} (tensorflow)"] = dict(
+        DOCUMENTED_DEVIATIONS["keras.layers.Dropout (tensorflow)"]
+    )
+
+
+def nn_dropout_noise_shape(X: Any, p: Any) -> Any:
+    """``tf.nn.dropout(X, rate=p, noise_shape=[N, 1, C])`` on an ``(N, T, C)`` X."""
+    shape = tf.shape(X)
+    return tf.nn.dropout(X, rate=p, noise_shape=[shape[0], 1, shape[2]])
+
+
+#: name -> (fn, noise_shape of the kit's structured variant): 1 marks the shared axes.
+STRUCTURED: dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]] = {
+    "tf.nn.dropout(noise_shape=)": (nn_dropout_noise_shape, (None, 1, None)),
+}
+
 # Keras 3 on TensorFlow (KERAS_BACKEND=tensorflow, Keras' default; the report's tensorflow
 # worker sets it): present only where Keras runs on TensorFlow in this process.
 NATIVES.update(keras_natives("tensorflow"))
-EXPECTED_DEVIATIONS = {name: DOCUMENTED_DEVIATIONS[name] for name in NATIVES}
+STRUCTURED.update(keras_structured_natives("tensorflow"))
+#: Attention kernels audited through the identity trick (dropout_ref.conformance.attention).
+#: No deviation: Keras' attention on TensorFlow passes D3-D10.
+ATTENTION: dict[str, Callable[[], Any]] = keras_attention_natives("tensorflow")
+# Keras' attention is documented (no deviation) whatever backend Keras runs on here.
+DOCUMENTED_DEVIATIONS["keras.layers.MultiHeadAttention(dropout=) (tensorflow)"] = {}
+for _name in ATTENTION:
+    DOCUMENTED_DEVIATIONS.setdefault(_name, {})
+EXPECTED_DEVIATIONS = {
+    name: DOCUMENTED_DEVIATIONS[name] for name in [*NATIVES, *STRUCTURED, *ATTENTION]
+}

@@ -107,6 +107,12 @@ class TensorflowOps:
 
         return keep_mask(X, threshold, seed, offset)
 
+    def block_arrays(self, X: Any) -> Any:
+        """Index data and reshape on ``X``'s device for block masks (SPEC P7)."""
+        from dropout_ref.tensorflow.philox import TensorflowBlockArrays
+
+        return TensorflowBlockArrays(X)
+
     def select_scaled(self, X: Any, keep: Any, scale: float) -> tf.Tensor:
         """Return ``where(keep, X * scale, +0.0)``, the product rounded once into ``X``'s dtype."""
         compute = tf.as_dtype(scale_compute_dtype(X.dtype.name))

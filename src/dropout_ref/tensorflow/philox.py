@@ -72,6 +72,28 @@ class TensorflowIntOps(ComplementProducts):
 TENSORFLOW_OPS = INT_OPS = TensorflowIntOps()
 
 
+class TensorflowBlockArrays:
+    """:class:`~dropout_ref.blocks.BlockArrays` on ``x``'s device: ``int64`` tensors."""
+
+    int_ops = TENSORFLOW_OPS
+
+    def __init__(self, x: Any) -> None:
+        self.x = x
+
+    def index(self, values: np.ndarray) -> tf.Tensor:
+        """Return ``values`` as an ``int64`` constant on ``x``'s device."""
+        with on_device_of(self.x):
+            return tf.constant(np.asarray(values, np.int64))
+
+    def reshape(self, a: tf.Tensor, shape: tuple[int, ...]) -> tf.Tensor:
+        """Return ``tf.reshape(a, shape)``."""
+        return tf.reshape(a, shape)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        """Return ``a`` where ``cond`` else ``b``."""
+        return tf.where(cond, a, b)
+
+
 def keep_mask(x: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:
     """Return the portable keep mask of ``x`` (SPEC P), a bool tensor on ``x``'s device.
 

@@ -6,8 +6,6 @@ each (the long form is ``backends/torch/DEVIATIONS.md``; a test keeps the two
 in agreement and fails when a deviation disappears).
 """
 
-
-
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,7 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropout_ref.keras_natives import keras_natives
+from dropout_ref.keras_natives import keras_attention_natives, keras_natives
+from dropout_ref.torch.attention import attention_natives
 
 
 def functional_dropout(X: torch.Tensor, p: Any) -> torch.Tensor:
@@ -51,13 +50,49 @@ EXPECTED_DEVIATIONS: dict[str, dict[str, str]] = {
         "D1": "nn.Dropout(nan) and nn.Dropout(True) are accepted; str/None raise a TypeError "
         "without the value",
     },
+    # Structured natives (SPEC D12, the kit's noise_shape variant): one decision per
+    # channel holds (D12 passes); the element-wise kernel's deviations carry over.
+    **{
+        name: {
+            **_COMMON,
+            "D1": f"{name.rsplit('.', 1)[1]}(True) is accepted; (nan) constructs and raises "
+            "RuntimeError at call time; str/None raise a TypeError without the value",
+        }
+        for name in ("torch.nn.Dropout1d", "torch.nn.Dropout2d", "torch.nn.Dropout3d")
+    },
+    "torch.nn.functional.dropout2d": dict(_COMMON),
+}
+
+
+# -- structured natives (SPEC D12): one decision per channel ----------------------------------
+
+
+def _module(cls: type[nn.Module]) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+    def run(X: torch.Tensor, p: Any) -> torch.Tensor:
+        layer = cls(p)
+        layer.train()
+        return layer(X)
+
+    run.__doc__ = f"``torch.nn.{cls.__name__}(p)`` in train mode."
+    return run
+
+
+def functional_dropout2d(X: torch.Tensor, p: Any) -> torch.Tensor:
+    """``torch.nn.functional.dropout2d(X, p, training=True)``."""
+    return nn.functional.dropout2d(X, p, training=True)
+
+
+#: name -> (fn, noise_shape of the kit's structured variant): 1 marks the shared axes.
+STRUCTURED: dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]] = {
+    "torch.nn.Dropout1d": (_module(nn.Dropout1d), (None, None, 1)),
+    "torch.nn.Dropout2d": (_module(nn.Dropout2d), (None, None, 1, 1)),
+    "torch.nn.Dropout3d": (_module(nn.Dropout3d), (None, None, 1, 1, 1)),
+    "torch.nn.functional.dropout2d": (functional_dropout2d, (None, None, 1, 1)),
 }
 
 # Keras 3 on torch (KERAS_BACKEND=torch; the report's torch worker sets it): present only
 # where Keras runs on torch in this process. All rows are in backends/torch/DEVIATIONS.md.
-_KERAS_D1 = (
-    "rate=True is accepted; rate='0.5' raises a TypeError without the value"
-)
+_KERAS_D1 = "rate=True is accepted; rate='0.5' raises a TypeError without the value"
 DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
     **EXPECTED_DEVIATIONS,
     "keras.layers.Dropout (torch)": {
@@ -77,4 +112,18 @@ DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
     },
 }
 NATIVES.update(keras_natives("torch"))
-EXPECTED_DEVIATIONS = {name: DOCUMENTED_DEVIATIONS[name] for name in NATIVES}
+
+#: Attention kernels audited through the identity trick (dropout_ref.conformance.attention):
+#: name -> probe factory. No deviation: SDPA's math kernel and Keras' attention on torch pass
+#: D3-D10; the CPU flash kernel refuses dropout_p > 0 (its cells are n/a, with torch's reason).
+ATTENTION: dict[str, Callable[[], Any]] = {
+    **attention_natives(),
+    **keras_attention_natives("torch"),
+}
+# Keras' attention is documented (no deviation) whatever backend Keras runs on here.
+DOCUMENTED_DEVIATIONS["keras.layers.MultiHeadAttention(dropout=) (torch)"] = {}
+for _name in ATTENTION:
+    DOCUMENTED_DEVIATIONS.setdefault(_name, {})
+EXPECTED_DEVIATIONS = {
+    name: DOCUMENTED_DEVIATIONS[name] for name in [*NATIVES, *STRUCTURED, *ATTENTION]
+}

@@ -163,8 +163,22 @@ class TorchOps:
             return keep_mask(X, threshold, seed, offset)
         return portable_keep_mask_eager(X, threshold, seed, offset)
 
+    def block_arrays(self, X: torch.Tensor) -> Any:
+        """Index data and reshape on ``X``'s device for block masks (SPEC P7)."""
+        from dropout_ref.torch.philox import TorchBlockArrays
+
+        return TorchBlockArrays(X.device)
+
+    def local_block(self, X: torch.Tensor) -> Any:
+        """Return a DTensor's local shard, global shape, block start and a rewrap (SPEC P7)."""
+        from dropout_ref.torch.distributed import local_block
+
+        return local_block(X)
+
     def select_scaled(self, X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
         """Return ``where(keep, X * scale, +0.0)``; torch widens 16-bit floats for the product.
+
+        ``keep`` may have a noise shape that broadcasts to ``X``'s (D12).
 
         The custom operator ``dropout_ref::select_scaled`` (autograd saves the
         1-byte mask; compiles and vmaps as one node).

@@ -65,6 +65,27 @@ class TorchIntOps(ComplementProducts):
 TORCH_OPS = INT_OPS = TorchIntOps()
 
 
+class TorchBlockArrays:
+    """:class:`~dropout_ref.blocks.BlockArrays` on ``device``: ``int64`` tensors."""
+
+    int_ops = TORCH_OPS
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def index(self, values: np.ndarray) -> torch.Tensor:
+        """Return ``values`` as an ``int64`` tensor on the device (row counters, lanes)."""
+        return torch.as_tensor(np.ascontiguousarray(values, dtype=np.int64), device=self.device)
+
+    def reshape(self, a: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """Return ``a.reshape(shape)``."""
+        return a.reshape(shape)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        """Return ``a`` where ``cond`` else ``b``."""
+        return torch.where(cond, a, b)
+
+
 def keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.Tensor:
     """Return the portable keep mask of ``x`` (SPEC P), a bool tensor on ``x``'s device.
 
