@@ -209,29 +209,32 @@ def train(
     return results
 
 
-class _NoProgress:
-    """Stand-in for rich's Progress when no bar is wanted."""
+class NoProgress:
+    """Stand-in for rich's Progress when no bar is wanted, or rich is not installed."""
 
-    def __enter__(self) -> _NoProgress:
+    def __enter__(self) -> NoProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
         return None
 
     def add_task(self, *args: Any, **kwargs: Any) -> int:
+        """Return task id 0; nothing is drawn."""
         return 0
 
     def advance(self, *args: Any, **kwargs: Any) -> None:
+        """Do nothing."""
         return None
 
     def update(self, *args: Any, **kwargs: Any) -> None:
+        """Do nothing."""
         return None
 
 
 def progress_bar(enabled: bool, console: Any = None) -> Any:
     """Return a rich progress bar (on ``console`` if given), or a silent stand-in."""
     if not enabled:
-        return _NoProgress()
+        return NoProgress()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(

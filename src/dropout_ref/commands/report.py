@@ -38,6 +38,7 @@ from dropout_ref.conformance.registry import CHECKS, CLAUSES
 from dropout_ref.keras_natives import KERAS_BACKENDS
 from dropout_ref.registry import BACKENDS, backend_info
 from dropout_ref.stats import DEFAULT_ALPHA
+from dropout_ref.training import NoProgress
 
 #: Backends whose arrays can be placed on another device than the CPU (``--device``).
 DEVICE_BACKENDS = ("torch",)
@@ -246,28 +247,12 @@ def collect(args: argparse.Namespace, clauses: list[str]) -> list[BackendRun]:
     return runs
 
 
-class _NoProgress:
-    """Stands in for rich's progress bar where rich is not installed (e.g. a bare GPU box)."""
-
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def add_task(self, *args: Any, **kwargs: Any) -> int:
-        return 0
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 def _progress_bar() -> Any:
     try:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     except ImportError:
-        return _NoProgress()
+        return NoProgress()
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -17,19 +17,16 @@ be checked on kernels that never expose their mask
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dropout_ref.backend_api import NotApplicable
+from dropout_ref.conformance.clause_run import run_clause
 from dropout_ref.conformance.context import Violation, is_positive_zero
 from dropout_ref.conformance.registry import CLAUSES
 from dropout_ref.conformance.result import (
-    FAIL,
-    NOT_APPLICABLE,
-    PASS,
     ClauseResult,
     ConformanceReport,
 )
@@ -263,6 +260,10 @@ def _random_tests(n_dtypes: int) -> int:
     return n_dtypes * len(RANDOM_RATES) * 4 + 1 + n_dtypes * len(RANDOM_RATES)
 
 
+def _not_observable(run: _Run) -> str:
+    raise NotApplicable("not observable through the identity trick")
+
+
 def check_attention(
     probe: AttentionProbe,
     *,
@@ -298,30 +299,8 @@ def check_attention(
     report = ConformanceReport(name, backend, alpha, per_test, seed)
     probe.seed(seed)
     for clause in CLAUSES:
-        start = time.perf_counter()
-        before = run.random_tests_run
-        check = CHECKS.get(clause)
-        if check is None:
-            status, message = NOT_APPLICABLE, "not observable through the identity trick"
-        else:
-            try:
-                status, message = PASS, check(run)
-            except Violation as exc:
-                status, message = FAIL, str(exc)
-            except NotApplicable as exc:
-                status, message = NOT_APPLICABLE, str(exc)
-            except Exception as exc:
-                text = (str(exc).strip().splitlines() or [""])[0][:160]
-                status, message = FAIL, f"raised {type(exc).__name__}: {text}"
-        ran = run.random_tests_run - before
-        result = ClauseResult(
-            clause,
-            status,
-            f"{clause}: {message}",
-            random_tests=ran,
-            alpha=per_test if ran else 0.0,
-            seconds=round(time.perf_counter() - start, 3),
-        )
+        check = CHECKS.get(clause, _not_observable)
+        result = run_clause(clause, lambda c=check: c(run), run, per_test)
         report.results[clause] = result
         if progress is not None:
             progress(result)

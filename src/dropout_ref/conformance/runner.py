@@ -5,17 +5,13 @@
 from __future__ import annotations
 
 import numbers
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dropout_ref.backend_api import NotApplicable
-from dropout_ref.conformance.context import CheckContext, Violation
+from dropout_ref.conformance.clause_run import run_clause
+from dropout_ref.conformance.context import CheckContext
 from dropout_ref.conformance.registry import CHECKS, CLAUSES
 from dropout_ref.conformance.result import (
-    FAIL,
-    NOT_APPLICABLE,
-    PASS,
     ClauseResult,
     ConformanceReport,
 )
@@ -65,11 +61,6 @@ def _validate_seed(seed: Any, largest_offset: int) -> int:
     if not 0 <= seed <= largest:
         raise ValueError(f"seed must be an integer in [0, {largest}], got {seed!r}")
     return int(seed)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:160] if text else ""
 
 
 def backend_arrays(backend: str, device: Any = None) -> Any:
@@ -172,27 +163,9 @@ def check_dropout(
         seed=int(seed),
     )
     for index, clause in enumerate(selected):
-        before = ctx.random_tests_run
-        start = time.perf_counter()
         # Each clause starts from a seeded framework generator: a run is reproducible.
         arrays.seed_global(seed * SEED_STRIDE + index)
-        try:
-            status, message = PASS, CHECKS[clause].run(ctx)
-        except Violation as exc:
-            status, message = FAIL, str(exc)
-        except NotApplicable as exc:
-            status, message = NOT_APPLICABLE, str(exc)
-        except Exception as exc:
-            status, message = FAIL, f"raised {type(exc).__name__}: {_first_line(exc)}"
-        ran = ctx.random_tests_run - before
-        result = ClauseResult(
-            clause,
-            status,
-            f"{clause}: {message}",
-            random_tests=ran,
-            alpha=per_test if ran else 0.0,
-            seconds=round(time.perf_counter() - start, 3),
-        )
+        result = run_clause(clause, lambda c=clause: CHECKS[c].run(ctx), ctx, per_test)
         report.results[clause] = result
         if progress is not None:
             progress(result)
