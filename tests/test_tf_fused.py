@@ -147,3 +147,34 @@ def test_d8_fused_gradient(fused_path):
     keep = out.numpy() != 0
     np.testing.assert_array_equal(grad[~keep], 0.0)
     np.testing.assert_array_equal(grad[keep], G[keep] * np.float32(inverse_keep_scale(0.25)))
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3, 4 * 2**20 + 7])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_p2_fused_portable_is_bit_identical_to_numpy(monkeypatch, offset, dtype):
+    """P2: eager seed= calls on the two XLA programs equal the NumPy oracle bit for bit."""
+    from dropout_ref.numpy import dropout_layer as numpy_dropout_layer
+
+    monkeypatch.setattr(tf_ops, "FUSE_MIN_SIZE", 2)
+    calls = []
+    original = tf_ops._fused_dropout
+    monkeypatch.setattr(tf_ops, "_fused_dropout", lambda *a: calls.append(a[4:]) or original(*a))
+    x = special_values(4099)
+    X = tf.cast(tf.constant(x), dtype)
+    got = dropout_layer(X, 0.3, seed=2**40 + 9, offset=offset)
+    assert calls == [divmod(offset, 4)] and got.dtype == X.dtype
+    reference = dropout_layer(tf.constant(x), 0.3, seed=2**40 + 9, offset=offset)  # float32
+    expected = numpy_dropout_layer(x, 0.3, seed=2**40 + 9, offset=offset)
+    np.testing.assert_array_equal(reference.numpy(), expected)
+    np.testing.assert_array_equal(
+        np.asarray(tf.cast(got, tf.float32)) != 0, expected != 0
+    )
+
+
+def test_p3_fused_portable_refuses_carrying_block_counters(monkeypatch):
+    """Block counters reaching 2**32 (c1 != 0) go the exact op-by-op way, not the programs."""
+    monkeypatch.setattr(tf_ops, "FUSE_MIN_SIZE", 2)
+    ops = tf_ops.TensorflowOps()
+    X = tf.ones([64])
+    assert ops.fused_portable_dropout(X, 2**31, 1, 4 * (2**32 - 8), 2.0) is None
+    assert ops.fused_portable_dropout(X, 2**31, 1, 4 * (2**32 - 16), 2.0) is not None

@@ -7,6 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from dropout_ref.philox import seed_key
 from dropout_ref.thresholds import float32_threshold, scale_compute_dtype, word_threshold
 
 
@@ -31,20 +32,37 @@ def _select_scaled(X: Any, keep: Any, scale: Any) -> Any:
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
-def _fused_dropout(X: Any, key: Any, threshold: Any, scale: Any) -> Any:
-    # The project's Philox (counter = element index, key drawn by the caller),
-    # the exact word rule w >= ceil(p * 2**32) (D4: u = w / 2**32 >= p) and the
-    # select in one XLA loop: no word, mask or product tensor is materialised.
-    # (tf.random.stateless_uniform was not fused by XLA on the CPU: 4 B/el.)
+def _fused_keep_bytes(n_blocks: int, key: Any, first_block: Any, threshold: Any) -> Any:
+    # The project's Philox (layout v2) under ``key`` for the blocks first_block, ...
+    # and the exact word rule w >= ceil(p * 2**32) (D4: u = w / 2**32 >= p), as one
+    # XLA loop writing 1 keep byte per element (tensorflow.philox.block_keep_bytes).
     from dropout_ref.philox import philox4x32_10_keyed
-    from dropout_ref.tensorflow.philox import TENSORFLOW_OPS
+    from dropout_ref.tensorflow.philox import TENSORFLOW_OPS, block_keep_bytes
 
-    size = tf.size(X, out_type=tf.int64)
-    # Layout v2: element g reads word g % 4 of block g // 4 (all four words used).
-    index = tf.range((size + 3) // 4, dtype=tf.int64)
+    # n_blocks is a Python int: XLA needs the loop's extent at compile time.
+    index = tf.range(n_blocks, dtype=tf.int64) + first_block
     words = philox4x32_10_keyed(TENSORFLOW_OPS, (index, 0, 0, 0), key[0], key[1])
-    flat = TENSORFLOW_OPS.interleave(words)[:size]
-    return _select_scaled(X, tf.reshape(flat >= threshold, tf.shape(X)), scale)
+    return block_keep_bytes(words, threshold)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _fused_select(X: Any, keep_bytes: Any, lane: int, scale: Any) -> Any:
+    # tf.size, not the static shape: reduce_retracing traces with unknown dimensions.
+    keep = keep_bytes[lane : lane + tf.size(X, out_type=tf.int64)]
+    return _select_scaled(X, tf.reshape(tf.not_equal(keep, 0), tf.shape(X)), scale)
+
+
+def _fused_dropout(
+    X: Any, key: Any, threshold: Any, scale: Any, first_block: int = 0, lane: int = 0
+) -> Any:
+    """Dropout of eager ``X`` by two XLA programs: keep bytes, then the select.
+
+    One program for both ran 2.5x slower at 2**24 elements (XLA fused the byte view
+    of the packed mask into the select's loop); two cost one 1-byte mask per element.
+    """
+    n_blocks = -(-(lane + X.shape.num_elements()) // 4)
+    keep_bytes = _fused_keep_bytes(n_blocks, key, tf.constant(first_block, tf.int64), threshold)
+    return _fused_select(X, keep_bytes, lane, scale)
 
 
 class TensorflowOps:
@@ -100,6 +118,37 @@ class TensorflowOps:
             threshold = tf.constant(word_threshold(dropout), tf.int64)
             scale_tensor = tf.constant(scale, tf.float64)
             return _fused_dropout(tf.convert_to_tensor(X), seed, threshold, scale_tensor)
+
+    def fused_portable_dropout(
+        self, X: Any, threshold: int, seed: int, offset: int, scale: float
+    ) -> Any:
+        """Portable dropout of a large eager ``X`` by the fused XLA programs, or ``None``.
+
+        The same programs as the default mode, with the key of ``seed`` and the
+        counters of ``offset``: bit for bit :meth:`portable_keep_mask` and the select.
+        Needs every block counter of the call below ``2**32`` (``c1 = 0``, as the
+        programs assume); otherwise, in graphs and for small inputs, ``None``.
+        """
+        size = X.shape.num_elements()
+        first_block, lane = divmod(offset, 4)
+        eligible = (
+            size is not None
+            and size >= FUSE_MIN_SIZE
+            and first_block + (lane + size + 3) // 4 <= 2**32
+        )
+        if not tf.executing_eagerly() or not eligible:
+            return None
+        k0, k1 = seed_key(seed)
+        compute = tf.as_dtype(scale_compute_dtype(X.dtype.name))
+        with on_device_of(X):
+            return _fused_dropout(
+                tf.convert_to_tensor(X),
+                tf.constant([k0, k1], tf.int64),
+                tf.constant(threshold, tf.int64),
+                tf.constant(scale, compute),
+                first_block,
+                lane,
+            )
 
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:
         """Return the Philox keep mask (SPEC P), computed with TensorFlow ops on ``X``'s device."""

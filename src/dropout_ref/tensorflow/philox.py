@@ -13,6 +13,7 @@ traces inside ``tf.function`` (also when ``x``'s shape is only known at run time
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from dropout_ref.philox import (
     ComplementProducts,
     as_counter_words,
     as_key_words,
-    element_words,
+    block_words,
 )
 from dropout_ref.philox import (
     philox4x32_10 as _philox4x32_10,
@@ -127,14 +128,46 @@ def keep_mask(x: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:
                     message=f"offset + number of elements exceeds 2**64 (offset={offset})",
                 )
             )
-        lane = offset % WORDS_PER_BLOCK
+        first_block, lane = divmod(offset, WORDS_PER_BLOCK)
         n_blocks = (n + lane + WORDS_PER_BLOCK - 1) // WORDS_PER_BLOCK
         with tf.control_dependencies(checks):
             index = tf.range(n_blocks, dtype=tf.int64)
         static_blocks = None if size is None else -(-(lane + size) // WORDS_PER_BLOCK)
-        words = element_words(TENSORFLOW_OPS, index, seed, offset, n, static_blocks)
-        keep = tf.greater_equal(words, tf.constant(threshold, tf.int64))
-        return tf.reshape(keep, tf.shape(x))
+        words = block_words(TENSORFLOW_OPS, index, seed, first_block, static_blocks)
+        keep = block_keep_bytes(words, tf.constant(threshold, tf.int64))[lane : lane + n]
+        return tf.reshape(tf.not_equal(keep, 0), tf.shape(x))
+
+
+def block_keep_bytes(words: Sequence[tf.Tensor], threshold: tf.Tensor) -> tf.Tensor:
+    """Return the keep bytes (1 keep, 0 drop) of every element of the blocks, in element order.
+
+    Layout v2 lays the four words of a block out one after the other. Under XLA on the
+    CPU, interleaving them (``tf.stack(words, -1)``, concatenation or scatters) is fused
+    with the generator into a loop 6-15x slower than the generator itself (measured at
+    2**24 elements: 349 ms stacked vs 12 ms for the generator alone). Instead the four
+    keep bits of a block are packed into one 32-bit word, byte ``j`` for word ``j``, and
+    that word is reinterpreted as its four bytes: on a little-endian machine the bytes
+    come out in element order, with no interleave at all.
+
+    Parameters
+    ----------
+    words : sequence of four tf.Tensor
+        ``(x0, x1, x2, x3)`` of each block, ``int64`` values below ``2**32``.
+    threshold : tf.Tensor
+        ``int64`` scalar in ``[1, 2**32]``: a word is kept iff ``w >= threshold``.
+
+    Returns
+    -------
+    tf.Tensor
+        ``uint8`` tensor of ``4 * n_blocks`` keep bytes.
+
+    """
+    if sys.byteorder != "little":  # byte j of the packed word would not be element j
+        keep = [tf.greater_equal(w, threshold) for w in words]
+        return tf.cast(tf.reshape(tf.stack(keep, axis=-1), [-1]), tf.uint8)
+    bits = [tf.cast(tf.greater_equal(w, threshold), tf.int64) for w in words]
+    packed = bits[0] + bits[1] * (1 << 8) + bits[2] * (1 << 16) + bits[3] * (1 << 24)
+    return tf.reshape(tf.bitcast(tf.cast(packed, tf.uint32), tf.uint8), [-1])
 
 
 def philox4x32_10(
