@@ -18,6 +18,7 @@ network (the collectives inside ``dropout_layer`` are counted: 0).
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import socket
 
@@ -53,7 +54,10 @@ def worker(rank: int, world: int, port: int) -> None:
     from dropout_ref.torch import dropout_layer
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # A bounded timeout: a failed peer ends the run in a minute, not gloo's 30.
+    dist.init_process_group(
+        "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120)
+    )
     try:
         torch.manual_seed(0)
         full = torch.rand(SHAPE) + 0.5
@@ -78,6 +82,7 @@ def worker(rank: int, world: int, port: int) -> None:
                 )
                 if not same:
                     raise SystemExit("the sharded result differs from the unsharded one")
+        dist.barrier()  # every rank done before any tears the group down
     finally:
         dist.destroy_process_group()
 

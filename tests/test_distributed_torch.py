@@ -14,6 +14,7 @@ and without ``noise_shape``, that
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 
@@ -54,7 +55,10 @@ def _worker(rank: int, world: int, port: int) -> None:
     from dropout_ref.torch import dropout_layer
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # A bounded timeout: a failed peer ends the run in a minute, not gloo's 30.
+    dist.init_process_group(
+        "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120)
+    )
     try:
         torch.manual_seed(0)  # the same global X on every rank
         full = torch.rand(GLOBAL) + 0.5
@@ -84,6 +88,9 @@ def _worker(rank: int, world: int, port: int) -> None:
             assert "seed=" in str(exc), exc
         else:
             raise AssertionError("seed=None on a DTensor was accepted")
+        # Every rank done before any tears gloo down: a rank leaving while a peer still
+        # talks to it aborted the process ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -117,7 +124,9 @@ def _partial_worker(rank: int, port: int) -> None:
     from dropout_ref.torch import dropout_layer
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=1)
+    dist.init_process_group(
+        "gloo", rank=rank, world_size=1, timeout=datetime.timedelta(seconds=120)
+    )
     try:
         mesh = init_device_mesh("cpu", (1,))
         X = DTensor.from_local(torch.ones(3, 4), mesh, [Partial()])
