@@ -76,9 +76,9 @@ def test_d4_fused_uses_the_exact_word_threshold(fused_path, monkeypatch):
     seen = []
     original = tf_ops._fused_dropout
 
-    def spy(X, key, threshold, scale):
+    def spy(X, key, threshold, scale, *counters):
         seen.append((threshold.dtype, int(threshold.numpy()), key.numpy().tolist()))
-        return original(X, key, threshold, scale)
+        return original(X, key, threshold, scale, *counters)
 
     monkeypatch.setattr(tf_ops, "_fused_dropout", spy)
     dropout_layer(tf.ones([8], tf.float16), 0.1)

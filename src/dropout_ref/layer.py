@@ -122,35 +122,33 @@ def apply_dropout(
     if rate == 1.0:
         # No division: 1 / (1 - 1) is what gives other implementations NaN (D3).
         return ops.select_scaled(X, ops.constant_mask(X, False), 1.0)
+    # Computed once: exact rational arithmetic (Fraction), not free on a hot path.
+    scale = inverse_keep_scale(rate)
     if block is not None:
         keep = _block_mask(ops, X, block, word_threshold(rate), seed, offset)
-        return ops.select_scaled(X, keep, inverse_keep_scale(rate))
-    template = mask_template(X, noise)
-    if seed is None:
+    elif seed is None:
         # Optional hook: a backend may fuse draw, keep rule and select into one
         # kernel (returns None where it does not apply). Fused kernels work on
         # X's shape, so a structured mask (noise is not None) never uses them.
         plain = noise is None and key is None
         fused = getattr(ops, "fused_global_dropout", None) if plain else None
-        out = fused(X, rate, inverse_keep_scale(rate)) if fused is not None else None
+        out = fused(X, rate, scale) if fused is not None else None
         if out is not None:
             return out
-        if keyed is None:
-            keep = ops.global_keep_mask(template, rate)
-        else:
-            keep = keyed(template, rate, key)
+        template = mask_template(X, noise)
+        keep = ops.global_keep_mask(template, rate) if keyed is None else keyed(template, rate, key)
     else:
         threshold = word_threshold(rate)
         # Optional hook: a compiled kernel drawing the Philox words, applying the
         # keep rule and selecting in one pass over X (returns None where it does
         # not apply); element-wise masks only.
         fused = getattr(ops, "fused_portable_dropout", None) if noise is None else None
-        out = None if fused is None else fused(X, threshold, seed, offset, inverse_keep_scale(rate))
+        out = None if fused is None else fused(X, threshold, seed, offset, scale)
         if out is not None:
             return out
-        keep = ops.portable_keep_mask(template, threshold, seed, offset)
+        keep = ops.portable_keep_mask(mask_template(X, noise), threshold, seed, offset)
     # select_scaled broadcasts a noise-shaped mask over X (D12).
-    return ops.select_scaled(X, keep, inverse_keep_scale(rate))
+    return ops.select_scaled(X, keep, scale)
 
 
 def _mask_space(

@@ -65,6 +65,37 @@ def _fused_dropout(
     return _fused_select(X, keep_bytes, lane, scale)
 
 
+def _fusable_blocks(X: Any, offset: int) -> tuple[int, int] | None:
+    """Return ``(first_block, lane)`` where the fused programs apply to ``X``, else ``None``.
+
+    They serve eager inputs of at least :data:`FUSE_MIN_SIZE` elements whose block
+    counters all stay below ``2**32`` (the programs keep ``c1 = 0``); graphs and
+    small inputs take the op-by-op path.
+    """
+    size = X.shape.num_elements()
+    if not tf.executing_eagerly() or size is None or size < FUSE_MIN_SIZE:
+        return None
+    first_block, lane = divmod(offset, 4)
+    if first_block + -(-(lane + size) // 4) > 2**32:
+        return None
+    return first_block, lane
+
+
+def _run_fused(
+    X: Any, key: Any, threshold: int, scale: float, blocks: tuple[int, int]
+) -> Any:
+    """Run :func:`_fused_dropout` on eager ``X`` with Python-level arguments."""
+    compute = tf.as_dtype(scale_compute_dtype(X.dtype.name))
+    with on_device_of(X):
+        return _fused_dropout(
+            tf.convert_to_tensor(X),
+            key,
+            tf.constant(threshold, tf.int64),
+            tf.constant(scale, compute),
+            *blocks,
+        )
+
+
 class TensorflowOps:
     """Dropout primitives on ``tf.Tensor`` (see :class:`dropout_ref.backend_api.DropoutOps`)."""
 
@@ -100,7 +131,7 @@ class TensorflowOps:
             return tf.greater_equal(u, tf.constant(float32_threshold(dropout), tf.float32))
 
     def fused_global_dropout(self, X: Any, dropout: float, scale: float) -> Any:
-        """Dropout of a large eager ``X`` as one XLA kernel, or ``None`` (op-by-op path).
+        """Dropout of a large eager ``X`` by the two fused XLA programs, or ``None``.
 
         The uniforms are the project's Philox words ``w / 2**32`` at counters
         ``0 .. size - 1`` under a 64-bit key drawn from TensorFlow's global
@@ -109,15 +140,12 @@ class TensorflowOps:
         ``w >= ceil(p * 2**32)``, i.e. exactly ``u >= p`` (D4). Inside a user's
         ``tf.function`` (not eager) the op-by-op path is used.
         """
-        size = X.shape.num_elements()
-        eligible = size is not None and FUSE_MIN_SIZE <= size <= 2**32
-        if not tf.executing_eagerly() or not eligible:
+        blocks = _fusable_blocks(X, 0)
+        if blocks is None:  # decided before the draw: the generator's stream stays the same
             return None
         with on_device_of(X):
-            seed = tf.random.uniform([2], maxval=2**32, dtype=tf.int64)
-            threshold = tf.constant(word_threshold(dropout), tf.int64)
-            scale_tensor = tf.constant(scale, tf.float64)
-            return _fused_dropout(tf.convert_to_tensor(X), seed, threshold, scale_tensor)
+            key = tf.random.uniform([2], maxval=2**32, dtype=tf.int64)
+        return _run_fused(X, key, word_threshold(dropout), scale, blocks)
 
     def fused_portable_dropout(
         self, X: Any, threshold: int, seed: int, offset: int, scale: float
@@ -126,29 +154,13 @@ class TensorflowOps:
 
         The same programs as the default mode, with the key of ``seed`` and the
         counters of ``offset``: bit for bit :meth:`portable_keep_mask` and the select.
-        Needs every block counter of the call below ``2**32`` (``c1 = 0``, as the
-        programs assume); otherwise, in graphs and for small inputs, ``None``.
         """
-        size = X.shape.num_elements()
-        first_block, lane = divmod(offset, 4)
-        eligible = (
-            size is not None
-            and size >= FUSE_MIN_SIZE
-            and first_block + (lane + size + 3) // 4 <= 2**32
-        )
-        if not tf.executing_eagerly() or not eligible:
+        blocks = _fusable_blocks(X, offset)
+        if blocks is None:
             return None
-        k0, k1 = seed_key(seed)
-        compute = tf.as_dtype(scale_compute_dtype(X.dtype.name))
         with on_device_of(X):
-            return _fused_dropout(
-                tf.convert_to_tensor(X),
-                tf.constant([k0, k1], tf.int64),
-                tf.constant(threshold, tf.int64),
-                tf.constant(scale, compute),
-                first_block,
-                lane,
-            )
+            key = tf.constant(seed_key(seed), tf.int64)
+        return _run_fused(X, key, threshold, scale, blocks)
 
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:
         """Return the Philox keep mask (SPEC P), computed with TensorFlow ops on ``X``'s device."""
