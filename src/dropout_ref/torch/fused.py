@@ -82,6 +82,18 @@ def _scalar(value: int, device: torch.device) -> torch.Tensor:
     return torch.tensor(value, dtype=torch.int64, device=device)
 
 
+def _kernel_args(
+    first_block: int, seed: int, threshold: int, device: torch.device
+) -> tuple[torch.Tensor, ...]:
+    """Return the compiled kernels' data: block counter (low, high), key (k0, k1), threshold.
+
+    0-d tensors, not Python ints, so one compilation serves every seed and offset.
+    """
+    k0, k1 = seed_key(seed)
+    values = (first_block & MASK32, first_block >> 32, k0, k1, threshold)
+    return tuple(_scalar(value, device) for value in values)
+
+
 def fusable(x: torch.Tensor, offset: int) -> bool:
     """Whether the compiled kernel computes this mask: no block counter carries into c1."""
     first_block, _, n_blocks = block_span(offset, x.numel())
@@ -115,16 +127,8 @@ def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> 
             f"fused_keep_mask: block counters carry into the upper word "
             f"(offset={offset}, {x.numel()} elements); use dropout_ref.torch.philox.keep_mask"
         )
-    device = x.device
-    k0, k1 = seed_key(seed)
     first_block, lane, n_blocks = block_span(offset, x.numel())
-    args = (
-        _scalar(first_block & MASK32, device),
-        _scalar(first_block >> 32, device),
-        _scalar(k0, device),
-        _scalar(k1, device),
-        _scalar(threshold, device),
-    )
+    args = _kernel_args(first_block, seed, threshold, x.device)
     if _compiled is None:
         _compiled = torch.compile(
             _block_keep_mask, dynamic=True, fullgraph=True, options=_COMPILE_OPTIONS
@@ -231,14 +235,9 @@ def fused_philox_dropout(
     body_end = head + 4 * rows
     device = x.device
     compute = torch.float64 if x.dtype == torch.float64 else torch.float32
-    k0, k1 = seed_key(seed)
     first_block = (offset + head) // 4
     args = (
-        _scalar(first_block & MASK32, device),
-        _scalar(first_block >> 32, device),
-        _scalar(k0, device),
-        _scalar(k1, device),
-        _scalar(threshold, device),
+        *_kernel_args(first_block, seed, threshold, device),
         torch.tensor(scale, dtype=compute, device=device),
     )
     with torch._dynamo.config.patch(recompile_limit=SELECT_RECOMPILE_LIMIT):
