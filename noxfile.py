@@ -15,6 +15,8 @@ Sessions::
     nox -s tests-all tests-jax    # the test suite in each environment (pytest arguments after --)
     nox -s tests-triton           # the Triton kernel's tests under the interpreter
     nox -s matrix                 # both environments' reports, merged into one matrix
+    nox -s docs                   # the documentation site, warnings as errors (site/)
+    nox -s package                # build, twine check, the wheel in a fresh venv
 
 Adding an environment is one entry in :data:`ENVIRONMENTS` and, for its sessions, two small
 functions calling :func:`run_tests` and :func:`write_report` (see the ``jax`` ones), plus its
@@ -103,3 +105,26 @@ def matrix(session: nox.Session) -> None:
     reports = [str(REPORTS / f"{name}.json") for name in ("all", "jax")]
     fmt = session.posargs or ["--format", "markdown"]
     session.run("dropout-ref", "report", "--merge", *reports, *fmt)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with warnings as errors (into ``site/``).
+
+    mkdocstrings reads the package statically, so neither the package nor a framework is
+    installed here.
+    """
+    session.install("-r", "docs/requirements.txt")
+    session.run("mkdocs", "build", "--strict", *session.posargs,
+                env={"DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build the sdist and wheel, ``twine check`` them, run the wheel from a fresh venv.
+
+    ``.ci/package-check`` does the work (CI runs the same script): the installed wheel, not the
+    source tree, must run ``dropout-ref backends`` and ``dropout-ref report --backend numpy``.
+    """
+    session.install("build", "twine")
+    session.run("bash", ".ci/package-check", external=True)
