@@ -1,8 +1,9 @@
 """Native audit: each framework's own dropout breaks exactly its documented SPEC clauses.
 
 Like a strict xfail: a documented deviation that disappears fails here, and so
-does a new, undocumented one. backends/<name>/DEVIATIONS.md must list the same
-(native, clause) pairs as ``EXPECTED_DEVIATIONS`` in ``dropout_ref.<name>.natives``.
+does a new, undocumented one. The docs page docs/deviations/<name>.md must list the same
+(native, clause) pairs as ``EXPECTED_DEVIATIONS`` in ``dropout_ref.<name>.natives`` (a backend
+without a page documents none).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ def _natives(backend):
 
 
 def documented_pairs(backend_name: str) -> set[tuple[str, str]]:
-    """(native, clause) rows of backends/<name>/DEVIATIONS.md."""
-    text = (ROOT / "backends" / backend_name / "DEVIATIONS.md").read_text(encoding="utf-8")
+    """(native, clause) rows of the docs page docs/deviations/<name>.md (none without one)."""
+    page = ROOT / "docs" / "deviations" / f"{backend_name}.md"
+    text = page.read_text(encoding="utf-8") if page.exists() else ""
     return {(m["native"], m["clause"]) for m in map(ROW.match, text.splitlines()) if m}
 
 
 def test_deviations_markdown_matches_code(backend) -> None:
-    """DEVIATIONS.md and EXPECTED_DEVIATIONS list the same (native, clause) pairs."""
+    """docs/deviations/<name>.md and EXPECTED_DEVIATIONS list the same (native, clause) pairs."""
     natives = _natives(backend)
     structured = {**getattr(natives, "STRUCTURED", {}), **getattr(natives, "ATTENTION", {})}
     assert set(natives.EXPECTED_DEVIATIONS) == set(natives.NATIVES) | set(structured)
