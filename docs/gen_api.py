@@ -24,7 +24,7 @@ GROUP_ORDER = [
 
 
 def public_modules() -> dict[str, list[str]]:
-    """Group name -> dotted names of its public modules (packages first, then their modules)."""
+    """Map each group name to the dotted names of its public modules, in path order."""
     groups: dict[str, list[str]] = {}
     for path in sorted((SRC / PACKAGE).rglob("*.py")):
         parts = list(path.relative_to(SRC).with_suffix("").parts)
@@ -38,7 +38,7 @@ def public_modules() -> dict[str, list[str]]:
 
 
 def page_order(groups: dict[str, list[str]]) -> list[str]:
-    """Groups in ``GROUP_ORDER`` first, the rest alphabetically."""
+    """Order the groups: those in ``GROUP_ORDER`` first, the rest alphabetically."""
     known = [g for g in GROUP_ORDER if g in groups]
     return known + sorted(set(groups) - set(known))
 

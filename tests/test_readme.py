@@ -1,4 +1,8 @@
-"""The README's Python examples run as written (those that need no network or user objects)."""
+"""The README's and the docs pages' Python examples run as written.
+
+A ```python block is a runnable example; fragments that use the reader's own objects are
+written as ```py blocks (rendered the same) and are not run, nor are blocks that download.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,37 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+#: Every page with examples: the README and the documentation site's pages.
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 #: Blocks that cannot run here: a download, or placeholders for the user's own objects.
 NOT_RUNNABLE = ('load_dataset("fashion-mnist")', "from_model(net,")
+#: A block needs the backend named here if it imports it or its framework.
+NEEDS = re.compile(
+    r"dropout_ref\.(torch|tensorflow|mxnet|jax|array_api)\b"
+    r"|^(?:import|from) (torch|tensorflow|mxnet|jax)\b",
+    flags=re.M,
+)
 
 
-def python_blocks() -> list[str]:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    return [b for b in blocks if not any(marker in b for marker in NOT_RUNNABLE)]
+def python_blocks() -> list:
+    """Every runnable ```python block, with ``page:first line`` as its test id."""
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for code in re.findall(r"```python\n(.*?)```", text, flags=re.S):
+            if not any(marker in code for marker in NOT_RUNNABLE):
+                name = page.relative_to(ROOT).as_posix()
+                found.append(pytest.param(code, id=f"{name}:{code.strip().splitlines()[0][:40]}"))
+    return found
 
 
-@pytest.mark.parametrize("code", python_blocks(), ids=lambda c: c.strip().splitlines()[0][:40])
+@pytest.mark.parametrize("code", python_blocks())
 def test_readme_example_runs(code):
-    for module in re.findall(r"dropout_ref\.(torch|tensorflow|mxnet|jax)", code):
+    for match in NEEDS.finditer(code):
         try:
-            __import__("dropout_ref").get_backend(module)
+            __import__("dropout_ref").get_backend(match[1] or match[2])
         except ImportError as exc:
             pytest.skip(str(exc))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
