@@ -30,7 +30,7 @@ def numpy_parts() -> None:
     """Print the numpy seed= path at 2^24 float32, part by part."""
     import numba
 
-    from dropout_ref import cpu_kernel
+    from dropout_ref.kernels import cpu as cpu_kernel
     from dropout_ref.numpy import dropout_layer
 
     X = np.random.default_rng(0).standard_normal(1 << 24).astype(np.float32)
@@ -54,7 +54,8 @@ def numpy_parts() -> None:
 
 def mxnet_parts() -> None:
     """Print one recorded MXNet dropout at 256 x 256, part by part."""
-    from dropout_ref.mxnet import dropout_layer, kernel
+    from dropout_ref.mxnet import dropout_layer
+    from dropout_ref.mxnet import fast as kernel
     from dropout_ref.mxnet.framework import autograd, mnp, npx
     from dropout_ref.mxnet.ops import MxnetOps
 

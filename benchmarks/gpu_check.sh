@@ -72,7 +72,7 @@ if torch.cuda.is_available():
     print('device', torch.cuda.get_device_name(0))
 for mod in ('triton', 'scipy', 'rich', 'pytest', 'platformdirs', 'jax'):
     print(mod, 'present' if importlib.util.find_spec(mod) else 'MISSING')
-from dropout_ref.torch import triton_kernel
+from dropout_ref.torch.fast import triton_kernel
 print('kernel:', triton_kernel.unavailable_reason() or 'Triton kernel in use')
 sys.exit(0 if torch.cuda.is_available() else 3)
 "

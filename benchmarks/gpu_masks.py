@@ -1,7 +1,7 @@
 """Bit-identity of the torch backend's masks on a device with the NumPy oracle (SPEC G2, P2, P3).
 
 ``python benchmarks/gpu_masks.py [--device cuda] [--json FILE]`` (from the repository root,
-``PYTHONPATH=src``). Checks, each against :func:`dropout_ref.philox.numpy_keep_mask`:
+``PYTHONPATH=src``). Checks, each against :func:`dropout_ref.core.philox.numpy_keep_mask`:
 
 - Triton's ``tl.randint4x`` against the NumPy Philox words (independent oracle, P3);
 - ``dropout_layer(X, p, seed=s, offset=o)`` on the device: the keep mask bit for bit, for
@@ -49,7 +49,7 @@ def _values(torch: Any, n: int, seed: int, dtype: str, device: str) -> Any:
 @contextlib.contextmanager
 def _kernel_routing(device: str) -> Iterator[None]:
     """On the CPU (tests), route tensors through the interpreted kernel; else do nothing."""
-    from dropout_ref.torch import triton_kernel
+    from dropout_ref.torch.fast import triton_kernel
 
     if device == "cpu" and triton_kernel.interpreting():
         with triton_kernel.interpret_on_cpu():
@@ -60,7 +60,7 @@ def _kernel_routing(device: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _without_kernel() -> Iterator[None]:
-    from dropout_ref.torch import triton_kernel
+    from dropout_ref.torch.fast import triton_kernel
 
     saved = triton_kernel.DISABLED
     triton_kernel.DISABLED = True
@@ -72,8 +72,8 @@ def _without_kernel() -> Iterator[None]:
 
 def check_randint4x(device: str) -> str:
     """P3: tl.randint4x(seed, c) == the NumPy words of block c (counters < 2**32)."""
-    from dropout_ref.philox import numpy_words
-    from dropout_ref.torch import triton_kernel
+    from dropout_ref.core.philox import numpy_words
+    from dropout_ref.torch.fast import triton_kernel
 
     if triton_kernel.unavailable_reason():
         return f"skipped: {triton_kernel.unavailable_reason()}"
@@ -90,8 +90,8 @@ def check_seed_masks(device: str, label: str = "") -> str:
     """P2/P3/P4/D5/D6: seed= masks bit for bit with NumPy; values equal to the CPU path's."""
     import torch
 
-    from dropout_ref.philox import numpy_keep_mask
-    from dropout_ref.thresholds import word_threshold
+    from dropout_ref.core.philox import numpy_keep_mask
+    from dropout_ref.core.thresholds import word_threshold
     from dropout_ref.torch import dropout_layer
 
     count = 0
@@ -129,8 +129,8 @@ def check_gradients(device: str) -> str:
     """D8 in both modes; D9: torch.manual_seed reproduces the default mode."""
     import torch
 
-    from dropout_ref.philox import numpy_keep_mask
-    from dropout_ref.thresholds import word_threshold
+    from dropout_ref.core.philox import numpy_keep_mask
+    from dropout_ref.core.thresholds import word_threshold
     from dropout_ref.torch import dropout_layer
 
     x = _values(torch, 9999, 1, "float32", device)
@@ -171,7 +171,7 @@ def environment(device: str) -> dict[str, Any]:
     """Versions and the device, for the record."""
     import torch
 
-    from dropout_ref.torch import triton_kernel
+    from dropout_ref.torch.fast import triton_kernel
 
     info: dict[str, Any] = {"torch": torch.__version__, "numpy": np.__version__,
                             "device": device, "python": sys.version.split()[0]}

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
+from dropout_ref.core.thresholds import float32_threshold
 from dropout_ref.mxnet.framework import autograd, mnp, mx, npx
-from dropout_ref.thresholds import float32_threshold
 
 N = 2**24
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from dropout_ref.data import load_dataset
+from dropout_ref.course.data import load_dataset
+from dropout_ref.course.training import DATASET_DEFAULTS, TrainConfig, plot_curves, train
 from dropout_ref.jax import MLP, dropout_layer
-from dropout_ref.training import DATASET_DEFAULTS, TrainConfig, plot_curves, train
 
 BACKEND = "jax"
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dropout_ref.data import load_dataset
+from dropout_ref.course.data import load_dataset
+from dropout_ref.course.training import DATASET_DEFAULTS, TrainConfig, plot_curves, train
 from dropout_ref.mxnet import MLP, dropout_layer
 from dropout_ref.mxnet.framework import mnp as np
 from dropout_ref.mxnet.framework import npx
-from dropout_ref.training import DATASET_DEFAULTS, TrainConfig, plot_curves, train
 
 BACKEND = "mxnet"
 

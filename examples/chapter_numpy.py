@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dropout_ref.data import load_dataset
+from dropout_ref.course.data import load_dataset
+from dropout_ref.course.training import DATASET_DEFAULTS, TrainConfig, plot_curves, train
 from dropout_ref.numpy import MLP, dropout_layer
-from dropout_ref.training import DATASET_DEFAULTS, TrainConfig, plot_curves, train
 
 BACKEND = "numpy"
 

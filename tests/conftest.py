@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import pytest
 
-from dropout_ref.backend_api import kit_dropout_layer
-from dropout_ref.registry import get_backend, known_backends
+from dropout_ref.core.contract import kit_dropout_layer
+from dropout_ref.core.registry import get_backend, known_backends
 
 
 class KitView:
-    """An adapter module whose ``dropout_layer`` follows the shared ``fn(X, p)`` convention.
+    """A backend whose ``dropout_layer`` follows the shared ``fn(X, p)`` convention.
 
     For JAX (no global generator) that is ``kit_dropout_layer``, drawing keys from
-    ``arrays.seed_global``'s stream; every other attribute is the module's own.
+    ``arrays.seed_global``'s stream; every other attribute is the registration's
+    (``ops``, ``arrays``, ...) or else the adapter package's (``MLP``).
     """
 
-    def __init__(self, module) -> None:
-        self.module = module
-        self.dropout_layer = kit_dropout_layer(module)
+    def __init__(self, registration) -> None:
+        self.registration = registration
+        self.dropout_layer = kit_dropout_layer(registration)
 
     def __getattr__(self, name):
-        return getattr(self.module, name)
+        try:
+            return getattr(self.registration, name)
+        except AttributeError:
+            return getattr(self.registration.module, name)
 
 
 def _adapter(name: str):
@@ -44,10 +48,10 @@ def autodiff_backend(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def umask_022():
-    """Run the test under umask 022 (read afresh by dropout_ref.file_modes), then restore it."""
+    """Run the test under umask 022 (read afresh by course.file_modes), then restore it."""
     import os
 
-    from dropout_ref.file_modes import current_umask
+    from dropout_ref.course.file_modes import current_umask
 
     old = os.umask(0o022)
     current_umask.cache_clear()

@@ -1,6 +1,6 @@
 """The attention-dropout audit (identity trick): the kit's power, and the natives as documented.
 
-``dropout_ref.conformance.attention`` checks D3, D4, D5, D6, D9 and D10 on the
+``dropout_ref.conformance.attention.audit`` checks D3, D4, D5, D6, D9 and D10 on the
 output of an attention kernel with zero queries and keys and identity values.
 A correct reference probe (our numpy dropout on the uniform attention matrix)
 passes; probes with one planted fault each fail exactly the clause it breaks.
@@ -15,7 +15,13 @@ import importlib
 import numpy as np
 import pytest
 
-from dropout_ref.conformance.attention import BATCH, HEADS, SEQ, AttentionProbe, check_attention
+from dropout_ref.conformance.attention.audit import (
+    BATCH,
+    HEADS,
+    SEQ,
+    AttentionProbe,
+    check_attention,
+)
 from dropout_ref.numpy import dropout_layer
 
 SHAPE = (BATCH, HEADS, SEQ, SEQ)
@@ -91,13 +97,13 @@ ATTENTION_NATIVES = {
 )
 def test_attention_native_deviates_exactly_as_documented(backend_name, native):
     """Each attention kernel fails exactly its documented clauses (DEVIATIONS.md, natives.py)."""
-    from dropout_ref.registry import get_backend
+    from dropout_ref.core.registry import get_backend
 
     try:
         get_backend(backend_name)
     except ImportError as exc:
         pytest.skip(str(exc))
-    natives = importlib.import_module(f"dropout_ref.{backend_name}.natives")
+    natives = importlib.import_module(f"dropout_ref.conformance.natives.{backend_name}")
     if native not in natives.ATTENTION:
         pytest.skip(f"{native} needs KERAS_BACKEND={backend_name} (Keras runs on another here)")
     report = check_attention(natives.ATTENTION[native](), name=native, backend=backend_name)

@@ -11,14 +11,14 @@ import json
 import numpy as np
 import pytest
 
-from dropout_ref import cli
-from dropout_ref.bench.cases import BASELINE, NATIVE, OURS, OURS_PORTABLE, BenchCase
+from dropout_ref.bench.cases.common import BASELINE, NATIVE, OURS, OURS_PORTABLE, BenchCase
 from dropout_ref.bench.memory import (
     memory_method_available,
     peak_extra_bytes,
     prefer_mmap_for_large_blocks,
 )
 from dropout_ref.bench.runner import DEFAULT_BACKENDS, BenchConfig, run_benchmark
+from dropout_ref.cli import main as cli
 
 INSTALLED = tuple(
     name for name in DEFAULT_BACKENDS if importlib.util.find_spec(name) is not None
@@ -103,7 +103,7 @@ def test_peak_extra_bytes_sees_a_temporary():
 
 def test_bench_cli_refuses_a_backend_without_bench_cases(capsys, monkeypatch):
     """A backend without bench cases: a usage error naming the ones that have them."""
-    from dropout_ref.commands import bench
+    from dropout_ref.cli.commands import bench
 
     monkeypatch.setattr(bench, "DEFAULT_BACKENDS", ("torch", "tensorflow", "mxnet"))
     with pytest.raises(SystemExit) as info:
@@ -128,7 +128,7 @@ def test_bench_worker_reports_a_missing_framework_with_e1_message(monkeypatch, c
 
 def test_bench_output_unwritable_exits_2(tmp_path, capsys, monkeypatch):
     """--output into a directory that cannot be created: a message and exit 2, no traceback."""
-    from dropout_ref.commands import bench
+    from dropout_ref.cli.commands import bench
 
     monkeypatch.setattr(bench, "run_benchmark", lambda config, progress: {"backends": []})
     monkeypatch.setattr(bench, "print_report", lambda results: None)

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from dropout_ref import cli
-from dropout_ref.compare import (
+from dropout_ref.cli import main as cli
+from dropout_ref.core.registry import available_backends
+from dropout_ref.course.compare import (
     CURVE_TOLERANCE,
     ONE_STEP_TOLERANCE,
     CompareConfig,
@@ -20,9 +21,8 @@ from dropout_ref.compare import (
     weight_difference,
     weight_differences,
 )
-from dropout_ref.data import load_dataset, minibatches
-from dropout_ref.mlp_spec import MLPSpec, init_weights
-from dropout_ref.registry import available_backends
+from dropout_ref.course.data import load_dataset, minibatches
+from dropout_ref.course.mlp_spec import MLPSpec, init_weights
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_m6_violations_are_reported(digits, kwargs, expected):
 
 def test_m6_cli_exits_1_past_tolerance(installed, tmp_path, monkeypatch, capsys):
     """M6: the command's exit status is non-zero when a backend exceeds a tolerance."""
-    import dropout_ref.compare as compare
+    import dropout_ref.course.compare as compare
 
     others = [name for name in installed if name != "numpy"]
     if not others:
@@ -202,8 +202,8 @@ def test_m6_mxnet_log_softmax_is_accurate():
     """
     if "mxnet" not in available_backends():
         pytest.skip("mxnet is not installed")
+    from dropout_ref.course.mxnet.training import log_softmax
     from dropout_ref.mxnet.framework import mnp, mx
-    from dropout_ref.mxnet.training import log_softmax
 
     logits = np.array([[1000.0, 0.0, -1000.0], [0.01, -0.02, 0.03]], np.float32)
     got = mx.util.use_np(lambda x: log_softmax(mnp.array(x)).asnumpy())(logits)
@@ -216,7 +216,7 @@ def test_m6_mxnet_log_softmax_is_accurate():
 
 def test_numpy_oracle_bias_gradient_is_accurately_summed():
     """The oracle's bias gradients are float64-accumulated sums (no n * eps drift)."""
-    from dropout_ref.numpy.mlp import _batch_sum
+    from dropout_ref.course.numpy.mlp import _batch_sum
 
     g = np.random.default_rng(0).normal(size=(4096, 8)).astype(np.float32)
     exact = g.astype(np.float64).sum(axis=0)

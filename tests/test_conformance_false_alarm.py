@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dropout_ref.conformance.false_alarm import measure
-from dropout_ref.stats import binomial_count_interval
+from dropout_ref.conformance.stats import binomial_count_interval
 
 
 def test_false_alarm_rate_is_at_most_alpha() -> None:

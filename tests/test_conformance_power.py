@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dropout_ref.conformance import check_dropout, check_model
-from dropout_ref.registry import get_backend
+from dropout_ref.core.registry import get_backend
 from tests.mutants import Mutant
 from tests.mutants.framework_mutants import MUTANTS as FRAMEWORK_MUTANTS
 from tests.mutants.model_mutants import MODEL_MUTANTS

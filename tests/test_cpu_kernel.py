@@ -1,6 +1,6 @@
 """The compiled CPU kernel equals the pure-NumPy oracle bit for bit (SPEC P2, P3, D4-D6).
 
-The oracle is :func:`dropout_ref.philox.numpy_keep_mask` followed by
+The oracle is :func:`dropout_ref.core.philox.numpy_keep_mask` followed by
 :meth:`dropout_ref.numpy.ops.NumpyOps.select_scaled`; the kernel must give the
 same bytes for every dtype, shape, offset (not a multiple of 4, block counters
 carrying into c1) and threshold (1, 2**31, 2**32 - 1, 2**32).
@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropout_ref import cpu_kernel
+from dropout_ref.core.philox import numpy_keep_mask
+from dropout_ref.core.thresholds import inverse_keep_scale
+from dropout_ref.kernels import cpu as cpu_kernel
 from dropout_ref.numpy.ops import NumpyOps
-from dropout_ref.philox import numpy_keep_mask
-from dropout_ref.thresholds import inverse_keep_scale
 
 pytest.importorskip("numba")
 if not cpu_kernel.probe()[0]:  # pragma: no cover - reported by `dropout-ref backends`
@@ -140,8 +140,8 @@ def test_disabled_kernel_reports_why(monkeypatch):
 
 
 def test_backends_command_says_which_path_is_active(monkeypatch, capsys):
-    from dropout_ref.commands import backends
-    from dropout_ref.registry import BACKENDS
+    from dropout_ref.cli.commands import backends
+    from dropout_ref.core.registry import BACKENDS
 
     monkeypatch.setattr(backends, "BACKENDS", {"numpy": BACKENDS["numpy"]})
     monkeypatch.setenv("COLUMNS", "200")
@@ -182,7 +182,7 @@ def test_import_dropout_ref_does_not_import_numba():
     import subprocess
     import sys
 
-    code = ("import sys, dropout_ref, dropout_ref.cpu_kernel, dropout_ref.numpy; "
+    code = ("import sys, dropout_ref, dropout_ref.kernels.cpu, dropout_ref.numpy; "
             "print('numba' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)

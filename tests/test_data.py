@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dropout_ref.data import (
+from dropout_ref.course.data import (
     DATASETS,
     ChecksumError,
     DataError,
@@ -37,8 +37,8 @@ from dropout_ref.data import (
     load_dataset,
     minibatches,
 )
-from dropout_ref.data.fashion_mnist import IDXFileSpec
-from dropout_ref.data.idx import parse_idx, read_idx
+from dropout_ref.course.data.fashion_mnist import IDXFileSpec
+from dropout_ref.course.data.idx import parse_idx, read_idx
 
 # --------------------------------------------------------------------------- helpers
 

@@ -1,6 +1,6 @@
 """SPEC D1-D11 for every backend's ``dropout_layer``, through the ArrayBridge of each adapter.
 
-Random checks use bounds from :mod:`dropout_ref.stats` at a false-alarm
+Random checks use bounds from :mod:`dropout_ref.conformance.stats` at a false-alarm
 probability of ``ALPHA`` per check, with fixed seeds, so a correct backend
 fails one of them with probability at most ``ALPHA`` (and, seeds being fixed,
 the suite is deterministic in CI).
@@ -17,8 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from dropout_ref.philox import numpy_words
-from dropout_ref.stats import binomial_count_interval, correlation_bound, normal_quantile
+from dropout_ref.conformance.stats import (
+    binomial_count_interval,
+    correlation_bound,
+    normal_quantile,
+)
+from dropout_ref.core.philox import numpy_words
 from tests.helpers import scaled_reference, ulp_distance
 
 ALPHA = 1e-6
@@ -82,7 +86,7 @@ def test_d1_holds_under_python_O():
     """The check is no ``assert``: ``python -O`` still raises, on every installed backend."""
     code = (
         "import numpy as np, dropout_ref\n"
-        "from dropout_ref.backend_api import kit_dropout_layer\n"
+        "from dropout_ref.core.contract import kit_dropout_layer\n"
         "for name in dropout_ref.available_backends():\n"
         "    b = dropout_ref.get_backend(name)\n"
         "    X = b.arrays.from_numpy(np.ones(4), 'float32')\n"
@@ -158,7 +162,7 @@ def test_d4_keep_rate_in_half_precision(backend):
 
 def test_d4_keep_iff_uniform_at_least_rate(backend):
     """White box: the mask is exactly ``u >= p`` for the uniforms the framework draws."""
-    from dropout_ref.thresholds import float32_threshold
+    from dropout_ref.core.thresholds import float32_threshold
 
     shape, rate = (400, 250), 0.3
     backend.arrays.seed_global(11)
@@ -191,7 +195,7 @@ def draw_global_uniforms(backend, shape):
 
         words = jax.random.bits(backend.arrays.keys.next(), shape, dtype="uint32")
         return np.asarray(words, dtype=np.float64) / 2.0**32
-    from dropout_ref.mxnet import kernel
+    from dropout_ref.mxnet import fast as kernel
     from dropout_ref.mxnet.framework import mnp
 
     x = mnp.ones(shape, dtype="float32")
@@ -454,8 +458,8 @@ def test_d8_mxnet_backward_outside_numpy_shape_semantics():
 
 def test_d9_key_only_where_the_backend_draws_from_keys():
     """The core's key= (JAX's D9) is a TypeError on a backend with a global generator."""
-    from dropout_ref.layer import apply_dropout
-    from dropout_ref.numpy import ops
+    from dropout_ref.core.layer import apply_dropout
+    from dropout_ref.numpy import BACKEND
 
     with pytest.raises(TypeError, match="key= is not supported by the numpy backend"):
-        apply_dropout(ops, np.ones(4), 0.5, key=object())
+        apply_dropout(BACKEND.ops, np.ones(4), 0.5, key=object())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dropout_ref.registry import BACKENDS
+from dropout_ref.core.registry import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropout_ref.stats import DEFAULT_ALPHA, binomial_count_interval
-from dropout_ref.thresholds import inverse_keep_scale, word_threshold
+from dropout_ref.conformance.stats import DEFAULT_ALPHA, binomial_count_interval
+from dropout_ref.core.thresholds import inverse_keep_scale, word_threshold
 
 torch = pytest.importorskip("torch")
 
+from dropout_ref.torch import BACKEND  # noqa: E402
 from dropout_ref.torch import dropout_layer as torch_dropout  # noqa: E402
-from dropout_ref.torch import ops as torch_ops  # noqa: E402
-from dropout_ref.torch.ops import UNIFORM_CHUNK  # noqa: E402
+from dropout_ref.torch.fast.eager import UNIFORM_CHUNK  # noqa: E402
+
+torch_ops = BACKEND.ops
 
 #: Crosses several uniform chunks and ends in a partial one.
 CHUNKED_SIZE = 3 * UNIFORM_CHUNK + 123
@@ -145,8 +147,8 @@ def test_d5_torch_float16_rounds_once():
 )
 def test_p2_torch_fused_mask_is_bit_identical_to_numpy(shape, seed, offset):
     """P2/P3: the torch.compile'd keep mask equals the NumPy oracle bit for bit (compiles once)."""
-    from dropout_ref.philox import numpy_keep_mask
-    from dropout_ref.torch import fused
+    from dropout_ref.core.philox import numpy_keep_mask
+    from dropout_ref.torch.fast import compiled as fused
 
     threshold = word_threshold(0.37)
     mask = fused.fused_keep_mask(torch.empty(shape), threshold, seed, offset)
@@ -160,8 +162,8 @@ def test_p2_torch_fused_mask_is_bit_identical_to_numpy(shape, seed, offset):
 def test_p2_d4_torch_fused_mask_tails_and_extreme_thresholds(size, threshold):
     """P2/D4: the uint8-viewed-as-bool mask (sign of w - t) equals w >= t at odd sizes
     (vector tails) and at t = 1 (keep all but w = 0) and t = 2**32 (drop all)."""
-    from dropout_ref.philox import numpy_keep_mask
-    from dropout_ref.torch import fused
+    from dropout_ref.core.philox import numpy_keep_mask
+    from dropout_ref.torch.fast import compiled as fused
 
     mask = fused.fused_keep_mask(torch.empty(size), threshold, 99, 5)
     assert mask.dtype == torch.bool and set(mask.view(torch.uint8).tolist()) <= {0, 1}
@@ -174,7 +176,7 @@ def test_p2_d4_torch_fused_mask_tails_and_extreme_thresholds(size, threshold):
 def test_d5_d6_torch_compiled_select_equals_the_aten_select(dtype, size):
     """D5/D6: the compiled no-grad select gives exactly the ATen path's values (one rounding of
     the product into X's dtype), +0.0 where dropped even for NaN/inf."""
-    from dropout_ref.torch import fused
+    from dropout_ref.torch.fast import compiled as fused
 
     X = torch.from_numpy(special_values(size, seed=size)).to(getattr(torch, dtype))
     keep = torch.from_numpy(np.random.default_rng(size).random(size) >= 0.3)
@@ -189,14 +191,14 @@ def test_d5_d6_torch_compiled_select_equals_the_aten_select(dtype, size):
 def torch_ops_module():
     import importlib
 
-    return importlib.import_module("dropout_ref.torch.ops")
+    return importlib.import_module("dropout_ref.torch.fast.eager")
 
 
 @pytest.mark.slow
 def test_d8_torch_compiled_select_from_its_size_bound(monkeypatch):
     """The compiled select serves calls from its size bound, with autograd too (the custom
     operator's forward runs without autograd; its backward is the operator on the gradient)."""
-    from dropout_ref.torch import fused
+    from dropout_ref.torch.fast import compiled as fused
 
     module = torch_ops_module()
     monkeypatch.setattr(module, "FUSED_SELECT_MIN_SIZE", 8)
@@ -217,7 +219,7 @@ def test_d8_torch_compiled_select_from_its_size_bound(monkeypatch):
 
 def test_p4_torch_fused_refuses_a_carrying_offset():
     """The compiled mask keeps c1 constant: block counters crossing 2**32 go the exact way."""
-    from dropout_ref.torch import fused
+    from dropout_ref.torch.fast import compiled as fused
 
     x = torch.empty(200)
     # Blocks 2**32 - 25 .. 2**32 + 24: c1 changes inside the call.
@@ -231,7 +233,7 @@ def test_p4_torch_fused_refuses_a_carrying_offset():
 def test_d7_torch_compiled_select_survives_many_shapes_and_dtypes():
     """D7 in a long process: many ranks, sizes and every dtype never exhaust Dynamo's
     recompile limit (which would switch the fast path off for good)."""
-    from dropout_ref.torch import fused
+    from dropout_ref.torch.fast import compiled as fused
 
     for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         for shape in [(5,), (3, 7), (2, 3, 11), (64, 65), (1, 2, 3, 4, 5), (4099,), (9, 1)]:
@@ -244,7 +246,7 @@ def test_d7_torch_compiled_select_survives_many_shapes_and_dtypes():
 
 def test_torch_compiled_kernels_fall_back_independently(monkeypatch):
     """A kernel that cannot run is switched off alone; memory errors are not swallowed."""
-    from dropout_ref.torch import fused
+    from dropout_ref.torch.fast import compiled as fused
 
     monkeypatch.setattr(fused, "disabled", {})
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dropout_ref.conformance.context import is_positive_zero
-from dropout_ref.numerics import scaled_reference, ulp
+from dropout_ref.core.numerics import scaled_reference, ulp
 
 SHAPES = [(), (0,), (3,), (2, 3), (0, 4), (4, 5, 2)]
 BAD_X_DTYPES = ["int32", "int64", "bool"]

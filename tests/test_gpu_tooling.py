@@ -16,8 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from dropout_ref import cli
 from dropout_ref.bench.report import markdown_report
+from dropout_ref.cli import main as cli
 from dropout_ref.conformance import check_dropout, check_model
 
 torch = pytest.importorskip("torch")
@@ -71,8 +71,8 @@ def test_bench_device_other_than_cpu_is_torch_only(capsys):
 def test_g3_device_cases_measure_saved_bytes_and_time_forward_backward():
     """The GPU case set, run on the CPU: every case runs; autograd saves nothing per element in
     the seed= mode (mask recomputed) and the 1-byte mask in the CPU default mode."""
+    from dropout_ref.bench.cases.torch import device_cases
     from dropout_ref.bench.timing import time_interleaved
-    from dropout_ref.torch.bench_cases import device_cases
 
     cases = device_cases(4096, "float32", rate=0.5, device="cpu").cases
     names = {case.name for case in cases}
@@ -136,9 +136,9 @@ def test_gpu_check_script_without_a_gpu_reports_every_step_and_fails(tmp_path):
 
 def test_seed_mode_device_cases_values_equal_the_oracle_mask():
     """The seed= case the GPU bench times is the portable mask (P2), here on the CPU."""
-    from dropout_ref.philox import numpy_keep_mask
-    from dropout_ref.thresholds import word_threshold
-    from dropout_ref.torch.bench_cases import SEED, device_cases
+    from dropout_ref.bench.cases.torch import SEED, device_cases
+    from dropout_ref.core.philox import numpy_keep_mask
+    from dropout_ref.core.thresholds import word_threshold
 
     case = next(c for c in device_cases(1000, "float32", rate=0.3, device="cpu").cases
                 if c.name == "ours_portable")
@@ -154,7 +154,7 @@ def test_bench_and_report_commands_run_without_rich(monkeypatch, capsys):
     import importlib.util
 
     monkeypatch.setitem(sys.modules, "rich", None)  # "import rich" now raises ImportError
-    for name in [m for m in sys.modules if m.startswith(("rich.", "dropout_ref.commands."))]:
+    for name in [m for m in sys.modules if m.startswith(("rich.", "dropout_ref.cli.commands."))]:
         monkeypatch.delitem(sys.modules, name)
     assert importlib.util.find_spec("rich") is None
     assert cli.main(["bench", "--device", "cuda", "--sizes", "10"]) == 2

@@ -11,9 +11,9 @@ import pytest
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
+from dropout_ref.conformance.stats import binomial_count_interval  # noqa: E402
 from dropout_ref.jax import dropout_layer  # noqa: E402
 from dropout_ref.numpy import dropout_layer as numpy_dropout_layer  # noqa: E402
-from dropout_ref.stats import binomial_count_interval  # noqa: E402
 
 ALPHA = 1e-6
 
@@ -54,7 +54,7 @@ def test_d9_jax_same_key_same_mask_split_keys_fresh():
 
 def test_d4_jax_keyed_mask_is_bits_at_least_word_threshold():
     """D4 (JAX, key=): keep iff the 32-bit word of jax.random.bits >= ceil(p * 2**32)."""
-    from dropout_ref.thresholds import word_threshold
+    from dropout_ref.core.thresholds import word_threshold
 
     key, rate = jax.random.key(3), 0.3
     out = np.asarray(dropout_layer(jnp.ones((300, 200)), rate, key=key))
@@ -169,7 +169,7 @@ def test_e1_jax_install_command_is_the_pinned_environment():
     """E1: the install command names the versions pinned in backends/jax/requirements.txt."""
     from pathlib import Path
 
-    from dropout_ref.registry import backend_info
+    from dropout_ref.core.registry import backend_info
 
     pins = (Path(__file__).resolve().parents[1] / "backends/jax/requirements.txt").read_text()
     command = backend_info("jax").install
@@ -179,7 +179,7 @@ def test_e1_jax_install_command_is_the_pinned_environment():
 
 def test_e1_backends_command_shows_the_install_command_verbatim(capsys):
     """``dropout-ref backends``: "jax[cpu]" is printed as text, not eaten as rich markup."""
-    from dropout_ref import cli
+    from dropout_ref.cli import main as cli
 
     assert cli.main(["backends"]) == 0
     assert "jax[cpu]==0.10.2" in capsys.readouterr().out

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from dropout_ref.mlp_spec import MLPSpec, init_weights
-from dropout_ref.registry import get_backend
+from dropout_ref.core.registry import get_backend
+from dropout_ref.course.mlp_spec import MLPSpec, init_weights
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_m5_keras_mlp_save_then_load_model_keeps_sizes_rates_and_weights(tf_back
     X = np.random.default_rng(0).uniform(size=(4, 12)).astype(np.float32)
     np.testing.assert_array_equal(loaded(X, training=False).numpy(), model(X).numpy())
     # The loaded model trains like any other (portable masks: the same step as the original).
-    from dropout_ref.tensorflow.training import sgd_step
+    from dropout_ref.course.tensorflow.training import sgd_step
 
     labels = np.array([0, 1, 2, 0])
     assert sgd_step(loaded, X, labels, 0.5, mask_seed=3) == sgd_step(model, X, labels, 0.5, 3)

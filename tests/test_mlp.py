@@ -4,14 +4,14 @@
 
 from __future__ import annotations
 
+import importlib
 import math
-import sys
 
 import numpy as np
 import pytest
 
-from dropout_ref import stats
-from dropout_ref.mlp_spec import (
+from dropout_ref.conformance import stats
+from dropout_ref.course.mlp_spec import (
     DROPOUT_OFFSETS,
     INIT_STD,
     WEIGHT_NAMES,
@@ -39,7 +39,7 @@ def random_weights(spec: MLPSpec, seed: int = 1) -> dict[str, np.ndarray]:
 
 
 def mlp_module(backend):
-    return sys.modules[f"dropout_ref.{backend.ops.name}.mlp"]
+    return importlib.import_module(f"dropout_ref.course.{backend.ops.name}.mlp")
 
 
 # --- M1: architecture, sizes and rates as constructor arguments -------------------------

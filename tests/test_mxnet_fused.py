@@ -15,16 +15,17 @@ import pytest
 
 pytest.importorskip("dropout_ref.mxnet")  # restores np.bool before mxnet loads
 
-from dropout_ref.mxnet import dropout_layer
-from dropout_ref.mxnet import ops as mx_ops
+from dropout_ref.core.thresholds import inverse_keep_scale
+from dropout_ref.mxnet import BACKEND, dropout_layer
 from dropout_ref.mxnet.framework import autograd, mnp, mx
-from dropout_ref.thresholds import inverse_keep_scale
+
+mx_ops = BACKEND.ops
 
 
 @pytest.fixture(autouse=True)
 def _without_compiled_kernel(monkeypatch):
     """These tests pin the in-MXNet path, which runs where the compiled kernel does not."""
-    from dropout_ref.mxnet import kernel
+    from dropout_ref.mxnet import fast as kernel
 
     monkeypatch.setattr(kernel, "eligible", lambda X: False)
 

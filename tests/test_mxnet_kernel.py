@@ -16,14 +16,16 @@ import pytest
 
 pytest.importorskip("dropout_ref.mxnet")  # restores np.bool before mxnet loads
 
-from dropout_ref import cpu_kernel
 from dropout_ref.conformance import assert_conforms
-from dropout_ref.mxnet import dropout_layer, kernel
-from dropout_ref.mxnet import ops as mx_ops
+from dropout_ref.core.philox import numpy_keep_mask
+from dropout_ref.core.thresholds import inverse_keep_scale, word_threshold
+from dropout_ref.kernels import cpu as cpu_kernel
+from dropout_ref.mxnet import BACKEND, dropout_layer
+from dropout_ref.mxnet import fast as kernel
 from dropout_ref.mxnet.framework import autograd, mnp, mx
 from dropout_ref.numpy.ops import NumpyOps
-from dropout_ref.philox import numpy_keep_mask
-from dropout_ref.thresholds import inverse_keep_scale, word_threshold
+
+mx_ops = BACKEND.ops
 
 if not cpu_kernel.probe()[0]:  # pragma: no cover - reported by `dropout-ref backends`
     pytest.skip(f"compiled kernel unavailable: {cpu_kernel.probe()[1]}", allow_module_level=True)

@@ -21,7 +21,7 @@ ROW = re.compile(r"^\|\s*`(?P<native>[^`]+)`\s*\|\s*(?P<clause>D\d+)\s*\|")
 
 
 def _natives(backend):
-    return importlib.import_module(f"dropout_ref.{backend.arrays.name}.natives")
+    return importlib.import_module(f"dropout_ref.conformance.natives.{backend.arrays.name}")
 
 
 def documented_pairs(backend_name: str) -> set[tuple[str, str]]:
@@ -79,13 +79,13 @@ STRUCTURED_NATIVES = {
 @pytest.mark.parametrize(("backend_name", "native"), _native_params())
 def test_native_deviates_exactly_as_documented(backend_name: str, native: str) -> None:
     """D1-D11 on a native op: the failed clauses are exactly the documented deviations."""
-    from dropout_ref.registry import get_backend
+    from dropout_ref.core.registry import get_backend
 
     try:
         get_backend(backend_name)
     except ImportError as exc:
         pytest.skip(str(exc))
-    natives = importlib.import_module(f"dropout_ref.{backend_name}.natives")
+    natives = importlib.import_module(f"dropout_ref.conformance.natives.{backend_name}")
     if native not in natives.NATIVES:
         pytest.skip(f"{native} needs KERAS_BACKEND={backend_name} (Keras runs on another here)")
     report = check_dropout(natives.NATIVES[native], backend=backend_name, name=native)
@@ -102,13 +102,13 @@ def test_native_deviates_exactly_as_documented(backend_name: str, native: str) -
 )
 def test_d12_structured_native_deviates_exactly_as_documented(backend_name: str, native: str):
     """D1-D12 on a structured native (noise_shape variant): D12 holds, the rest as documented."""
-    from dropout_ref.registry import get_backend
+    from dropout_ref.core.registry import get_backend
 
     try:
         get_backend(backend_name)
     except ImportError as exc:
         pytest.skip(str(exc))
-    natives = importlib.import_module(f"dropout_ref.{backend_name}.natives")
+    natives = importlib.import_module(f"dropout_ref.conformance.natives.{backend_name}")
     if native not in natives.STRUCTURED:
         pytest.skip(f"{native} needs KERAS_BACKEND={backend_name} (Keras runs on another here)")
     fn, noise_shape = natives.STRUCTURED[native]
@@ -133,14 +133,14 @@ def test_keras_natives_on_each_keras_backend_deviate_as_documented(backend_name:
     import subprocess
     import sys
 
-    from dropout_ref.registry import get_backend
+    from dropout_ref.core.registry import get_backend
 
     try:
         get_backend(backend_name)
     except ImportError as exc:
         pytest.skip(str(exc))
     pytest.importorskip("keras")
-    natives = importlib.import_module(f"dropout_ref.{backend_name}.natives")
+    natives = importlib.import_module(f"dropout_ref.conformance.natives.{backend_name}")
     keras_names = [n for n in natives.DOCUMENTED_DEVIATIONS if n.startswith("keras.")]
     env = {**os.environ, "KERAS_BACKEND": backend_name, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(

@@ -1,7 +1,7 @@
 """SPEC D12: structured dropout, ``dropout_layer(X, p, noise_shape=...)``, in every backend.
 
 Random checks run at a false-alarm probability of ``ALPHA`` each, with bounds
-from :mod:`dropout_ref.stats` and fixed seeds.
+from :mod:`dropout_ref.conformance.stats` and fixed seeds.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropout_ref.philox import numpy_keep_mask
-from dropout_ref.stats import binomial_count_interval
-from dropout_ref.thresholds import word_threshold
+from dropout_ref.conformance.stats import binomial_count_interval
+from dropout_ref.core.philox import numpy_keep_mask
+from dropout_ref.core.thresholds import word_threshold
 from tests.helpers import scaled_reference, ulp_distance
 
 ALPHA = 1e-6

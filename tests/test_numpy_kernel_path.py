@@ -1,6 +1,6 @@
 """The numpy backend's ``seed=`` mode on the compiled kernel: the oracle's values, D1-D11.
 
-The fast path (:mod:`dropout_ref.cpu_kernel`) must give exactly what the
+The fast path (:mod:`dropout_ref.kernels.cpu`) must give exactly what the
 pure-NumPy generator gives (the exact path, taken when the kernel is off), and
 the conformance kit must pass on it.
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropout_ref import cpu_kernel
 from dropout_ref.conformance import assert_conforms
-from dropout_ref.numpy import dropout_layer
-from dropout_ref.numpy import ops as numpy_ops
-from dropout_ref.philox import numpy_keep_mask
-from dropout_ref.thresholds import inverse_keep_scale, word_threshold
+from dropout_ref.core.philox import numpy_keep_mask
+from dropout_ref.core.thresholds import inverse_keep_scale, word_threshold
+from dropout_ref.kernels import cpu as cpu_kernel
+from dropout_ref.numpy import BACKEND, dropout_layer
+
+numpy_ops = BACKEND.ops
 
 if not cpu_kernel.probe()[0]:  # pragma: no cover - reported by `dropout-ref backends`
     pytest.skip(f"compiled kernel unavailable: {cpu_kernel.probe()[1]}", allow_module_level=True)

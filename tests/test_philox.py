@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dropout_ref.philox import (
+from dropout_ref.core.philox import (
     MASK32,
     ComplementProducts,
     HalfWordProducts,
@@ -97,7 +97,7 @@ def test_p3_layout_v2_word_g_mod_4_of_block_g_div_4(backend, offset, size):
 
 def test_p3_layout_v2_computes_a_quarter_block_per_element():
     """P3 layout v2: a call of n elements evaluates ceil((offset % 4 + n) / 4) blocks."""
-    from dropout_ref.philox import block_span
+    from dropout_ref.core.philox import block_span
 
     assert block_span(0, 16) == (0, 0, 4)
     assert block_span(3, 1) == (0, 3, 1)
@@ -259,7 +259,7 @@ def test_p4_last_counter_is_accepted(backend):
 
 def test_p3_counter_words_accept_empty_arrays():
     """Empty counter arrays are valid (no elements to check), not a crash in min()."""
-    from dropout_ref.philox import as_counter_words
+    from dropout_ref.core.philox import as_counter_words
 
     words = as_counter_words([np.zeros(0, np.uint32)] * 4)
     assert all(w.size == 0 for w in words)
@@ -267,7 +267,7 @@ def test_p3_counter_words_accept_empty_arrays():
 
 def test_p3_key_words_refuse_floats():
     """A float key word is a TypeError naming it, not silently truncated."""
-    from dropout_ref.philox import as_key_words
+    from dropout_ref.core.philox import as_key_words
 
     with pytest.raises(TypeError, match=r"key word 1\.5"):
         as_key_words((1.5, 0))

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dropout_ref.mlp_spec import MLPSpec
-from dropout_ref.port_check import check_port, from_backend, from_model
+from dropout_ref.course.mlp_spec import MLPSpec
+from dropout_ref.course.port_check import check_port, from_backend, from_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = MLPSpec(num_inputs=64, num_outputs=10)
@@ -64,7 +64,7 @@ def test_wrong_torch_ports_caught_at_step_0(mistake, clause, needle):
 def numpy_port_with_dropout(change):
     """The numpy backend's step, its dropout_layer replaced by ``change(real)`` during the call."""
     step = from_backend("numpy", SPEC)
-    mlp = sys.modules["dropout_ref.numpy.mlp"]
+    mlp = importlib.import_module("dropout_ref.course.numpy.mlp")
     real = mlp.dropout_layer
 
     def port(weights, images, labels, lr, mask_seed):
@@ -147,8 +147,8 @@ def test_m6_late_divergence_is_reported_at_its_step():
 
 
 def test_from_model_wraps_a_model_with_get_and_set_weights():
+    from dropout_ref.course.numpy.training import sgd_step
     from dropout_ref.numpy import MLP
-    from dropout_ref.numpy.training import sgd_step
 
     model = MLP(64, 10, rng=0)
     report = check_port(from_model(model, sgd_step), steps=2)

@@ -12,16 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dropout_ref.numpy import dropout_layer as numpy_dropout_layer
-from dropout_ref.philox import numpy_keep_mask, numpy_words
-from dropout_ref.registry import get_backend
-from dropout_ref.stats import (
+from dropout_ref.conformance.stats import (
     DEFAULT_ALPHA,
     binomial_count_interval,
     chi_square_bound,
     correlation_bound,
 )
-from dropout_ref.thresholds import word_threshold
+from dropout_ref.core.philox import numpy_keep_mask, numpy_words
+from dropout_ref.core.registry import get_backend
+from dropout_ref.core.thresholds import word_threshold
+from dropout_ref.numpy import dropout_layer as numpy_dropout_layer
 
 COUNTERS = 2**64
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from dropout_ref.cli import main
-from dropout_ref.commands import report
+from dropout_ref.cli.commands import report
+from dropout_ref.cli.main import main
 
 
 def test_report_json_for_numpy(capsys) -> None:
@@ -102,7 +102,7 @@ def test_cli_help_does_not_import_scipy():
     import subprocess
     import sys
 
-    code = ("import sys, dropout_ref.cli; dropout_ref.cli.build_parser(); "
+    code = ("import sys, dropout_ref.cli.main; dropout_ref.cli.main.build_parser(); "
             "print('scipy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ), check=True).stdout

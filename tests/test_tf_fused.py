@@ -14,15 +14,16 @@ import importlib
 import numpy as np
 import pytest
 
-from dropout_ref.numerics import ulp_distance
-from dropout_ref.stats import DEFAULT_ALPHA, binomial_count_interval
-from dropout_ref.thresholds import inverse_keep_scale, word_threshold
+from dropout_ref.conformance.stats import DEFAULT_ALPHA, binomial_count_interval
+from dropout_ref.core.numerics import ulp_distance
+from dropout_ref.core.thresholds import inverse_keep_scale, word_threshold
 
 tf = pytest.importorskip("tensorflow")
 
 from dropout_ref.tensorflow import dropout_layer  # noqa: E402
 
 tf_ops = importlib.import_module("dropout_ref.tensorflow.ops")
+tf_fast = importlib.import_module("dropout_ref.tensorflow.fast")
 
 N = 4099
 
@@ -30,15 +31,15 @@ N = 4099
 @pytest.fixture
 def fused_path(monkeypatch):
     """Route every eager call with at least 2 elements through the fused kernel."""
-    monkeypatch.setattr(tf_ops, "FUSE_MIN_SIZE", 2)
+    monkeypatch.setattr(tf_fast, "FUSE_MIN_SIZE", 2)
     calls = []
-    original = tf_ops._fused_dropout
+    original = tf_fast._fused_dropout
 
     def spy(*args):
         calls.append(args[0].shape)
         return original(*args)
 
-    monkeypatch.setattr(tf_ops, "_fused_dropout", spy)
+    monkeypatch.setattr(tf_fast, "_fused_dropout", spy)
     return calls
 
 
@@ -52,10 +53,10 @@ def special_values(n: int) -> np.ndarray:
 
 def test_fused_path_is_taken_only_eagerly_and_from_the_size_bound(monkeypatch):
     """The XLA kernel serves large eager inputs; small ones and graphs use the op-by-op path."""
-    assert tf_ops.FUSE_MIN_SIZE == 1 << 20
+    assert tf_fast.FUSE_MIN_SIZE == 1 << 20
     ops = tf_ops.TensorflowOps()
     assert ops.fused_global_dropout(tf.ones([16]), 0.5, 2.0) is None
-    monkeypatch.setattr(tf_ops, "FUSE_MIN_SIZE", 2)
+    monkeypatch.setattr(tf_fast, "FUSE_MIN_SIZE", 2)
     assert ops.fused_global_dropout(tf.ones([16]), 0.5, 2.0) is not None
     seen = []
     tf.function(lambda x: seen.append(ops.fused_global_dropout(x, 0.5, 2.0)) or x)(tf.ones([16]))
@@ -74,13 +75,13 @@ def test_d4_fused_keep_rate(fused_path):
 def test_d4_fused_uses_the_exact_word_threshold(fused_path, monkeypatch):
     """D4: the kernel keeps w >= ceil(p * 2**32), i.e. u = w / 2**32 >= p exactly."""
     seen = []
-    original = tf_ops._fused_dropout
+    original = tf_fast._fused_dropout
 
     def spy(X, key, threshold, scale, *counters):
         seen.append((threshold.dtype, int(threshold.numpy()), key.numpy().tolist()))
         return original(X, key, threshold, scale, *counters)
 
-    monkeypatch.setattr(tf_ops, "_fused_dropout", spy)
+    monkeypatch.setattr(tf_fast, "_fused_dropout", spy)
     dropout_layer(tf.ones([8], tf.float16), 0.1)
     (dtype, threshold, key), = seen
     assert dtype == tf.int64 and threshold == word_threshold(0.1)
@@ -89,13 +90,13 @@ def test_d4_fused_uses_the_exact_word_threshold(fused_path, monkeypatch):
 
 def test_p3_fused_words_are_the_philox_words_of_the_drawn_key(monkeypatch):
     """The fused kernel's mask is the portable mask of the drawn key (seed = k0 + k1 * 2**32)."""
-    from dropout_ref.philox import numpy_keep_mask
+    from dropout_ref.core.philox import numpy_keep_mask
 
     X = tf.ones([5000])
     key = tf.constant([0x12345678, 0x9ABCDEF0], tf.int64)
     threshold = word_threshold(0.4)
     scale = tf.constant(1 / 0.6, tf.float64)
-    out = tf_ops._fused_dropout(X, key, tf.constant(threshold, tf.int64), scale)
+    out = tf_fast._fused_dropout(X, key, tf.constant(threshold, tf.int64), scale)
     expected = numpy_keep_mask((5000,), threshold, 0x9ABCDEF0 * 2**32 + 0x12345678, 0)
     np.testing.assert_array_equal(out.numpy() != 0, expected)
 
@@ -155,10 +156,10 @@ def test_p2_fused_portable_is_bit_identical_to_numpy(monkeypatch, offset, dtype)
     """P2: eager seed= calls on the two XLA programs equal the NumPy oracle bit for bit."""
     from dropout_ref.numpy import dropout_layer as numpy_dropout_layer
 
-    monkeypatch.setattr(tf_ops, "FUSE_MIN_SIZE", 2)
+    monkeypatch.setattr(tf_fast, "FUSE_MIN_SIZE", 2)
     calls = []
-    original = tf_ops._fused_dropout
-    monkeypatch.setattr(tf_ops, "_fused_dropout", lambda *a: calls.append(a[4:]) or original(*a))
+    original = tf_fast._fused_dropout
+    monkeypatch.setattr(tf_fast, "_fused_dropout", lambda *a: calls.append(a[4:]) or original(*a))
     x = special_values(4099)
     X = tf.cast(tf.constant(x), dtype)
     got = dropout_layer(X, 0.3, seed=2**40 + 9, offset=offset)
@@ -173,7 +174,7 @@ def test_p2_fused_portable_is_bit_identical_to_numpy(monkeypatch, offset, dtype)
 
 def test_p3_fused_portable_refuses_carrying_block_counters(monkeypatch):
     """Block counters reaching 2**32 (c1 != 0) go the exact op-by-op way, not the programs."""
-    monkeypatch.setattr(tf_ops, "FUSE_MIN_SIZE", 2)
+    monkeypatch.setattr(tf_fast, "FUSE_MIN_SIZE", 2)
     ops = tf_ops.TensorflowOps()
     X = tf.ones([64])
     assert ops.fused_portable_dropout(X, 2**31, 1, 4 * (2**32 - 8), 2.0) is None

@@ -8,13 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
-from dropout_ref.stats import (
+from dropout_ref.conformance.stats import (
     binomial_count_interval,
     chi_square_bound,
     correlation_bound,
     normal_quantile,
 )
-from dropout_ref.thresholds import float32_threshold, inverse_keep_scale, word_threshold
+from dropout_ref.core.thresholds import float32_threshold, inverse_keep_scale, word_threshold
 
 
 @given(st.floats(0.0, 1.0))
@@ -106,7 +106,7 @@ def test_d5_inverse_keep_scale_single_rounding_example():
 def test_d5_reference_rounds_once_to_16_bit_types():
     """D5's yardstick: 16-bit references are rounded once (NumPy's float16 cast and a
     float32 detour for bfloat16 round twice), ulp(0) is the subnormal spacing."""
-    from dropout_ref.numerics import round_to_dtype, ulp
+    from dropout_ref.core.numerics import round_to_dtype, ulp
 
     two = np.longdouble(2)
     bf16_case = np.array([1 + two**-8 + two**-30])  # just above a bfloat16 midpoint

@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch")
 
 import torch.nn.functional as F  # noqa: E402
 
-from dropout_ref.philox import numpy_keep_mask  # noqa: E402
-from dropout_ref.thresholds import word_threshold  # noqa: E402
+from dropout_ref.core.philox import numpy_keep_mask  # noqa: E402
+from dropout_ref.core.thresholds import word_threshold  # noqa: E402
 from dropout_ref.torch import MLP, dropout_layer  # noqa: E402
 
 

@@ -8,16 +8,15 @@ import csv
 import importlib
 import inspect
 import json
-import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from dropout_ref import cli
-from dropout_ref.data import DataError, load_dataset
-from dropout_ref.mlp_spec import WEIGHT_NAMES, MLPSpec
-from dropout_ref.training import (
+from dropout_ref.cli import main as cli
+from dropout_ref.course.data import DataError, load_dataset
+from dropout_ref.course.mlp_spec import WEIGHT_NAMES, MLPSpec
+from dropout_ref.course.training import (
     DATASET_DEFAULTS,
     METRIC_FIELDS,
     TrainConfig,
@@ -30,7 +29,7 @@ SMALL = {"num_inputs": 12, "num_outputs": 3, "num_hiddens1": 16, "num_hiddens2":
 
 
 def steps_of(backend):
-    return importlib.import_module(f"dropout_ref.{backend.ops.name}.training")
+    return importlib.import_module(f"dropout_ref.course.{backend.ops.name}.training")
 
 
 def small_problem(seed: int = 0):
@@ -86,8 +85,8 @@ def test_t1_config_refuses_bad_values(kwargs):
 
 def numpy_reference_step(images, labels, weights, rates, masks=None):
     """One SGD step (lr 0.5) of the numpy MLP, optionally with fixed dropout masks."""
+    from dropout_ref.course.numpy.training import sgd_step
     from dropout_ref.numpy import MLP
-    from dropout_ref.numpy.training import sgd_step
 
     model = MLP(**SMALL, dropout1=rates[0], dropout2=rates[1], weights=weights)
     loss = sgd_step(model, images, labels, 0.5)
@@ -127,14 +126,14 @@ def test_sgd_step_with_fixed_masks_matches_numpy(backend, monkeypatch):
     rng = np.random.default_rng(7)
     masks = [rng.random((20, 16)) >= rates[0], rng.random((20, 8)) >= rates[1]]
 
-    numpy_mlp = sys.modules["dropout_ref.numpy.mlp"]
-    fixed = FixedMasks(sys.modules["dropout_ref.numpy"], masks, rates)
+    numpy_mlp = importlib.import_module("dropout_ref.course.numpy.mlp")
+    fixed = FixedMasks(importlib.import_module("dropout_ref").get_backend("numpy"), masks, rates)
     monkeypatch.setattr(numpy_mlp, "dropout_layer", fixed)
     expected_loss, expected = numpy_reference_step(images, labels, weights, rates)
     monkeypatch.undo()
 
     monkeypatch.setattr(
-        sys.modules[f"dropout_ref.{backend.ops.name}.mlp"],
+        importlib.import_module(f"dropout_ref.course.{backend.ops.name}.mlp"),
         "dropout_layer",
         FixedMasks(backend, masks, rates),
     )
@@ -147,8 +146,8 @@ def test_sgd_step_with_fixed_masks_matches_numpy(backend, monkeypatch):
 
 def test_m6_one_step_with_portable_masks_agrees_across_backends(backend):
     """M6 (one step): the same mask_seed gives the same loss and weights as numpy (1e-5 rel)."""
+    from dropout_ref.course.numpy.training import sgd_step
     from dropout_ref.numpy import MLP as NumpyMLP
-    from dropout_ref.numpy.training import sgd_step
 
     images, labels, weights = small_problem(2)
     reference = NumpyMLP(**SMALL, weights=weights)
@@ -223,7 +222,7 @@ def test_t3_metrics_writing_is_atomic(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("dropout_ref.training.os.replace", broken_replace)
+    monkeypatch.setattr("dropout_ref.course.training.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         write_metrics(ROWS, tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
@@ -250,7 +249,7 @@ def test_cli_train_data_error_exits_2_without_traceback(tmp_path, monkeypatch, c
     def offline(name, **kwargs):
         raise DataError("cannot download Fashion-MNIST: no network; try --dataset digits")
 
-    monkeypatch.setattr("dropout_ref.data.load_dataset", offline)
+    monkeypatch.setattr("dropout_ref.course.data.load_dataset", offline)
     status = cli.main(["train", "--backend", "numpy", "--out", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
     assert status == 2
@@ -279,15 +278,15 @@ def test_t3_tensorflow_compiled_step_does_not_keep_models_alive():
     import gc
     import weakref
 
-    from dropout_ref.registry import get_backend
+    from dropout_ref.core.registry import get_backend
 
     try:
         backend = get_backend("tensorflow")
     except ImportError as exc:
         pytest.skip(str(exc))
-    from dropout_ref.tensorflow import training
+    from dropout_ref.course.tensorflow import training
 
-    model = backend.MLP(num_inputs=8, num_hiddens1=4, num_hiddens2=4, num_outputs=3, rng=0)
+    model = backend.module.MLP(num_inputs=8, num_hiddens1=4, num_hiddens2=4, num_outputs=3, rng=0)
     training.sgd_step(model, np.ones((2, 8), np.float32), np.array([0, 1]), 0.5)
     ref = weakref.ref(model)
     del model
@@ -297,7 +296,7 @@ def test_t3_tensorflow_compiled_step_does_not_keep_models_alive():
 
 def test_t3_atomic_writes_follow_the_umask(tmp_path, umask_022):
     """T3: metrics files get the mode open() would give (0644 under umask 022), not 0600."""
-    from dropout_ref.training import atomic_write_bytes
+    from dropout_ref.course.training import atomic_write_bytes
 
     path = atomic_write_bytes(tmp_path / "metrics.json", b"{}")
     assert path.stat().st_mode & 0o777 == 0o644
@@ -307,7 +306,7 @@ def test_t3_plot_leaves_the_callers_matplotlib_backend(tmp_path):
     """T3: drawing the curves does not switch the caller's matplotlib backend to Agg."""
     import matplotlib
 
-    from dropout_ref.training import plot_curves
+    from dropout_ref.course.training import plot_curves
 
     before = matplotlib.get_backend()
     matplotlib.use("svg")

@@ -18,10 +18,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-from dropout_ref.numerics import scaled_reference, ulp_distance  # noqa: E402
-from dropout_ref.philox import numpy_keep_mask, numpy_words  # noqa: E402
-from dropout_ref.thresholds import inverse_keep_scale, word_threshold  # noqa: E402
-from dropout_ref.torch import dropout_layer, triton_kernel  # noqa: E402
+from dropout_ref.core.numerics import scaled_reference, ulp_distance  # noqa: E402
+from dropout_ref.core.philox import numpy_keep_mask, numpy_words  # noqa: E402
+from dropout_ref.core.thresholds import inverse_keep_scale, word_threshold  # noqa: E402
+from dropout_ref.torch import dropout_layer  # noqa: E402
+from dropout_ref.torch.fast import triton_kernel  # noqa: E402
 
 if triton_kernel.interpreting():
     DEVICE = "cpu"
@@ -157,7 +158,7 @@ def test_d9_default_mode_uses_the_kernel_with_a_key_from_torchs_generator():
     """D9: the default mode draws its key from torch's generator of X's device on each call:
     torch.manual_seed reproduces it, consecutive calls differ; the mask is the Philox stream of
     that key (D4), and backward reuses the saved 8-byte key (D8)."""
-    from dropout_ref.torch import custom_ops
+    from dropout_ref.torch.fast import custom_ops
 
     x = nonzero_values(5000, 8).requires_grad_(True)
     torch.manual_seed(3)
@@ -174,14 +175,14 @@ def test_d9_default_mode_uses_the_kernel_with_a_key_from_torchs_generator():
     first.backward(torch.ones_like(first))
     assert torch.equal(x.grad.cpu() != 0, torch.from_numpy(keep))
     # Keep count: two-sided binomial interval with false-alarm probability 1e-6.
-    from dropout_ref.stats import binomial_count_interval
+    from dropout_ref.conformance.stats import binomial_count_interval
 
     assert int(keep.sum()) in binomial_count_interval(5000, 0.5, 1e-6)
 
 
 def test_d9_default_mode_without_autograd_runs_the_kernel_on_the_key():
     """D4/D9 on the no-grad fast path (the kernel called without the operator dispatch)."""
-    from dropout_ref.torch import custom_ops
+    from dropout_ref.torch.fast import custom_ops
 
     x = nonzero_values(4097, 9)
     torch.manual_seed(21)
@@ -244,7 +245,7 @@ def test_g1_compiled_graph_calls_the_kernel_in_both_modes(monkeypatch):
     assert torch.equal(x.grad != 0, kept)
     assert len(calls) == 2 and all("key" in c for c in calls)
     # Keep count: two-sided binomial interval, false-alarm probability 1e-6.
-    from dropout_ref.stats import binomial_count_interval
+    from dropout_ref.conformance.stats import binomial_count_interval
 
     assert int(kept.sum()) in binomial_count_interval(1001, 0.6, 1e-6)
 

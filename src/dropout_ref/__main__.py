@@ -2,6 +2,6 @@
 
 import sys
 
-from dropout_ref.cli import main
+from dropout_ref.cli.main import main
 
 sys.exit(main())

@@ -10,11 +10,11 @@ prints ``RESULT <bytes per element or null>``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 
-from dropout_ref.bench.cases import RESULT_PREFIX
+from dropout_ref.bench.cases import BENCH_CASES
+from dropout_ref.bench.cases.common import RESULT_PREFIX
 from dropout_ref.bench.memory import (
     memory_method_available,
     peak_extra_bytes,
@@ -26,7 +26,7 @@ WARMUP_SIZE = 1 << 10
 
 def measure(backend: str, case_name: str, log2_size: int, dtype: str) -> float | None:
     """Return the peak extra bytes per element of one first call of ``case_name``."""
-    module = importlib.import_module(f"dropout_ref.{backend}.bench_cases")
+    module = BENCH_CASES.load(backend)
     if not memory_method_available():
         return None
     prefer_mmap_for_large_blocks()

@@ -21,7 +21,8 @@ from typing import Any
 _CHILD = """
 import json, sys, time
 started = time.perf_counter()
-from dropout_ref import cpu_kernel
+from dropout_ref.kernels import cpu as cpu_kernel
+
 ok = all(cpu_kernel.probe_entry("fused", dtype) for dtype in sys.argv[1:])
 ok = cpu_kernel.probe_entry("mask") and ok
 print(json.dumps({"seconds": time.perf_counter() - started, "ok": ok,

@@ -16,7 +16,7 @@ import ctypes
 import ctypes.util
 from pathlib import Path
 
-from dropout_ref.bench.cases import BenchCase
+from dropout_ref.bench.cases.common import BenchCase
 
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 128 * 1024

@@ -7,14 +7,14 @@ two dropout functions, not accuracy.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
 import numpy as np
 
-from dropout_ref.bench.cases import MLP_NATIVE, MLP_OURS, BenchCase, CaseSet
+from dropout_ref.bench.cases.common import MLP_NATIVE, MLP_OURS, BenchCase, CaseSet
+from dropout_ref.course.backends import MLP_MODULE, TRAINING_MODULE
 
 #: Examples per benchmark epoch: 40 batches of the course's 256 (a full
 #: Fashion-MNIST epoch has 235; fewer keep ``dropout-ref bench`` short).
@@ -73,8 +73,8 @@ def epoch_cases(
         Moves a new model to the benchmark's device (``model -> model``); the
         steps then copy each batch there.
     """
-    mlp_module = importlib.import_module(f"dropout_ref.{backend}.mlp")
-    sgd_step = importlib.import_module(f"dropout_ref.{backend}.training").sgd_step
+    mlp_module = MLP_MODULE.load(backend)
+    sgd_step = TRAINING_MODULE.load(backend).sgd_step
     images, labels = synthetic_epoch()
     ours, native = mlp_module.MLP(rng=INIT_SEED), mlp_module.MLP(rng=INIT_SEED)
     if place is not None:

@@ -6,7 +6,7 @@ import importlib.util
 import json
 from typing import TYPE_CHECKING, Any
 
-from dropout_ref.bench.cases import (
+from dropout_ref.bench.cases.common import (
     BASELINE,
     MLP_NATIVE,
     MLP_OURS,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dropout_ref.bench.cases import (
+from dropout_ref.bench.cases.common import (
     BASELINE,
     MLP_NATIVE,
     MLP_OURS,

@@ -6,7 +6,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from dropout_ref.bench.cases import BenchCase
+from dropout_ref.bench.cases.common import BenchCase
 
 
 @dataclass

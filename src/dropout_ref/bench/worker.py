@@ -7,21 +7,21 @@ gets a clean allocator. The worker prints one line, ``RESULT <json>``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
 import traceback
 from typing import Any
 
-from dropout_ref.bench.cases import RESULT_PREFIX
+from dropout_ref.bench.cases import BENCH_CASES
+from dropout_ref.bench.cases.common import RESULT_PREFIX
 from dropout_ref.bench.memory import (
     memory_method_available,
     peak_extra_bytes,
     prefer_mmap_for_large_blocks,
 )
 from dropout_ref.bench.timing import time_interleaved
-from dropout_ref.registry import get_backend
+from dropout_ref.core.registry import get_backend
 
 #: Cases whose extra memory is measured (the targets are about these).
 MEMORY_CASES = ("ours", "native", "baseline")
@@ -63,7 +63,7 @@ def bench_point(module: Any, config: dict[str, Any], log2_size: int, dtype: str)
             ),
         )
         rows.append(row)
-    if config["memory"] and not getattr(module, "MEMORY_POOLED", False):
+    if config["memory"] and not module.MEMORY_POOLED:
         for row, case in zip(rows, case_set.cases, strict=True):
             if case.name in MEMORY_CASES and row.get("status") == "ok":
                 extra = peak_extra_bytes(case)
@@ -78,10 +78,10 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
     # A missing framework raises here with the E1 message (the install command), not a
     # bare ModuleNotFoundError from the bench cases' imports.
     get_backend(name)
-    module = importlib.import_module(f"dropout_ref.{name}.bench_cases")
+    module = BENCH_CASES.load(name)
     device = config.get("device", "cpu")
     if device != "cpu":
-        check = getattr(module, "check_device", None)
+        check = module.check_device
         if check is None:
             raise DeviceUnavailable(f"the {name} backend has no bench cases for device={device!r}")
         try:
@@ -97,11 +97,11 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
     for dtype in config["dtypes"]:
         for log2_size in config["log2_sizes"]:
             rows.extend(bench_point(module, config, log2_size, dtype))
-    if config.get("mlp_epoch") and hasattr(module, "mlp_epoch_cases"):
+    if config.get("mlp_epoch") and module.mlp_epoch_cases is not None:
         rows.extend(bench_mlp(module, config))
-    device_info = getattr(module, "device_info", None)
+    device_info = module.device_info
     extra: dict[str, Any] = {}
-    if config["fused"] and getattr(module, "CPU_KERNEL", False):
+    if config["fused"] and module.CPU_KERNEL:
         from dropout_ref.bench.kernel_compile import compile_cost
 
         extra["kernel_compile"] = compile_cost(config["dtypes"])
@@ -112,7 +112,7 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
         "threads": module.thread_count(),
         "memory_method": (
             None if not memory
-            else "VmHWM, first call in a fresh process" if getattr(module, "MEMORY_POOLED", False)
+            else "VmHWM, first call in a fresh process" if module.MEMORY_POOLED
             else "VmHWM"
         ),
         "device": device,

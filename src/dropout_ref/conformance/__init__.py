@@ -1,7 +1,7 @@
 """The conformance kit: the SPEC's D clauses as checks on any dropout implementation.
 
 The kit imports no framework; it speaks to a backend only through its
-:class:`~dropout_ref.backend_api.ArrayBridge` (``get_backend(name).arrays``).
+:class:`~dropout_ref.core.contract.ArrayBridge` (``get_backend(name).arrays``).
 
 >>> from dropout_ref.conformance import check_dropout      # doctest: +SKIP
 >>> report = check_dropout(my_dropout, backend="torch")    # doctest: +SKIP

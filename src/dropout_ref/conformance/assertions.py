@@ -9,7 +9,7 @@ from typing import Any
 
 from dropout_ref.conformance.result import ConformanceReport
 from dropout_ref.conformance.runner import check_dropout
-from dropout_ref.stats import DEFAULT_ALPHA
+from dropout_ref.conformance.stats import DEFAULT_ALPHA
 
 
 class ConformanceError(AssertionError):

@@ -1,7 +1,7 @@
 """Statistical checks: D4 keep rule, D9 fresh and reproducible masks, D10 expectation.
 
 Each random test runs at ``ctx.alpha_per_test``; its bound comes from
-:mod:`dropout_ref.stats` (exact binomial for counts, normal for correlations
+:mod:`dropout_ref.conformance.stats` (exact binomial for counts, normal for correlations
 and means).
 """
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dropout_ref.conformance.context import CheckContext, Violation
-from dropout_ref.numerics import ulp
-from dropout_ref.stats import binomial_count_interval, correlation_bound
+from dropout_ref.conformance.stats import binomial_count_interval, correlation_bound
+from dropout_ref.core.numerics import ulp
 
 #: Rates of D4 and D10: where a biased 16-bit uniform shows (tens of sigma at 4e6 elements).
 EXTREME_RATES = (0.001, 0.3, 0.999)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropout_ref.backend_api import NotApplicable
 from dropout_ref.conformance.checks_contract import SPECIAL_VALUES
 from dropout_ref.conformance.context import CheckContext, Violation, is_positive_zero
-from dropout_ref.numerics import scaled_reference, ulp, ulp_distance
-from dropout_ref.stats import binomial_count_interval
+from dropout_ref.conformance.stats import binomial_count_interval
+from dropout_ref.core.contract import NotApplicable
+from dropout_ref.core.numerics import scaled_reference, ulp, ulp_distance
 
 #: Rates of D5: 0.1, the most common (inexact 1/(1-p)); 0.5 (exact scale); 0.3 (inexact
 #: reciprocal); 0.999 (scale ~1000).
@@ -34,7 +34,7 @@ def check_d5(ctx: CheckContext) -> str:
             x = ctx.exact_values(X)
             y = ctx.exact_values(ctx.call(X, p))
             kept = y != 0
-            # The real quotient correctly rounded into X's dtype: see dropout_ref.numerics
+            # The real quotient correctly rounded into X's dtype: see dropout_ref.core.numerics
             # for why this reading of D5 is the one that allows a precomputed reciprocal.
             expected = scaled_reference(x, p, dtype)
             err = np.where(kept, ulp_distance(y, expected, dtype), 0.0)

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dropout_ref.backend_api import NotApplicable
 from dropout_ref.conformance.context import Violation
 from dropout_ref.conformance.result import FAIL, NOT_APPLICABLE, PASS, ClauseResult
+from dropout_ref.core.contract import NotApplicable
 
 
 def first_line(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.backend_api import ArrayBridge
+from dropout_ref.core.contract import ArrayBridge
 
 
 class Violation(Exception):  # noqa: N818 - reads as the verdict it carries

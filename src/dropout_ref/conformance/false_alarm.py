@@ -16,10 +16,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-from dropout_ref.backend_api import kit_dropout_layer
 from dropout_ref.conformance.runner import check_dropout
-from dropout_ref.registry import get_backend
-from dropout_ref.stats import binomial_count_interval
+from dropout_ref.conformance.stats import binomial_count_interval
+from dropout_ref.core.contract import kit_dropout_layer
+from dropout_ref.core.registry import get_backend
 
 #: Clauses with random tests.
 RANDOM_CLAUSES = ("D4", "D6", "D9", "D10")

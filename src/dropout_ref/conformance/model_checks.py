@@ -10,7 +10,6 @@ units (every logit of a row is then equal).
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,8 +24,9 @@ from dropout_ref.conformance.runner import (
     _validate_seed,
     backend_arrays,
 )
-from dropout_ref.registry import get_backend
-from dropout_ref.stats import DEFAULT_ALPHA, binomial_count_interval
+from dropout_ref.conformance.stats import DEFAULT_ALPHA, binomial_count_interval
+from dropout_ref.core.registry import get_backend
+from dropout_ref.course.backends import MLP_MODULE, MODEL_MODES_MODULE
 
 #: Clauses checked by :func:`check_model`.
 MODEL_CLAUSES: tuple[str, ...] = ("M2", "M3", "M4")
@@ -64,7 +64,7 @@ class _Harness:
         self, make_model: MakeModel, backend: str, seed: int, per_test: float, arrays: Any = None
     ) -> None:
         self.make_model = make_model
-        self.modes = importlib.import_module(f"dropout_ref.{backend}.model_modes")
+        self.modes = MODEL_MODES_MODULE.load(backend)
         self.arrays = arrays if arrays is not None else get_backend(backend).arrays
         self.rng = np.random.default_rng([seed, 4242])
         self.per_test = per_test
@@ -72,8 +72,7 @@ class _Harness:
 
     def model(self, d1: float, d2: float, weights: dict[str, np.ndarray]) -> Any:
         model = self.make_model(UNITS, UNITS, UNITS, UNITS, d1, d2, weights=weights)
-        place = getattr(self.arrays, "place_model", None)
-        return model if place is None else place(model)
+        return self.arrays.place_model(model)
 
     def train(self, model: Any) -> np.ndarray:
         return np.asarray(self.modes.train_forward(model, self.X), np.float64)
@@ -181,7 +180,7 @@ def check_model(
     make_model : callable, optional
         ``make_model(num_inputs, num_outputs, num_hiddens1, num_hiddens2, dropout1,
         dropout2, weights=dict)`` returning a model in the neutral weight layout of
-        :mod:`dropout_ref.mlp_spec`; default ``dropout_ref.<backend>.MLP``.
+        :mod:`dropout_ref.course.mlp_spec`; default ``dropout_ref.<backend>.MLP``.
     backend : str, optional
         Whose train/eval idiom to use (``dropout_ref.<backend>.model_modes``).
     seed : int, optional
@@ -201,10 +200,10 @@ def check_model(
     """
     alpha = _validate_alpha(alpha)
     seed = _validate_seed(seed, _SEED_OFFSET + len(MODEL_CLAUSES) - 1)
-    module = get_backend(backend)
+    get_backend(backend)  # E1 / E2 for a missing or unknown backend
     arrays = backend_arrays(backend, device)
     if make_model is None:
-        make_model = module.MLP
+        make_model = MLP_MODULE.load(backend).MLP
     per_test = alpha / M4_TESTS
     harness = _Harness(make_model, backend, seed, per_test, arrays)
     report = ConformanceReport(

@@ -24,7 +24,7 @@ class Check:
     run : callable
         ``run(ctx) -> str``: returns the evidence of a pass, raises
         :class:`~dropout_ref.conformance.context.Violation` with the evidence
-        of a failure, or :class:`~dropout_ref.backend_api.NotApplicable`.
+        of a failure, or :class:`~dropout_ref.core.contract.NotApplicable`.
     random_tests : callable
         ``random_tests(n_dtypes) -> int``: how many random tests it runs, for
         the Bonferroni split of the overall false-alarm probability.

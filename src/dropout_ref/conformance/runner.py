@@ -15,9 +15,9 @@ from dropout_ref.conformance.result import (
     ClauseResult,
     ConformanceReport,
 )
+from dropout_ref.conformance.stats import DEFAULT_ALPHA
 from dropout_ref.conformance.structured import StructuredBridge, validate_structure
-from dropout_ref.registry import get_backend
-from dropout_ref.stats import DEFAULT_ALPHA
+from dropout_ref.core.registry import get_backend
 
 #: Called after each clause with its result (the report's progress bar).
 Progress = Callable[[ClauseResult], None]
@@ -78,13 +78,7 @@ def backend_arrays(backend: str, device: Any = None) -> Any:
     arrays = get_backend(backend).arrays
     if device is None:
         return arrays
-    on_device = getattr(arrays, "on_device", None)
-    if on_device is not None:
-        return on_device(device)
-    if str(device) == "cpu":
-        return arrays
-    raise ValueError(f"device={device!r}: the {backend} backend is checked on the CPU only "
-                     "(device=None or 'cpu')")
+    return arrays.on_device(device)
 
 
 def check_dropout(

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.backend_api import ArrayBridge, NotApplicable
 from dropout_ref.conformance.context import CheckContext, Violation
-from dropout_ref.numerics import ulp, ulp_distance
+from dropout_ref.core.contract import ArrayBridge, NotApplicable
+from dropout_ref.core.numerics import ulp, ulp_distance
 
 #: Copies of each value along every shared axis.
 GROUP = 2
@@ -64,7 +64,7 @@ def validate_structure(noise_shape: Any) -> tuple[int | None, ...]:
 
 
 class StructuredBridge:
-    """An :class:`~dropout_ref.backend_api.ArrayBridge` that lifts inputs and projects outputs.
+    """An :class:`~dropout_ref.core.contract.ArrayBridge` that lifts inputs and projects outputs.
 
     Parameters
     ----------

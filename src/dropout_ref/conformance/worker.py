@@ -2,7 +2,7 @@
 
 ``python -m dropout_ref.conformance.worker --backend torch`` checks
 ``dropout_ref.torch.dropout_layer`` and every native op of
-``dropout_ref.torch.natives``. ``dropout-ref report`` runs one such process
+``dropout_ref.conformance.natives.torch``. ``dropout-ref report`` runs one such process
 per backend, so a framework that crashes (or crashes another on import)
 takes only its own row down.
 
@@ -13,20 +13,20 @@ Each line is one JSON event: ``start`` (the implementations), ``clause``
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from typing import Any
 
-from dropout_ref.backend_api import kit_dropout_layer
-from dropout_ref.conformance.attention import ATTENTION_CLAUSES, check_attention
+from dropout_ref.conformance.attention.audit import ATTENTION_CLAUSES, check_attention
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
+from dropout_ref.conformance.natives import NATIVE_AUDIT
+from dropout_ref.conformance.natives.keras import use_keras_backend
 from dropout_ref.conformance.registry import CLAUSES
 from dropout_ref.conformance.result import ClauseResult
 from dropout_ref.conformance.runner import backend_arrays, check_dropout
-from dropout_ref.keras_natives import use_keras_backend
-from dropout_ref.registry import get_backend
-from dropout_ref.stats import DEFAULT_ALPHA
+from dropout_ref.conformance.stats import DEFAULT_ALPHA
+from dropout_ref.core.contract import kit_dropout_layer
+from dropout_ref.core.registry import get_backend
 
 #: The noise shape of our own structured row (channel dropout of an (N, C, H, W) X).
 OURS_NOISE_SHAPE: tuple[int | None, ...] = (None, None, 1, 1)
@@ -38,7 +38,7 @@ def implementations(
     """Return ``(name, kind, fn, expected_deviations, noise_shape)`` for each implementation.
 
     Our layer, element-wise and structured (SPEC D12), then each native op of
-    ``dropout_ref.<backend>.natives``: ``NATIVES`` (element-wise) and, where the
+    ``dropout_ref.conformance.natives.<backend>``: ``NATIVES`` (element-wise) and, where the
     module has them, ``STRUCTURED`` (name -> (fn, noise_shape of the kit's variant)).
     """
     module = get_backend(backend)
@@ -57,14 +57,14 @@ def implementations(
         ),
     ]
     try:
-        natives = importlib.import_module(f"dropout_ref.{backend}.natives")
+        natives = NATIVE_AUDIT.load(backend)
     except ImportError as exc:  # e.g. Keras missing: our own layer is still checked
         sys.stderr.write(f"native ops of {backend} not audited: {exc}\n")
         return found
     expected = natives.EXPECTED_DEVIATIONS
     for name, fn in natives.NATIVES.items():
         found.append((name, "native", fn, dict(expected.get(name, {})), None))
-    for name, (fn, noise_shape) in getattr(natives, "STRUCTURED", {}).items():
+    for name, (fn, noise_shape) in natives.STRUCTURED.items():
         found.append((name, "native", fn, dict(expected.get(name, {})), noise_shape))
     return found
 
@@ -72,17 +72,17 @@ def implementations(
 def attention_probes(backend: str) -> list[tuple[str, Any, dict[str, str]]]:
     """Return ``(name, probe_factory, expected_deviations)`` of the backend's attention kernels.
 
-    ``ATTENTION`` of ``dropout_ref.<backend>.natives``, audited through the
-    identity trick (:mod:`dropout_ref.conformance.attention`).
+    ``ATTENTION`` of ``dropout_ref.conformance.natives.<backend>``, audited through the
+    identity trick (:mod:`dropout_ref.conformance.attention.audit`).
     """
     try:
-        natives = importlib.import_module(f"dropout_ref.{backend}.natives")
+        natives = NATIVE_AUDIT.load(backend)
     except ImportError:
         return []
     expected = natives.EXPECTED_DEVIATIONS
     return [
         (name, make, dict(expected.get(name, {})))
-        for name, make in getattr(natives, "ATTENTION", {}).items()
+        for name, make in natives.ATTENTION.items()
     ]
 
 

@@ -4,7 +4,7 @@
 global generator, so a mask comes from a ``jax.random`` key (``key=``) or
 from the portable Philox counters (``seed=``, SPEC P); with neither it
 raises ``TypeError`` (D9 as amended for JAX). The algorithm is the core's
-:func:`dropout_ref.layer.apply_dropout`.
+:func:`dropout_ref.core.layer.apply_dropout`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from typing import Any
 
 import jax
 
+from dropout_ref.core.contract import Backend
+from dropout_ref.core.layer import apply_dropout
+from dropout_ref.course.exports import course_exports
 from dropout_ref.jax.arrays import JaxArrays
+from dropout_ref.jax.keys import KEYS
 from dropout_ref.jax.ops import JaxOps
-from dropout_ref.layer import apply_dropout
 
-ops = JaxOps()
-arrays = JaxArrays()
+_OPS = JaxOps()
 
 
 def dropout_layer(
@@ -94,7 +96,7 @@ def dropout_layer(
             "program: p=0 and p=1 need no mask)"
         )
     return apply_dropout(
-        ops,
+        _OPS,
         X,
         dropout,
         seed=seed,
@@ -109,18 +111,20 @@ def dropout_layer(
 def kit_dropout_layer(
     X: Any, dropout: Any, *, seed: int | None = None, offset: int = 0, **kwargs: Any
 ) -> Any:
-    """``dropout_layer`` in the other backends' convention, keys from ``arrays.keys`` (D9).
+    """``dropout_layer`` in the other backends' convention, keys from :data:`KEYS` (D9).
 
-    With ``seed=None`` the key is the next of the bridge's :class:`KeyStream`,
-    which ``arrays.seed_global`` restarts: the conformance kit and the shared
-    tests check JAX through the ``key=`` path with it.
+    With ``seed=None`` the key is the next of :data:`dropout_ref.jax.keys.KEYS`,
+    which ``BACKEND.arrays.seed_global`` restarts: the conformance kit and the
+    shared tests check JAX through the ``key=`` path with it.
     """
     if seed is None:
-        return dropout_layer(X, dropout, key=arrays.keys.next(), offset=offset, **kwargs)
+        return dropout_layer(X, dropout, key=KEYS.next(), offset=offset, **kwargs)
     return dropout_layer(X, dropout, seed=seed, offset=offset, **kwargs)
 
 
-# After dropout_layer exists: the model module imports it from here.
-from dropout_ref.jax.mlp import MLP, Dropout  # noqa: E402
+BACKEND = Backend("jax", _OPS, JaxArrays(), dropout_layer, kit_dropout_layer)
 
-__all__ = ["MLP", "Dropout", "arrays", "dropout_layer", "kit_dropout_layer", "ops"]
+# The course's models (MLP, Dropout) resolve on first use: the adapter does not import them.
+__getattr__ = course_exports(__name__)
+
+__all__ = ["BACKEND", "MLP", "Dropout", "dropout_layer", "kit_dropout_layer"]

@@ -1,8 +1,8 @@
-"""JAX side of the array bridge (see :class:`dropout_ref.backend_api.ArrayBridge`).
+"""JAX side of the array bridge (see :class:`dropout_ref.core.contract.ArrayBridge`).
 
 JAX has no global generator (D9 as amended for JAX). The bridge keeps a
-:class:`KeyStream` instead: ``seed_global(s)`` restarts it at
-``jax.random.key(s)`` and each :meth:`KeyStream.next` splits off a fresh key.
+:class:`dropout_ref.jax.keys.KeyStream` instead: ``seed_global(s)`` restarts it at
+``jax.random.key(s)`` and each :meth:`~dropout_ref.jax.keys.KeyStream.next` splits off a fresh key.
 The conformance kit and the shared tests, written against the other
 backends' ``dropout_layer(X, p)`` convention, draw their keys from it
 (:data:`dropout_ref.jax.kit_dropout_layer`); users pass ``key=`` themselves.
@@ -10,7 +10,6 @@ backends' ``dropout_layer(X, p)`` convention, draw their keys from it
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,42 +17,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dropout_ref.core.contract import ArrayBridge
+from dropout_ref.jax.keys import KEYS
 from dropout_ref.jax.ops import dtype_name
 
 
-class KeyStream:
-    """A seedable source of fresh ``jax.random`` keys: the kit's stand-in for a global generator.
-
-    Parameters
-    ----------
-    seed : int, optional
-        Seed of the first key.
-
-    """
-
-    def __init__(self, seed: int = 0) -> None:
-        self._lock = threading.Lock()
-        self.seed(seed)
-
-    def seed(self, seed: int) -> None:
-        """Restart the stream at ``jax.random.key(seed)``."""
-        with self._lock:
-            self._key = jax.random.key(int(seed))
-
-    def next(self) -> jax.Array:
-        """Return a fresh key (the stream's key is split; one half is kept, one returned)."""
-        with self._lock:
-            self._key, out = jax.random.split(self._key)
-        return out
-
-
-class JaxArrays:
+class JaxArrays(ArrayBridge):
     """Array bridge for the jax backend."""
 
     name = "jax"
 
     def __init__(self) -> None:
-        self.keys = KeyStream(0)
+        #: The kit's seedable stand-in for a global generator (D9), shared with the ops.
+        self.keys = KEYS
 
     @property
     def float_dtypes(self) -> tuple[str, ...]:

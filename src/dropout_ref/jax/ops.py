@@ -1,10 +1,10 @@
-"""JAX primitives for dropout (see :class:`dropout_ref.backend_api.DropoutOps`).
+"""JAX primitives for dropout (the contract's ``DropoutOps``).
 
 JAX has no global generator: masks come from a ``jax.random`` key given by
 the caller (``key=``, :meth:`JaxOps.keyed_keep_mask`) or from the portable
 Philox counters (``seed=``). :meth:`JaxOps.global_keep_mask`, the
 framework-global draw of the other backends, takes the next key of the array
-bridge's key stream (:class:`dropout_ref.jax.arrays.KeyStream`), which is what
+bridge's key stream (:class:`dropout_ref.jax.keys.KeyStream`), which is what
 the conformance kit and the shared tests seed with ``arrays.seed_global``.
 """
 
@@ -15,7 +15,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dropout_ref.thresholds import scale_compute_dtype, word_threshold
+from dropout_ref.core.contract import DropoutOps
+from dropout_ref.core.thresholds import scale_compute_dtype, word_threshold
+from dropout_ref.jax.keys import KEYS
+from dropout_ref.jax.philox import JaxBlockArrays, keep_mask
 
 
 def dtype_name(X: Any) -> str:
@@ -58,7 +61,7 @@ def keyed_keep_mask(X: Any, dropout: float, key: Any) -> jax.Array:
     return words >= jnp.uint32(threshold)
 
 
-class JaxOps:
+class JaxOps(DropoutOps):
     """Dropout primitives on ``jax.Array`` (also tracers under ``jit``, ``grad``, ``vmap``)."""
 
     name = "jax"
@@ -95,20 +98,14 @@ class JaxOps:
 
     def global_keep_mask(self, X: Any, dropout: float) -> jax.Array:
         """Draw with the next key of the bridge's seedable stream (JAX has no global generator)."""
-        from dropout_ref.jax import arrays
-
-        return keyed_keep_mask(X, dropout, arrays.keys.next())
+        return keyed_keep_mask(X, dropout, KEYS.next())
 
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> jax.Array:
         """Return the Philox keep mask (SPEC P) in 32-bit ``jnp`` ops."""
-        from dropout_ref.jax.philox import keep_mask
-
         return keep_mask(X, threshold, seed, offset)
 
     def block_arrays(self, X: Any) -> Any:
         """Index data and reshape for block masks (SPEC P7)."""
-        from dropout_ref.jax.philox import JaxBlockArrays
-
         return JaxBlockArrays()
 
     def select_scaled(self, X: Any, keep: Any, scale: float) -> jax.Array:

@@ -1,9 +1,9 @@
 """Philox4x32-10 in ``jax.numpy`` ops, 32-bit integers only (SPEC P3, P5).
 
 Only the integer primitives live here; the generator is
-:mod:`dropout_ref.philox`. JAX without ``jax_enable_x64`` has no 64-bit
+:mod:`dropout_ref.core.philox`. JAX without ``jax_enable_x64`` has no 64-bit
 integers, so words are ``uint32`` arrays: products come from
-:class:`~dropout_ref.philox.Uint32Products` (16-bit halves, XLA's unsigned
+:class:`~dropout_ref.core.philox.Uint32Products` (16-bit halves, XLA's unsigned
 multiply wrapping modulo ``2**32``), and the 64-bit block counter is split in
 Python into two 32-bit words whose carry is a comparison. The whole mask is
 one ``jax.jit`` kernel whose key, counter base and threshold are arguments,
@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dropout_ref.philox import (
+from dropout_ref.core.blocks import BlockArrays
+from dropout_ref.core.philox import (
     MASK32,
     WORDS_PER_BLOCK,
     Uint32Products,
@@ -30,7 +31,7 @@ from dropout_ref.philox import (
     philox4x32_10_keyed,
     seed_key,
 )
-from dropout_ref.philox import philox4x32_10 as _philox4x32_10
+from dropout_ref.core.philox import philox4x32_10 as _philox4x32_10
 
 
 def _u32(b: Any) -> Any:
@@ -38,7 +39,7 @@ def _u32(b: Any) -> Any:
 
 
 class JaxIntOps(Uint32Products):
-    """:class:`~dropout_ref.philox.IntOps` on ``uint32`` arrays (operands below ``2**32``)."""
+    """:class:`~dropout_ref.core.philox.IntOps` on ``uint32`` arrays (operands below ``2**32``)."""
 
     def add(self, a: Any, b: Any) -> Any:
         """Return ``a + b`` modulo ``2**32``."""
@@ -81,8 +82,8 @@ class JaxIntOps(Uint32Products):
 JAX_OPS = INT_OPS = JaxIntOps()
 
 
-class JaxBlockArrays:
-    """:class:`~dropout_ref.blocks.BlockArrays` in ``uint32`` (counter words are below 2**32)."""
+class JaxBlockArrays(BlockArrays):
+    """Block arrays in ``uint32`` (counter words are below 2**32)."""
 
     int_ops = JAX_OPS
 
@@ -129,7 +130,7 @@ def element_words(size: int, seed: int, offset: int) -> jax.Array:
     Returns
     -------
     jax.Array
-        Flat ``uint32`` words, identical to :func:`dropout_ref.philox.numpy_words`.
+        Flat ``uint32`` words, identical to :func:`dropout_ref.core.philox.numpy_words`.
 
     """
     first_block, lane, n_blocks = block_span(offset, size)

@@ -1,4 +1,4 @@
-"""MXNet side of the array bridge (see :class:`dropout_ref.backend_api.ArrayBridge`)."""
+"""MXNet side of the array bridge (see :class:`dropout_ref.core.contract.ArrayBridge`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from dropout_ref.core.contract import ArrayBridge
 from dropout_ref.mxnet.framework import autograd, mnp, mx, numpy_shapes
 
 
-class MxnetArrays:
+class MxnetArrays(ArrayBridge):
     """Array bridge for the mxnet backend (``mxnet.numpy`` arrays on the CPU)."""
 
     name = "mxnet"

@@ -9,8 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from dropout_ref.core.contract import DropoutOps
+from dropout_ref.core.thresholds import float32_threshold, scale_compute_dtype, word_threshold
+from dropout_ref.mxnet import fast
 from dropout_ref.mxnet.framework import autograd, mnp, mx, numpy_shapes
-from dropout_ref.thresholds import float32_threshold, scale_compute_dtype, word_threshold
+from dropout_ref.mxnet.philox import MxnetBlockArrays, keep_mask
 
 
 def as_np_array(X: Any) -> Any:
@@ -18,8 +21,8 @@ def as_np_array(X: Any) -> Any:
     return X if isinstance(X, mnp.ndarray) else X.as_np_ndarray()
 
 
-class MxnetOps:
-    """Dropout primitives on MXNet arrays (see :class:`dropout_ref.backend_api.DropoutOps`)."""
+class MxnetOps(DropoutOps):
+    """Dropout primitives on MXNet arrays (the contract's ``DropoutOps``)."""
 
     name = "mxnet"
     conversion_hint = "X = X.astype('float32')"
@@ -56,15 +59,13 @@ class MxnetOps:
     def fused_global_dropout(self, X: Any, dropout: float, scale: float) -> Any:
         """Default-mode dropout in one compiled pass on CPU contexts, else the in-place path below.
 
-        On the compiled kernel (:mod:`dropout_ref.mxnet.kernel`): a 64-bit Philox key
+        On the compiled kernel (:mod:`dropout_ref.mxnet.fast`): a 64-bit Philox key
         drawn from MXNet's global generator per call (``mx.random.seed`` reproduces
         it, D9), keep iff ``w >= ceil(p * 2**32)`` (exactly ``w / 2**32 >= p``, D4),
         every dtype, recorded or not (D8). Otherwise see :meth:`_inplace_global_dropout`.
         """
-        from dropout_ref.mxnet import kernel
-
-        if kernel.eligible(X):
-            out = kernel.dropout(X, word_threshold(dropout), kernel.global_key(X), 0, scale)
+        if fast.eligible(X):
+            out = self._kernel_dropout(X, word_threshold(dropout), fast.global_key(X), 0, scale)
             if out is not None:
                 return out
         return self._inplace_global_dropout(X, dropout, scale)
@@ -78,9 +79,20 @@ class MxnetOps:
         Bit for bit :meth:`portable_keep_mask` + :meth:`select_scaled` (P2); recorded
         calls differentiate (D8).
         """
-        from dropout_ref.mxnet import kernel
+        return self._kernel_dropout(X, threshold, seed, offset, scale)
 
-        return kernel.dropout(X, threshold, seed, offset, scale)
+    def _kernel_dropout(
+        self, X: Any, threshold: int, seed: int, offset: int, scale: float
+    ) -> Any:
+        """One pass of the compiled kernel, or ``None`` where it does not apply.
+
+        While autograd records, the kernel writes only the keep mask and the
+        select is MXNet's own differentiable :meth:`select_scaled` (D8).
+        """
+        if autograd.is_recording():
+            keep = fast.mask_bytes(X, threshold, seed, offset)
+            return None if keep is None else self.select_scaled(X, keep, scale)
+        return fast.dropout(X, threshold, seed, offset, scale)
 
     def _inplace_global_dropout(self, X: Any, dropout: float, scale: float) -> Any:
         """Float32 default-mode dropout with one uniform buffer reused in place, or ``None``.
@@ -112,16 +124,11 @@ class MxnetOps:
     @numpy_shapes
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> Any:
         """Return the Philox keep mask (SPEC P)."""
-        from dropout_ref.mxnet import kernel
-        from dropout_ref.mxnet.philox import keep_mask
-
-        keep = kernel.keep_mask(X, threshold, seed, offset)
+        keep = fast.keep_mask(X, threshold, seed, offset)
         return keep if keep is not None else keep_mask(X, threshold, seed, offset)
 
     def block_arrays(self, X: Any) -> Any:
         """Index data and reshape on ``X``'s context for block masks (SPEC P7)."""
-        from dropout_ref.mxnet.philox import MxnetBlockArrays
-
         return MxnetBlockArrays(X.ctx)
 
     @numpy_shapes

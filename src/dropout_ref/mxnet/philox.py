@@ -1,7 +1,7 @@
 """Philox4x32-10 in MXNet ops on ``x``'s context (SPEC P3, P5).
 
 Only the integer primitives and the index ``arange`` live here; the
-generator is :mod:`dropout_ref.philox`. Words are ``int64`` arrays.
+generator is :mod:`dropout_ref.core.philox`. Words are ``int64`` arrays.
 MXNet 1.9.1's ``mxnet.numpy`` has ``*``, ``+``, ``&`` and ``^`` on ``int64``
 but no shift operator and no ``//``. :class:`MxnetIntOps` shifts right by
 dividing the same memory, viewed as a legacy ``NDArray`` (no copy), by
@@ -18,21 +18,22 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.mxnet.framework import mnp, mx
-from dropout_ref.philox import (
+from dropout_ref.core.blocks import BlockArrays
+from dropout_ref.core.philox import (
     HalfWordProducts,
     as_counter_words,
     as_key_words,
     block_span,
     element_words,
 )
-from dropout_ref.philox import (
+from dropout_ref.core.philox import (
     philox4x32_10 as _philox4x32_10,
 )
+from dropout_ref.mxnet.framework import mnp, mx
 
 
 class MxnetIntOps(HalfWordProducts):
-    """:class:`~dropout_ref.philox.IntOps` on ``int64`` ``mxnet.numpy`` arrays."""
+    """:class:`~dropout_ref.core.philox.IntOps` on ``int64`` ``mxnet.numpy`` arrays."""
 
     def add(self, a: Any, b: Any) -> Any:
         """Return ``a + b``."""
@@ -66,8 +67,8 @@ class MxnetIntOps(HalfWordProducts):
 MXNET_OPS = INT_OPS = MxnetIntOps()
 
 
-class MxnetBlockArrays:
-    """:class:`~dropout_ref.blocks.BlockArrays` on ``ctx``: ``int64`` ``mxnet.numpy`` arrays."""
+class MxnetBlockArrays(BlockArrays):
+    """Block arrays on ``ctx``: ``int64`` ``mxnet.numpy`` arrays."""
 
     int_ops = MXNET_OPS
 

@@ -1,22 +1,25 @@
-"""NumPy backend: the oracle (``from dropout_ref.numpy import dropout_layer``)."""
+"""NumPy backend, the oracle (``from dropout_ref.numpy import dropout_layer, MLP``)."""
 
-from dropout_ref.layer import make_dropout_layer
+from dropout_ref.core.contract import Backend
+from dropout_ref.core.layer import make_dropout_layer
+from dropout_ref.course.exports import course_exports
 from dropout_ref.numpy.arrays import NumpyArrays
 from dropout_ref.numpy.ops import NumpyOps
-
-ops = NumpyOps()
-arrays = NumpyArrays()
-dropout_layer = make_dropout_layer(ops)
 
 
 def fast_path_status() -> str:
     """Say which path ``seed=`` calls take here (``dropout-ref backends``)."""
-    from dropout_ref.cpu_kernel import status_line
+    from dropout_ref.kernels.cpu import status_line
 
     return f"seed=: {status_line()}"
 
 
-# After dropout_layer exists: the model module imports it from here.
-from dropout_ref.numpy.mlp import MLP  # noqa: E402
+_OPS = NumpyOps()
+dropout_layer = make_dropout_layer(_OPS)
+BACKEND = Backend("numpy", _OPS, NumpyArrays(), dropout_layer, fast_path_status=fast_path_status)
 
-__all__ = ["MLP", "arrays", "dropout_layer", "fast_path_status", "ops"]
+# The course's models (MLP) resolve on first use: the adapter does not import them.
+__getattr__ = course_exports(__name__)
+
+
+__all__ = ["BACKEND", "MLP", "dropout_layer"]

@@ -1,4 +1,4 @@
-"""NumPy side of the array bridge (see :class:`dropout_ref.backend_api.ArrayBridge`)."""
+"""NumPy side of the array bridge (see :class:`dropout_ref.core.contract.ArrayBridge`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.backend_api import NotApplicable
+from dropout_ref.core.contract import ArrayBridge, NotApplicable
 
 
-class NumpyArrays:
+class NumpyArrays(ArrayBridge):
     """Array bridge for the NumPy backend."""
 
     name = "numpy"

@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.thresholds import scale_compute_dtype
+from dropout_ref.core.contract import DropoutOps
+from dropout_ref.core.thresholds import scale_compute_dtype
 
 
-class NumpyOps:
-    """Dropout primitives on ``numpy.ndarray`` (see :class:`dropout_ref.backend_api.DropoutOps`)."""
+class NumpyOps(DropoutOps):
+    """Dropout primitives on ``numpy.ndarray`` (the contract's ``DropoutOps``)."""
 
     name = "numpy"
     conversion_hint = "X = X.astype(np.float32)"
@@ -41,8 +42,8 @@ class NumpyOps:
 
     def portable_keep_mask(self, X: np.ndarray, threshold: int, seed: int, offset: int) -> Any:
         """Return the Philox keep mask (SPEC P): the compiled kernel's, else the NumPy oracle's."""
-        from dropout_ref import cpu_kernel
-        from dropout_ref.philox import numpy_keep_mask
+        from dropout_ref.core.philox import numpy_keep_mask
+        from dropout_ref.kernels import cpu as cpu_kernel
 
         keep = cpu_kernel.keep_mask(X.shape, threshold, seed, offset)
         return keep if keep is not None else numpy_keep_mask(X.shape, threshold, seed, offset)
@@ -53,11 +54,11 @@ class NumpyOps:
         """Return ``seed=`` dropout from the compiled kernel in one pass, or ``None``.
 
         Bit for bit :meth:`portable_keep_mask` + :meth:`select_scaled` with the
-        pure-NumPy generator (:mod:`dropout_ref.cpu_kernel`); ``None`` where numba
+        pure-NumPy generator (:mod:`dropout_ref.kernels.cpu`); ``None`` where numba
         is missing or fails to compile, or the dtype is not one it handles, and
         the exact NumPy path runs.
         """
-        from dropout_ref import cpu_kernel
+        from dropout_ref.kernels import cpu as cpu_kernel
 
         return cpu_kernel.fused_dropout(X, threshold, seed, offset, scale)
 

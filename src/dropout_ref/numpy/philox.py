@@ -11,14 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.philox import NUMPY_OPS, numpy_keep_mask
-from dropout_ref.philox import numpy_philox4x32_10 as philox4x32_10
+from dropout_ref.core.blocks import BlockArrays
+from dropout_ref.core.philox import NUMPY_OPS, numpy_keep_mask
+from dropout_ref.core.philox import numpy_philox4x32_10 as philox4x32_10
 
 INT_OPS = NUMPY_OPS
 
 
-class NumpyBlockArrays:
-    """:class:`~dropout_ref.blocks.BlockArrays` on NumPy: ``uint64`` words, as the oracle's."""
+class NumpyBlockArrays(BlockArrays):
+    """:class:`~dropout_ref.core.blocks.BlockArrays` on NumPy: ``uint64`` words, as the oracle's."""
 
     int_ops = NUMPY_OPS
 

@@ -1,14 +1,17 @@
-"""TensorFlow backend (``from dropout_ref.tensorflow import dropout_layer``)."""
+"""TensorFlow backend (``from dropout_ref.tensorflow import dropout_layer, MLP``)."""
 
-from dropout_ref.layer import make_dropout_layer
+from dropout_ref.core.contract import Backend
+from dropout_ref.core.layer import make_dropout_layer
+from dropout_ref.course.exports import course_exports
 from dropout_ref.tensorflow.arrays import TensorflowArrays
 from dropout_ref.tensorflow.ops import TensorflowOps
 
-ops = TensorflowOps()
-arrays = TensorflowArrays()
-dropout_layer = make_dropout_layer(ops)
+_OPS = TensorflowOps()
+dropout_layer = make_dropout_layer(_OPS)
+BACKEND = Backend("tensorflow", _OPS, TensorflowArrays(), dropout_layer)
 
-# After dropout_layer exists: the model module imports it from here.
-from dropout_ref.tensorflow.mlp import MLP  # noqa: E402
+# The course's models (MLP) resolve on first use: the adapter does not import them.
+__getattr__ = course_exports(__name__)
 
-__all__ = ["MLP", "arrays", "dropout_layer", "ops"]
+
+__all__ = ["BACKEND", "MLP", "dropout_layer"]

@@ -1,4 +1,4 @@
-"""TensorFlow side of the array bridge (see :class:`dropout_ref.backend_api.ArrayBridge`)."""
+"""TensorFlow side of the array bridge (see :class:`dropout_ref.core.contract.ArrayBridge`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from dropout_ref.core.contract import ArrayBridge
 
-class TensorflowArrays:
+
+class TensorflowArrays(ArrayBridge):
     """Array bridge for the tensorflow backend."""
 
     name = "tensorflow"

@@ -1,10 +1,10 @@
 """Philox4x32-10 in TensorFlow ops on ``x``'s device (SPEC P3, P5).
 
 Only the integer primitives and the index ``tf.range`` live here; the
-generator is :mod:`dropout_ref.philox`. Words are ``int64`` tensors.
+generator is :mod:`dropout_ref.core.philox`. Words are ``int64`` tensors.
 TensorFlow's ``int64`` tensors overload ``*``, ``+``, ``&`` and ``^`` but not
 the shifts, hence ``tf.bitwise``. Products come from
-:class:`~dropout_ref.philox.ComplementProducts` (one ``int64`` multiply by
+:class:`~dropout_ref.core.philox.ComplementProducts` (one ``int64`` multiply by
 ``m - 2**32``, no overflow); ``tf.bitwise.right_shift`` is an arithmetic
 shift on signed types, as that needs. Every op is a graph op created under
 ``tf.device(x.device)``, so the mask never leaves the device and the code
@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from dropout_ref.philox import (
+from dropout_ref.core.blocks import BlockArrays
+from dropout_ref.core.philox import (
     COUNTER_SPACE,
     WORDS_PER_BLOCK,
     ComplementProducts,
@@ -28,10 +29,10 @@ from dropout_ref.philox import (
     as_key_words,
     block_words,
 )
-from dropout_ref.philox import (
+from dropout_ref.core.philox import (
     philox4x32_10 as _philox4x32_10,
 )
-from dropout_ref.tensorflow.ops import on_device_of
+from dropout_ref.tensorflow.device import on_device_of
 
 
 def _int64(b: Any) -> Any:
@@ -39,7 +40,7 @@ def _int64(b: Any) -> Any:
 
 
 class TensorflowIntOps(ComplementProducts):
-    """:class:`~dropout_ref.philox.IntOps` on ``int64`` tensors."""
+    """:class:`~dropout_ref.core.philox.IntOps` on ``int64`` tensors."""
 
     def add(self, a: tf.Tensor, b: Any) -> tf.Tensor:
         """Return ``a + b``."""
@@ -73,8 +74,8 @@ class TensorflowIntOps(ComplementProducts):
 TENSORFLOW_OPS = INT_OPS = TensorflowIntOps()
 
 
-class TensorflowBlockArrays:
-    """:class:`~dropout_ref.blocks.BlockArrays` on ``x``'s device: ``int64`` tensors."""
+class TensorflowBlockArrays(BlockArrays):
+    """:class:`~dropout_ref.core.blocks.BlockArrays` on ``x``'s device: ``int64`` tensors."""
 
     int_ops = TENSORFLOW_OPS
 

@@ -1,15 +1,18 @@
-"""PyTorch backend (``from dropout_ref.torch import dropout_layer``)."""
+"""PyTorch backend (``from dropout_ref.torch import dropout_layer, MLP``)."""
 
-from dropout_ref.layer import make_dropout_layer
-from dropout_ref.torch import custom_ops  # noqa: F401  (registers the dropout_ref:: operators)
+from dropout_ref.core.contract import Backend
+from dropout_ref.core.layer import make_dropout_layer
+from dropout_ref.course.exports import course_exports
 from dropout_ref.torch.arrays import TorchArrays
+from dropout_ref.torch.fast import custom_ops  # noqa: F401  (registers the dropout_ref:: operators)
 from dropout_ref.torch.ops import TorchOps
 
-ops = TorchOps()
-arrays = TorchArrays()
-dropout_layer = make_dropout_layer(ops)
+_OPS = TorchOps()
+dropout_layer = make_dropout_layer(_OPS)
+BACKEND = Backend("torch", _OPS, TorchArrays(), dropout_layer)
 
-# After dropout_layer exists: the model module imports it from here.
-from dropout_ref.torch.mlp import MLP  # noqa: E402
+# The course's models (MLP) resolve on first use: the adapter does not import them.
+__getattr__ = course_exports(__name__)
 
-__all__ = ["MLP", "arrays", "dropout_layer", "ops"]
+
+__all__ = ["BACKEND", "MLP", "dropout_layer"]

@@ -1,4 +1,4 @@
-"""PyTorch side of the array bridge (see :class:`dropout_ref.backend_api.ArrayBridge`)."""
+"""PyTorch side of the array bridge (see :class:`dropout_ref.core.contract.ArrayBridge`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from dropout_ref.core.contract import ArrayBridge
 
-class TorchArrays:
+
+class TorchArrays(ArrayBridge):
     """Array bridge for the torch backend.
 
     Parameters

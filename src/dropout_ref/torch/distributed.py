@@ -3,7 +3,7 @@
 A DTensor sharded on any dims of a 1-D or 2-D (or larger) DeviceMesh, or
 replicated, is on each rank a rectangular block of the global tensor. Each rank
 computes the portable mask of its own block from the elements' global indices
-(:mod:`dropout_ref.blocks`), so the global result is the same for every layout
+(:mod:`dropout_ref.core.blocks`), so the global result is the same for every layout
 and world size, bit for bit, and no mask crosses the network. The local result
 is rewrapped with the input's mesh and placements; ``to_local``/``from_local``
 are differentiable, so the gradient follows the same mask (D8).

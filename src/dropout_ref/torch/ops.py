@@ -1,4 +1,7 @@
-"""PyTorch primitives for dropout."""
+"""PyTorch primitives for dropout (the adapter's ``DropoutOps``).
+
+The kernels behind them live in :mod:`dropout_ref.torch.fast`.
+"""
 
 from __future__ import annotations
 
@@ -6,115 +9,21 @@ from typing import Any
 
 import torch
 
-from dropout_ref.thresholds import float32_threshold, word_threshold
-
-#: Float32 uniforms drawn per step on the CPU. 64 KiB of scratch stays in cache
-#: and, being below ATen's parallel grain (32768), runs without an OpenMP
-#: barrier, which costs milliseconds on a loaded machine.
-UNIFORM_CHUNK = 1 << 14
-#: Element count from which the no-grad select runs as one compiled kernel
-#: (:func:`dropout_ref.torch.fused.fused_select_scaled`); the one-off compile
-#: (~5-10 s) is repaid from here.
-FUSED_SELECT_MIN_SIZE = 1 << 22
-
-
-def draw_keep_mask_cpu(X: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Return ``u >= threshold`` for float32 uniforms drawn chunk by chunk into a small buffer.
-
-    ``torch.rand(X.shape)`` would allocate 4 bytes per element (more than the
-    output itself for 16-bit ``X``) and fault every page in; this keeps the
-    extra memory at the 1-byte mask plus 64 KiB, and is faster.
-    """
-    keep = torch.empty(X.shape, dtype=torch.bool, device=X.device)
-    flat = keep.view(-1)
-    n = flat.numel()
-    scratch = torch.empty(min(n, UNIFORM_CHUNK), dtype=torch.float32, device=X.device)
-    for start in range(0, n, UNIFORM_CHUNK):
-        stop = min(start + UNIFORM_CHUNK, n)
-        u = scratch[: stop - start].uniform_()
-        torch.ge(u, threshold, out=flat[start:stop])
-    return keep
+from dropout_ref.core.contract import DropoutOps
+from dropout_ref.core.thresholds import float32_threshold, word_threshold
+from dropout_ref.torch.distributed import local_block
+from dropout_ref.torch.fast import custom_ops, triton_kernel
+from dropout_ref.torch.fast.eager import (
+    draw_keep_mask_cpu,
+    eager_route,
+    portable_keep_mask_eager,
+    select_eager,
+)
+from dropout_ref.torch.philox import TorchBlockArrays, keep_mask
 
 
-def scaled_select_no_grad(X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
-    """Return ``where(keep, X * scale, +0.0)`` with one output allocation and no temporary."""
-    # X * scale rounds once into X's dtype (ATen computes 16-bit products in float32).
-    out = torch.mul(X, scale)
-    zero = torch.zeros((), dtype=out.dtype, device=out.device)
-    # Elementwise and position-aligned, so writing into an input is safe; a
-    # select (not a multiply by the mask) gives +0.0 even where X is NaN or inf (D6).
-    return torch.where(keep, out, zero, out=out)
-
-
-def select_eager(X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
-    """Return the select on real tensors (no autograd); one compiled kernel for large CPU inputs.
-
-    Always returns a new contiguous tensor (the custom operator's fake promises that).
-    """
-    X = X.contiguous()
-    if keep.shape != X.shape:
-        keep = keep.expand(X.shape)
-    if X.numel() >= FUSED_SELECT_MIN_SIZE and X.device.type == "cpu":
-        from dropout_ref.torch import fused
-
-        out = fused.try_compiled("select", fused.fused_select_scaled, X, keep, scale)
-        if out is not None:
-            return out
-    return scaled_select_no_grad(X, keep, scale)
-
-
-def portable_dropout_eager(
-    x: torch.Tensor, threshold: int, seed: int, offset: int, scale: float
-) -> torch.Tensor:
-    """Return the portable dropout of the whole of ``x`` on real tensors, without Triton.
-
-    From :data:`dropout_ref.torch.fused.FUSE_MIN_SIZE` elements one compiled pass
-    (mask and select together); below it, or where the compiled kernel cannot run, the
-    keep mask and then the select.
-    """
-    from dropout_ref.torch import fused
-
-    if x.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(x, offset):
-        out = fused.try_compiled(
-            "dropout", fused.fused_philox_dropout, x, threshold, seed, offset, scale
-        )
-        if out is not None:
-            return out
-    return select_eager(x, portable_keep_mask_eager(x, threshold, seed, offset), scale)
-
-
-def portable_keep_mask_eager(
-    x: torch.Tensor, threshold: int, seed: int, offset: int
-) -> torch.Tensor:
-    """Return the Philox keep mask on real tensors: compiled for large inputs, else op by op."""
-    from dropout_ref.torch import fused
-    from dropout_ref.torch.philox import keep_mask
-
-    if x.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(x, offset):
-        mask = fused.try_compiled("mask", fused.fused_keep_mask, x, threshold, seed, offset)
-        if mask is not None:
-            return mask
-    return keep_mask(x, threshold, seed, offset)
-
-
-def eager_route(X: torch.Tensor) -> str | None:
-    """Return how an eager call on ``X`` skips the custom operators' dispatch (~50 us).
-
-    ``"kernel"``: no gradient needed, run the eager kernel directly; ``"autograd"``: a
-    gradient is needed, or a ``torch.func`` transform is active (its batched and
-    grad-tracking tensors look like plain ones): run the kernel inside the matching
-    ``autograd.Function``, which has a vmap rule; ``None``: use the operator -- under
-    ``torch.compile``/``torch.export`` tracing, or for a tensor subclass.
-    """
-    if type(X) is not torch.Tensor or torch.compiler.is_compiling():
-        return None
-    if torch._C._are_functorch_transforms_active():
-        return "autograd"
-    return "autograd" if X.requires_grad and torch.is_grad_enabled() else "kernel"
-
-
-class TorchOps:
-    """Dropout primitives on ``torch.Tensor`` (see :class:`dropout_ref.backend_api.DropoutOps`)."""
+class TorchOps(DropoutOps):
+    """Dropout primitives on ``torch.Tensor`` (the contract's ``DropoutOps``)."""
 
     name = "torch"
     conversion_hint = "X = X.float()"
@@ -158,21 +67,15 @@ class TorchOps:
         """Return the Philox keep mask (SPEC P), computed with torch ops on ``X``'s device."""
         if torch.compiler.is_compiling():
             # Plain tensor ops: the graph's compiler fuses the generator itself.
-            from dropout_ref.torch.philox import keep_mask
-
             return keep_mask(X, threshold, seed, offset)
         return portable_keep_mask_eager(X, threshold, seed, offset)
 
     def block_arrays(self, X: torch.Tensor) -> Any:
         """Index data and reshape on ``X``'s device for block masks (SPEC P7)."""
-        from dropout_ref.torch.philox import TorchBlockArrays
-
         return TorchBlockArrays(X.device)
 
     def local_block(self, X: torch.Tensor) -> Any:
         """Return a DTensor's local shard, global shape, block start and a rewrap (SPEC P7)."""
-        from dropout_ref.torch.distributed import local_block
-
         return local_block(X)
 
     def select_scaled(self, X: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
@@ -183,8 +86,6 @@ class TorchOps:
         The custom operator ``dropout_ref::select_scaled`` (autograd saves the
         1-byte mask; compiles and vmaps as one node).
         """
-        from dropout_ref.torch import custom_ops
-
         route = eager_route(X)
         if route == "kernel":
             return select_eager(X, keep, scale)
@@ -201,8 +102,6 @@ class TorchOps:
         (D9) and stays there; the mask is Philox words ``>= ceil(p * 2**32)``,
         i.e. ``u >= p`` exactly for ``u = w / 2**32`` (D4).
         """
-        from dropout_ref.torch import custom_ops, triton_kernel
-
         if not triton_kernel.applies(X):
             return None
         key = custom_ops.draw_key(X.device)
@@ -217,8 +116,6 @@ class TorchOps:
         self, X: torch.Tensor, threshold: int, seed: int, offset: int, scale: float
     ) -> torch.Tensor:
         """Portable mode on the whole of ``X``: one custom operator, mask recomputed in backward."""
-        from dropout_ref.torch import custom_ops
-
         route = eager_route(X)
         if route == "kernel":
             return custom_ops.philox_eager(X, seed, offset, threshold, scale)

@@ -1,8 +1,8 @@
 """Philox4x32-10 in torch ops on ``x``'s device (SPEC P3, P5).
 
 Only the integer primitives and the index ``arange`` live here; the
-generator is :mod:`dropout_ref.philox`. Words are ``int64`` tensors; the
-products of :class:`~dropout_ref.philox.ComplementProducts` use one signed
+generator is :mod:`dropout_ref.core.philox`. Words are ``int64`` tensors; the
+products of :class:`~dropout_ref.core.philox.ComplementProducts` use one signed
 ``int64`` multiply per ``mulhilo`` by ``m - 2**32`` (negative, never
 overflowing), so nothing depends on ``int64`` overflow (which C++ and
 compiled kernels leave undefined); ``>>`` on ``int64`` tensors is an
@@ -18,20 +18,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from dropout_ref.philox import (
+from dropout_ref.core.blocks import BlockArrays
+from dropout_ref.core.philox import (
     ComplementProducts,
     as_counter_words,
     as_key_words,
     block_span,
     element_words,
 )
-from dropout_ref.philox import (
+from dropout_ref.core.philox import (
     philox4x32_10 as _philox4x32_10,
 )
 
 
 class TorchIntOps(ComplementProducts):
-    """:class:`~dropout_ref.philox.IntOps` on ``int64`` tensors."""
+    """:class:`~dropout_ref.core.philox.IntOps` on ``int64`` tensors."""
 
     def add(self, a: torch.Tensor, b: Any) -> torch.Tensor:
         """Return ``a + b``."""
@@ -65,8 +66,8 @@ class TorchIntOps(ComplementProducts):
 TORCH_OPS = INT_OPS = TorchIntOps()
 
 
-class TorchBlockArrays:
-    """:class:`~dropout_ref.blocks.BlockArrays` on ``device``: ``int64`` tensors."""
+class TorchBlockArrays(BlockArrays):
+    """:class:`~dropout_ref.core.blocks.BlockArrays` on ``device``: ``int64`` tensors."""
 
     int_ops = TORCH_OPS
 

@@ -1,0 +1,24 @@
+"""Per-framework cases of ``dropout-ref bench``: ``dropout_ref.bench.cases.<backend>``."""
+
+from dropout_ref.core.contract import ToolModule
+
+#: The contract of ``dropout_ref.bench.cases.<backend>``.
+BENCH_CASES = ToolModule(
+    tool="bench cases",
+    pattern="dropout_ref.bench.cases.{backend}",
+    backends=("numpy", "torch", "mxnet", "tensorflow"),
+    required={
+        "framework_version": "() -> str",
+        "thread_count": "() -> int, the framework's intra-op threads",
+        "make_cases": "(size, dtype, *, fused, rate) -> CaseSet, the dropout cases at one size",
+    },
+    optional={
+        "MEMORY_POOLED": (False, "bool: the framework pools memory, so peaks are measured "
+                                 "on a first call in a fresh process"),
+        "CPU_KERNEL": (False, "bool: the backend runs the numba CPU kernel (compile cost row)"),
+        "mlp_epoch_cases": (None, "() -> CaseSet, one course-MLP epoch, ours vs native dropout"),
+        "check_device": (None, "(device) -> None, raise ValueError if it is absent; "
+                               "None: CPU only"),
+        "device_info": (None, "(device) -> str naming the device"),
+    },
+)

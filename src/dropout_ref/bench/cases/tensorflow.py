@@ -1,0 +1,75 @@
+"""Benchmark cases for the tensorflow backend (see :mod:`dropout_ref.bench`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from dropout_ref.bench.cases.common import (
+    BASELINE,
+    NATIVE,
+    OURS,
+    OURS_PORTABLE,
+    OURS_PORTABLE_FUSED,
+    BenchCase,
+    CaseSet,
+)
+from dropout_ref.bench.mlp_epoch import epoch_cases
+from dropout_ref.tensorflow import dropout_layer
+
+SEED = 20240611
+#: The framework keeps freed buffers, so peak memory is measured on a first call
+#: in a fresh process (:mod:`dropout_ref.bench.fresh_memory`).
+MEMORY_POOLED = True
+
+
+def framework_version() -> str:
+    """Return ``tf.__version__``."""
+    return tf.__version__
+
+
+def thread_count() -> int:
+    """Return TensorFlow's intra-op thread count (0 means one per core)."""
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
+def sync(result: Any) -> None:
+    """Eager CPU ops return when done; touching the buffer makes sure of it."""
+    result.numpy()
+
+
+def make_cases(size: int, dtype: str, *, fused: bool, rate: float) -> CaseSet:
+    """Return the cases of one (size, dtype) point."""
+    X = tf.constant(np.random.default_rng(0).standard_normal(size).astype(dtype))
+    nbytes = size * X.dtype.size
+    cases = [
+        BenchCase(BASELINE, lambda: X * 2.0, sync=sync, output_bytes=nbytes, note="X * 2.0"),
+        BenchCase(NATIVE, lambda: tf.nn.dropout(X, rate), sync=sync, output_bytes=nbytes,
+                  note="tf.nn.dropout"),
+        BenchCase(OURS, lambda: dropout_layer(X, rate), sync=sync, output_bytes=nbytes,
+                  note="dropout_layer(X, p)"),
+        BenchCase(OURS_PORTABLE, lambda: dropout_layer(X, rate, seed=SEED), sync=sync,
+                  output_bytes=nbytes,
+                  note="dropout_layer(X, p, seed=s): op by op below FUSE_MIN_SIZE, "
+                  "two XLA programs from there"),
+    ]
+    if fused:
+        jitted = tf.function(lambda x: dropout_layer(x, rate, seed=SEED), jit_compile=True)
+        cases.append(BenchCase(OURS_PORTABLE_FUSED, lambda: jitted(X), sync=sync,
+                               output_bytes=nbytes, compiled=True,
+                               note="tf.function(jit_compile=True) around dropout_layer"))
+    return CaseSet(cases)
+
+
+def native_dropout_layer(X: Any, dropout: float, *, seed=None, offset=0) -> Any:
+    """``dropout_layer``'s signature over ``tf.nn.dropout``."""
+    return tf.nn.dropout(X, rate=dropout)
+
+
+def mlp_epoch_cases() -> CaseSet:
+    """One epoch of the course MLP with our dropout_layer and with the native dropout."""
+    return epoch_cases(
+        "tensorflow", native_dropout_layer, "tf.nn.dropout", ours_note="tf.function step"
+    )

@@ -1,0 +1,1 @@
+"""The command line: ``dropout-ref <command>`` (:mod:`dropout_ref.cli.main`)."""

@@ -1,0 +1,1 @@
+"""Subcommands of ``dropout-ref``; see :mod:`dropout_ref.cli.main`."""

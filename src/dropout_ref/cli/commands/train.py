@@ -1,0 +1,119 @@
+"""``dropout-ref train``: train the course MLP in one backend (SPEC T1-T3)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dropout_ref.core.registry import known_backends
+from dropout_ref.course.training import DATASET_DEFAULTS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dropout-ref train``."""
+    parser.add_argument("--backend", required=True, choices=known_backends())
+    parser.add_argument(
+        "--dataset",
+        default="fashion-mnist",
+        choices=tuple(DATASET_DEFAULTS),
+        help="fashion-mnist (the course's, downloaded once and cached) or digits "
+        "(scikit-learn's bundled 8x8 digits, offline)",
+    )
+    defaults = ", ".join(
+        f"{name}: {d['epochs']} epochs, lr {d['lr']}, batch {d['batch_size']}"
+        for name, d in DATASET_DEFAULTS.items()
+    )
+    parser.add_argument("--epochs", type=int, help=f"default per data set ({defaults})")
+    parser.add_argument("--lr", type=float, help="SGD learning rate (default 0.5)")
+    parser.add_argument("--batch-size", type=int, help="minibatch size (default per data set)")
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default runs/train-<backend>-<dataset>)"
+    )
+    parser.add_argument("--data-dir", type=Path, help="folder holding or caching the data files")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds init, shuffling and dropout (default 0)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _fail(message: str) -> int:
+    print(f"dropout-ref train: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the data, train, write ``metrics.json``, ``metrics.csv`` and ``curves.png``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dropout_ref.core.registry import get_backend
+    from dropout_ref.course.backends import MLP_MODULE
+    from dropout_ref.course.data import DataError, load_dataset
+    from dropout_ref.course.training import (
+        TrainConfig,
+        plot_curves,
+        train,
+        write_metrics,
+    )
+
+    defaults = DATASET_DEFAULTS[args.dataset]
+    try:
+        config = TrainConfig(
+            epochs=args.epochs if args.epochs is not None else int(defaults["epochs"]),
+            lr=args.lr if args.lr is not None else float(defaults["lr"]),
+            batch_size=(
+                args.batch_size if args.batch_size is not None else int(defaults["batch_size"])
+            ),
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        return _fail(str(exc))
+    try:
+        get_backend(args.backend)
+    except ImportError as exc:
+        return _fail(str(exc))
+    try:
+        dataset = load_dataset(args.dataset, data_dir=args.data_dir)
+    except (DataError, ValueError) as exc:
+        return _fail(str(exc))
+
+    out = args.out or Path("runs") / f"train-{args.backend}-{args.dataset}"
+    meta = {
+        "backend": args.backend,
+        "dataset": args.dataset,
+        "epochs": config.epochs,
+        "lr": config.lr,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+    }
+    model = MLP_MODULE.load(args.backend).MLP(
+        num_inputs=dataset.num_inputs, num_outputs=dataset.num_classes, rng=config.seed
+    )
+    meta.update(dropout1=model.dropout1, dropout2=model.dropout2)
+    done: list[dict[str, float]] = []
+
+    def save(row: dict[str, float]) -> None:
+        # Rewritten every epoch, atomically: an interrupted run leaves valid files.
+        done.append(row)
+        write_metrics(done, out, meta)
+
+    results = train(
+        args.backend, model, dataset, config, progress=not args.no_progress, on_epoch=save
+    )
+    plot_curves(results, out / "curves.png", title=f"{args.backend} on {args.dataset}")
+
+    table = Table(title=f"{args.backend} on {args.dataset}")
+    for column in ("epoch", "train loss", "train acc", "test acc", "seconds"):
+        table.add_column(column, justify="right")
+    for row in results:
+        table.add_row(
+            str(row["epoch"]),
+            f"{row['train_loss']:.4f}",
+            f"{row['train_acc']:.4f}",
+            f"{row['test_acc']:.4f}",
+            f"{row['seconds']:.3f}",
+        )
+    Console().print(table)
+    print(f"wrote {out / 'metrics.json'}, {out / 'metrics.csv'}, {out / 'curves.png'}")
+    return 0

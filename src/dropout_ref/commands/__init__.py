@@ -1,1 +1,0 @@
-"""Subcommands of ``dropout-ref``; see :mod:`dropout_ref.cli`."""

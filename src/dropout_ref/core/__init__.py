@@ -1,0 +1,1 @@
+"""The neutral core: the contract, the algorithm, Philox, validation; imports no framework."""

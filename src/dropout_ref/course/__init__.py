@@ -1,0 +1,1 @@
+"""The course: models, training steps, data and tools; per framework in ``course/<backend>/``."""

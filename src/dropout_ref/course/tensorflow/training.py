@@ -1,0 +1,94 @@
+"""One SGD step and prediction for the Keras MLP.
+
+The step interface of :mod:`dropout_ref.course.training` (also used by ``dropout-ref compare``).
+"""
+
+
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from dropout_ref.course.mlp_spec import WEIGHT_NAMES
+from dropout_ref.course.tensorflow.mlp import MLP
+
+#: One compiled step per model, for the unseeded path (see :func:`sgd_step`).
+_GRAPH_STEPS: weakref.WeakKeyDictionary[MLP, Callable[..., tf.Tensor]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _step(model: MLP, X: tf.Tensor, y: tf.Tensor, lr: tf.Tensor, mask_seed: int | None):
+    variables = [model.weight_vars[name] for name in WEIGHT_NAMES]
+    with tf.GradientTape() as tape:
+        logits = model(X, training=True, mask_seed=mask_seed)
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        )
+    grads = tape.gradient(loss, variables)
+    for var, grad in zip(variables, grads, strict=True):
+        var.assign_sub(lr * grad)
+    return loss
+
+
+def _graph_step(model: MLP) -> Callable[..., tf.Tensor]:
+    step = _GRAPH_STEPS.get(model)
+    if step is None:
+        # A weak reference: a value that held its own key strongly would keep every
+        # model (variables, traced graph) alive for the life of the process.
+        model_ref = weakref.ref(model)
+
+        @tf.function(reduce_retracing=True)
+        def step(X: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
+            return _step(model_ref(), X, y, lr, None)
+
+        _GRAPH_STEPS[model] = step
+    return step
+
+
+def sgd_step(
+    model: MLP, images: np.ndarray, labels: np.ndarray, lr: float, mask_seed: int | None = None
+) -> float:
+    """Take one SGD step on the batch's mean softmax cross-entropy with ``training=True``.
+
+    Without ``mask_seed`` the step runs as a ``tf.function`` (traced once per
+    model; dropout draws from TensorFlow's global generator inside the graph);
+    with one it runs eagerly, since the seed is a Python int that a graph
+    would bake in.
+
+    Parameters
+    ----------
+    model : dropout_ref.tensorflow.MLP
+        Updated in place.
+    images : numpy.ndarray
+        float32 batch, trailing dimensions holding ``num_inputs`` elements.
+    labels : numpy.ndarray
+        Integer labels of shape ``(n,)``.
+    lr : float
+        Learning rate.
+    mask_seed : int, optional
+        Portable-mask seed of this step (SPEC P); ``None`` uses TensorFlow's generator.
+
+    Returns
+    -------
+    float
+        The batch loss before the update.
+
+    """
+    X = tf.constant(np.asarray(images, dtype=np.float32))
+    y = tf.constant(np.asarray(labels, dtype=np.int64))
+    rate = tf.constant(lr, tf.float32)
+    if mask_seed is None:
+        loss = _graph_step(model)(X, y, rate)
+    else:
+        loss = _step(model, X, y, rate, mask_seed)
+    return float(loss.numpy())
+
+
+def predict(model: MLP, images: np.ndarray) -> np.ndarray:
+    """Return the ``training=False`` logits of ``images`` as float32 NumPy."""
+    return model(tf.constant(np.asarray(images, dtype=np.float32)), training=False).numpy()

@@ -1,0 +1,1 @@
+"""The course's models and training steps in the torch backend."""

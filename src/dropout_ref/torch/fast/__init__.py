@@ -1,0 +1,1 @@
+"""The torch fast paths: custom operators, the Triton kernel, the compiled CPU passes."""
