@@ -1,4 +1,4 @@
-"""Profile of the compiled CPU kernel's parts (docs/benchmark.md, issue 12 misses).
+"""Profile of the compiled CPU kernel's parts (docs/cpu-kernel.md, docs/benchmark.md).
 
 Usage: ``PYTHONPATH=src python benchmarks/cpu_kernel_profile.py [--mxnet]``. Prints the
 best of ``REPEATS`` calls in ms for the numpy ``seed=`` path at 2^24 float32 split into

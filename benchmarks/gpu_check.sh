@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 9, in one run on a fresh CUDA machine without network. The steps'
+# The GPU check (docs/gpu.md), in one run on a fresh CUDA machine without network. The steps'
 # time limits add up to 300 s (a stuck step cannot push the run past 5 minutes):
 #   1. environment  - versions, device, whether the Triton kernel is in use
 #   2. masks        - CUDA masks bit for bit with the NumPy oracle, tl.randint4x as an oracle,

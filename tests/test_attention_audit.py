@@ -96,7 +96,7 @@ ATTENTION_NATIVES = {
     ("backend_name", "native"), [(b, n) for b, ns in ATTENTION_NATIVES.items() for n in ns]
 )
 def test_attention_native_deviates_exactly_as_documented(backend_name, native):
-    """Each attention kernel fails exactly its documented clauses (DEVIATIONS.md, natives.py)."""
+    """Each attention kernel fails exactly its documented clauses (docs/deviations/)."""
     from dropout_ref.core.registry import get_backend
 
     try:

@@ -1,4 +1,4 @@
-"""Users run the kit from pytest on their own dropout (issue 3, item 5)."""
+"""Users run the kit from pytest on their own dropout."""
 
 
 

@@ -246,7 +246,7 @@ def test_d5_subnormal_inputs(backend):
     TensorFlow (and XLA's CPU backend, under JAX) runs its kernels with
     flush-to-zero/denormals-are-zero, so its casts and
     products turn float32/bfloat16/float64 subnormals into signed zeros: a documented
-    deviation of our tensorflow backend (backends/tensorflow/DEVIATIONS.md). This test
+    deviation of our tensorflow backend (docs/deviations/tensorflow.md). This test
     pins both behaviours, so a change in either shows up.
     """
     for dtype in backend.arrays.float_dtypes:

@@ -12,8 +12,7 @@ Word layout v2 (docs/portable-masks.md): the key is
 ``(seed & 0xFFFFFFFF, seed >> 32)``; the element of row-major index ``i``
 has the global index ``g = offset + i`` and its random word ``w`` is output
 word ``g % 4`` of the block whose counter is ``(b & 0xFFFFFFFF, b >> 32, 0, 0)``
-with ``b = g // 4``: one block serves four consecutive elements. (Layout v1,
-one block per element reading only ``x0``, is retired.) With ``u = w / 2**32`` the
+with ``b = g // 4``: one block serves four consecutive elements. With ``u = w / 2**32`` the
 element is kept iff ``u >= p``, i.e. iff ``w >= ceil(p * 2**32)``
 (:func:`dropout_ref.core.thresholds.word_threshold`).
 

@@ -48,7 +48,7 @@ COURSE_BATCH_SIZE = 256
 #: digits set has 1438 training images, so batch 256 gives 6 steps an epoch
 #: and 10 epochs stay far below 0.95: batch 64 (23 steps an epoch) for 40
 #: epochs keeps lr 0.5 and the course's dropout 0.2/0.5 and ends above 0.95
-#: test accuracy in every backend (docs/readme/mlp.md has the measured
+#: test accuracy in every backend (docs/training.md has the measured
 #: figures). Batch 32 learns faster but lr 0.5 on so small a batch makes the
 #: test accuracy jump by several points from one epoch to the next.
 DATASET_DEFAULTS: dict[str, dict[str, float]] = {

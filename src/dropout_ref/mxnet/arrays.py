@@ -15,7 +15,7 @@ class MxnetArrays(ArrayBridge):
     """Array bridge for the mxnet backend (``mxnet.numpy`` arrays on the CPU)."""
 
     name = "mxnet"
-    # MXNet 1.9.1 has no bfloat16 in its numpy interface (backends/mxnet/DEVIATIONS.md).
+    # MXNet 1.9.1 has no bfloat16 in its numpy interface (docs/deviations/mxnet.md).
     float_dtypes = ("float16", "float32", "float64")
 
     @numpy_shapes

@@ -151,7 +151,7 @@ class MxnetOps(DropoutOps):
         )
         scaled = (x.astype(compute, copy=False) * factor).astype(x.dtype, copy=False)
         # An array, never a scalar 0: MXNet 1.9.1's np.where(cond, x, 0.0) sends the
-        # gradient to the unselected elements (backends/mxnet/DEVIATIONS.md). The legacy
+        # gradient to the unselected elements (docs/deviations/mxnet.md). The legacy
         # where kernel (condition in the data's dtype) differentiates correctly and is 3x
         # faster than mxnet.numpy's, recording or not (1.4 vs 0.44 ms at 256 x 256).
         # The condition (1.0 / +0.0) is itself the +0.0 branch: no zeros array, one pass

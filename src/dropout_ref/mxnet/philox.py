@@ -8,7 +8,7 @@ dividing the same memory, viewed as a legacy ``NDArray`` (no copy), by
 ``2**bits``: the legacy division of an integer array by a scalar is integer
 division (C++ ``/`` on ``int64``, truncating), which is the floor for the
 non-negative values used here. Everything stays on ``x``'s context; there is
-no host round trip (backends/mxnet/PORTABLE.md).
+no host round trip (docs/deviations/mxnet.md).
 """
 
 from __future__ import annotations

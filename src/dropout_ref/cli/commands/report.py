@@ -6,7 +6,7 @@ so that a framework that is missing, crashes, or crashes another on import
 the rest of the report still runs.
 
 Cells: ``pass``; ``FAIL``; ``n/a`` (the framework cannot express the check);
-``deviation`` (a native op's failure documented in ``backends/<name>/DEVIATIONS.md``);
+``deviation`` (a native op's failure documented in ``docs/deviations/<name>.md``);
 ``FIXED?`` (a documented deviation that no longer shows).
 
 Exit status: 1 when one of OUR backends fails a clause or its process crashes
@@ -305,7 +305,7 @@ def render_markdown(runs: list[BackendRun], clauses: list[str], seconds: float) 
     lines.append("")
     lines.append(
         "Clauses: " + "; ".join(f"{c} {_title(c)}" for c in clauses) + ". "
-        "`deviation`: a native op's documented deviation (backends/<name>/DEVIATIONS.md); "
+        "`deviation`: a native op's documented deviation (docs/deviations/<name>.md); "
         "`n/a`: the framework cannot express the check. "
         f"Run time {seconds:.0f} s."
     )

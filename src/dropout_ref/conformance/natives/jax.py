@@ -2,7 +2,7 @@
 
 ``NATIVES`` maps a name to ``fn(X, p)``; ``EXPECTED_DEVIATIONS`` lists, per
 native, the SPEC clauses it breaks on this machine with one line of evidence
-each (the long form is ``backends/jax/DEVIATIONS.md``). Flax's dropouts take
+each (the long form is ``docs/deviations/jax.md``). Flax's dropouts take
 their keys from the array bridge's stream (:data:`dropout_ref.jax.keys.KEYS`), as our own
 ``kit_dropout_layer`` does, so D9 checks them through their key arguments.
 Keras 3's dropouts are included when Keras runs on JAX in this process
@@ -62,7 +62,7 @@ _KERAS_D9 = (
     "SeedGenerator: 2056 of 4096 elements differ; keras.utils.set_random_seed is its seeding call"
 )
 
-#: Every documented deviation, Keras' included (in backends/jax/DEVIATIONS.md).
+#: Every documented deviation, Keras' included (in docs/deviations/jax.md).
 DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
     "flax.nnx.Dropout": {"D1": _FLAX_D1, "D5": _FLAX_D5},
     "flax.linen.Dropout": {"D1": _FLAX_D1, "D5": _FLAX_D5},

@@ -1,10 +1,10 @@
-"""MXNet's own dropouts under their calling convention, for the native audit (issue 3).
+"""MXNet's own dropouts under their calling convention, for the native audit.
 
 Both drop only while recording in train mode (``autograd.record(train_mode=True)``);
 ``gluon.nn.Dropout`` also needs NumPy array semantics (the course's
 ``npx.set_np()``), set here for the call only. ``EXPECTED_DEVIATIONS`` lists,
 per native, the SPEC clauses it breaks on this machine with one line of
-evidence each (the long form is ``backends/mxnet/DEVIATIONS.md``).
+evidence each (the long form is ``docs/deviations/mxnet.md``).
 """
 
 

@@ -1,8 +1,8 @@
-"""TensorFlow's own dropouts under their calling convention, for the native audit (issue 3).
+"""TensorFlow's own dropouts under their calling convention, for the native audit.
 
 ``NATIVES`` maps a name to ``fn(X, p)``; ``EXPECTED_DEVIATIONS`` lists, per
 native, the SPEC clauses it breaks on this machine with one line of evidence
-each (the long form is ``backends/tensorflow/DEVIATIONS.md``).
+each (the long form is ``docs/deviations/tensorflow.md``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def nn_dropout(X: Any, p: Any) -> Any:
 
 NATIVES: dict[str, Callable[[Any, Any], Any]] = {"tf.nn.dropout": nn_dropout}
 
-#: Every documented deviation (backends/tensorflow/DEVIATIONS.md), Keras 3's on TensorFlow too.
+#: Every documented deviation (docs/deviations/tensorflow.md), Keras 3's on TensorFlow too.
 DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
     "tf.nn.dropout": {
         "D1": "rate=nan is accepted (a NaN rate fails no comparison)",

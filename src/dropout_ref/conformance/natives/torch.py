@@ -1,8 +1,8 @@
-"""PyTorch's own dropouts under their calling convention, for the native audit (issue 3).
+"""PyTorch's own dropouts under their calling convention, for the native audit.
 
 ``NATIVES`` maps a name to ``fn(X, p)``; ``EXPECTED_DEVIATIONS`` lists, per
 native, the SPEC clauses it breaks on this machine with one line of evidence
-each (the long form is ``backends/torch/DEVIATIONS.md``; a test keeps the two
+each (the long form is ``docs/deviations/torch.md``; a test keeps the two
 in agreement and fails when a deviation disappears).
 """
 
@@ -91,7 +91,7 @@ STRUCTURED: dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]] 
 }
 
 # Keras 3 on torch (KERAS_BACKEND=torch; the report's torch worker sets it): present only
-# where Keras runs on torch in this process. All rows are in backends/torch/DEVIATIONS.md.
+# where Keras runs on torch in this process. All rows are in docs/deviations/torch.md.
 _KERAS_D1 = "rate=True is accepted; rate='0.5' raises a TypeError without the value"
 DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
     **EXPECTED_DEVIATIONS,
