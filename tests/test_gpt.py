@@ -499,3 +499,25 @@ def test_x5_keras_gpt_saves_and_loads(tmp_path):
     traced = tf.function(lambda x: model(x, training=False))
     with pytest.raises(tf.errors.InvalidArgumentError, match="idx holds a token id"):
         traced(tf.constant(np.full((2, 4), cfg.vocab_size)))
+
+
+def test_x4_compare_command_with_model_gpt(tmp_path, capsys):
+    import json
+
+    from dropout_ref import cli
+
+    names = [n for n in installed_gpt_backends() if n != "numpy"]
+    if not names:
+        pytest.skip("no backend with a GPT training step is installed")
+    status = cli.main(
+        ["compare", "--model", "gpt", "--backends", *names, "--steps", "2", "--batch-size", "2",
+         "--no-progress", "--format", "json", "--out", str(tmp_path)]
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0, document["violations"]
+    assert document["meta"]["model"] == "gpt"
+    assert document["meta"]["forward_oracles"] == ["numpy"]
+    assert set(document["summary"]) == {*names[1:], "numpy"}
+    saved = json.loads((tmp_path / "gpt_compare.json").read_text())
+    assert len(saved["losses"]) == 2
+    assert cli.main(["compare", "--model", "gpt", "--steps", "0", "--out", str(tmp_path)]) == 2
