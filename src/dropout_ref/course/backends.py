@@ -42,3 +42,39 @@ MODEL_MODES_MODULE = ToolModule(
         "eval_forward": "(model, images) -> numpy logits in its eval mode",
     },
 )
+
+#: Every backend with the course GPT (SPEC X1-X5).
+GPT_BACKENDS = ("numpy", "torch", "tensorflow")
+#: Every backend whose GPT trains (numpy's is a forward oracle).
+GPT_TRAINING_BACKENDS = ("torch", "tensorflow")
+
+#: ``dropout_ref.course.<backend>.gpt``: the GPT (SPEC X1-X5).
+GPT_MODULE = ToolModule(
+    tool="course GPT",
+    pattern="dropout_ref.course.{backend}.gpt",
+    backends=GPT_BACKENDS,
+    required={"GPT": "GPT(config, weights=None, rng=0) in the framework's idiom, get_weights()"},
+)
+
+#: ``dropout_ref.course.<backend>.gpt_training``: the GPT's training step (SPEC X4).
+GPT_TRAINING_MODULE = ToolModule(
+    tool="course GPT training step",
+    pattern="dropout_ref.course.{backend}.gpt_training",
+    backends=GPT_TRAINING_BACKENDS,
+    required={
+        "gpt_optimizer": "(model, lr=0.1) -> the framework's plain SGD for the model",
+        "gpt_train_step": "(model, optimizer, idx, targets, *, mask_seed=None) -> float loss",
+        "gpt_loss_and_gradients": "(model, idx, targets, *, mask_seed=None) -> (loss, grads)",
+    },
+)
+
+#: ``dropout_ref.course.<backend>.forward``: any of our models' forward pass as NumPy.
+FORWARD_MODULE = ToolModule(
+    tool="course forward",
+    pattern="dropout_ref.course.{backend}.forward",
+    backends=GPT_BACKENDS,
+    required={
+        "forward_numpy": "(model, inputs, *, training, mask_seed=None) -> numpy output "
+                         "in the framework's train or eval idiom (M2, X3)",
+    },
+)

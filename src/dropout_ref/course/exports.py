@@ -15,7 +15,12 @@ from typing import Any
 #: Name offered by every adapter -> module under ``dropout_ref.course.<backend>``.
 COMMON: dict[str, str] = {"MLP": "mlp"}
 #: Names only some adapters offer.
-EXTRA: dict[str, dict[str, str]] = {"jax": {"Dropout": "mlp"}}
+EXTRA: dict[str, dict[str, str]] = {
+    "jax": {"Dropout": "mlp"},
+    "numpy": {"GPT": "gpt"},
+    "torch": {"GPT": "gpt"},
+    "tensorflow": {"GPT": "gpt"},
+}
 
 
 def exported_names(backend: str) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ import jax
 
 from dropout_ref.core.contract import Backend
 from dropout_ref.core.layer import apply_dropout
-from dropout_ref.course.exports import course_exports
+from dropout_ref.course.exports import course_exports, exported_names
 from dropout_ref.jax.arrays import JaxArrays
 from dropout_ref.jax.keys import KEYS
 from dropout_ref.jax.ops import JaxOps
@@ -127,4 +127,4 @@ BACKEND = Backend("jax", _OPS, JaxArrays(), dropout_layer, kit_dropout_layer)
 # The course's models (MLP, Dropout) resolve on first use: the adapter does not import them.
 __getattr__ = course_exports(__name__)
 
-__all__ = ["BACKEND", "MLP", "Dropout", "dropout_layer", "kit_dropout_layer"]
+__all__ = ["BACKEND", "dropout_layer", "kit_dropout_layer", *exported_names("jax")]

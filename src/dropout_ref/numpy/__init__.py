@@ -2,7 +2,7 @@
 
 from dropout_ref.core.contract import Backend
 from dropout_ref.core.layer import make_dropout_layer
-from dropout_ref.course.exports import course_exports
+from dropout_ref.course.exports import course_exports, exported_names
 from dropout_ref.numpy.arrays import NumpyArrays
 from dropout_ref.numpy.ops import NumpyOps
 
@@ -18,8 +18,7 @@ _OPS = NumpyOps()
 dropout_layer = make_dropout_layer(_OPS)
 BACKEND = Backend("numpy", _OPS, NumpyArrays(), dropout_layer, fast_path_status=fast_path_status)
 
-# The course's models (MLP) resolve on first use: the adapter does not import them.
+# The course's models (MLP, GPT) resolve on first use: the adapter does not import them.
 __getattr__ = course_exports(__name__)
 
-
-__all__ = ["BACKEND", "MLP", "dropout_layer"]
+__all__ = ["BACKEND", "dropout_layer", *exported_names("numpy")]

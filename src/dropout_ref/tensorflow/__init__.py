@@ -2,7 +2,7 @@
 
 from dropout_ref.core.contract import Backend
 from dropout_ref.core.layer import make_dropout_layer
-from dropout_ref.course.exports import course_exports
+from dropout_ref.course.exports import course_exports, exported_names
 from dropout_ref.tensorflow.arrays import TensorflowArrays
 from dropout_ref.tensorflow.ops import TensorflowOps
 
@@ -10,8 +10,7 @@ _OPS = TensorflowOps()
 dropout_layer = make_dropout_layer(_OPS)
 BACKEND = Backend("tensorflow", _OPS, TensorflowArrays(), dropout_layer)
 
-# The course's models (MLP) resolve on first use: the adapter does not import them.
+# The course's models (MLP, GPT) resolve on first use: the adapter does not import them.
 __getattr__ = course_exports(__name__)
 
-
-__all__ = ["BACKEND", "MLP", "dropout_layer"]
+__all__ = ["BACKEND", "dropout_layer", *exported_names("tensorflow")]

@@ -2,7 +2,7 @@
 
 from dropout_ref.core.contract import Backend
 from dropout_ref.core.layer import make_dropout_layer
-from dropout_ref.course.exports import course_exports
+from dropout_ref.course.exports import course_exports, exported_names
 from dropout_ref.torch.arrays import TorchArrays
 from dropout_ref.torch.fast import custom_ops  # noqa: F401  (registers the dropout_ref:: operators)
 from dropout_ref.torch.ops import TorchOps
@@ -11,8 +11,7 @@ _OPS = TorchOps()
 dropout_layer = make_dropout_layer(_OPS)
 BACKEND = Backend("torch", _OPS, TorchArrays(), dropout_layer)
 
-# The course's models (MLP) resolve on first use: the adapter does not import them.
+# The course's models (MLP, GPT) resolve on first use: the adapter does not import them.
 __getattr__ = course_exports(__name__)
 
-
-__all__ = ["BACKEND", "MLP", "dropout_layer"]
+__all__ = ["BACKEND", "dropout_layer", *exported_names("torch")]
