@@ -204,7 +204,8 @@ def _converters(backend: str):
         return lambda X, y: (tf.constant(X), tf.constant(y))
     from dropout_ref.mxnet.framework import mx
 
-    return lambda X, y: (mx.nd.array(X), mx.nd.array(y))
+    make = mx.np.array if mx.util.is_np_array() else mx.nd.array
+    return lambda X, y: (make(X), make(y))
 
 
 def _assert_same_step(step, reference, seed: int = 7, weights=None) -> None:
@@ -370,3 +371,66 @@ def test_p8_tensorflow_restores_refuses_graphs_and_alpha(tf_b):
         with pytest.raises(NotImplementedError, match="AlphaDropout"):
             keras.layers.AlphaDropout(0.2)(x, training=True)
     assert (tf.nn.dropout, keras.layers.Dropout.call) == originals
+
+
+# --- MXNet -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mx_b():
+    return _backend("mxnet")
+
+
+def test_p8_mxnet_sites_npx_nd_gluon(mx_b):
+    from dropout_ref.mxnet.framework import autograd, gluon, mx
+
+    x = mx.np.array(np.random.default_rng(0).random((4, 6), dtype=np.float32))
+    xn = x.as_nd_ndarray()
+    zero = gluon.nn.Dropout(0.0)
+    with mx_b.portable_masks(8) as ctx:
+        assert np.array_equal(mx.npx.dropout(x, p=0.5).asnumpy(), x.asnumpy())  # predict mode
+        with autograd.record():
+            a = mx.npx.dropout(x, p=0.5)
+            b = mx.nd.Dropout(xn, p=0.3, axes=(1,))
+            c = zero(xn)
+            d = gluon.nn.Dropout(0.4)(xn)
+    assert [s.j for s in ctx.sites] == [0, 1, 2, 3]
+    layer = mx_b.dropout_layer
+    np.testing.assert_array_equal(a.asnumpy(), layer(x, 0.5, seed=8, offset=0).asnumpy())
+    np.testing.assert_array_equal(
+        b.asnumpy(), layer(x, 0.3, seed=8, offset=2**40, noise_shape=(4, 1)).asnumpy()
+    )
+    np.testing.assert_array_equal(c.asnumpy(), x.asnumpy())
+    np.testing.assert_array_equal(d.asnumpy(), layer(x, 0.4, seed=8, offset=3 * 2**40).asnumpy())
+
+
+def test_p8_mxnet_restores_and_refuses_hybridized(mx_b):
+    from dropout_ref.mxnet.framework import autograd, gluon, mx
+
+    originals = (mx.npx.dropout, mx.nd.Dropout, gluon.nn.Dropout.hybrid_forward)
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Dropout(0.5))
+    net.hybridize()
+    with mx_b.portable_masks(1):
+        with pytest.raises(RuntimeError, match="hybridize"):
+            with autograd.record():
+                net(mx.nd.ones((2, 3)))
+    assert (mx.npx.dropout, mx.nd.Dropout, gluon.nn.Dropout.hybrid_forward) == originals
+
+
+@pytest.mark.parametrize("numpy_semantics", [False, True], ids=["nd", "set_np"])
+def test_m6_mxnet_course_concise_step_equals_our_mlp(mx_b, numpy_semantics):
+    import contextlib
+
+    from dropout_ref.mxnet.framework import mx
+    from tests.course_concise import mxnet_concise
+
+    # The course runs under npx.set_np(); scoped here so other tests keep MXNet's default.
+    scope = (
+        mx.util.np_array(True) if numpy_semantics else contextlib.nullcontext()
+    )
+    with mx.util.np_shape(numpy_semantics), scope:
+        net, step = _course_step(mxnet_concise, "mxnet")
+        zeros = mx.np.zeros if numpy_semantics else mx.nd.zeros
+        net(zeros((1, 784)))  # Gluon's deferred init: shapes known
+        _assert_same_step(step, backend_step_function("mxnet", COURSE))

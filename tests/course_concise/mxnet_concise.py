@@ -31,4 +31,4 @@ def train_batch(net, loss, updater, X, y):
         l = loss(y_hat, y)
     l.backward()
     updater.step(X.shape[0])
-    return float(l.mean())
+    return float(l.mean().asnumpy())
