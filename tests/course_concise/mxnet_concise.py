@@ -1,5 +1,8 @@
 """The concise MXNet (Gluon) MLP of the dropout chapter (see the package docstring)."""
 
+# The course's own idioms (``l``, ``type(m) == nn.Linear``, ``zip`` unchecked) are kept as written.
+# ruff: noqa: E741
+
 from dropout_ref.mxnet.framework import autograd, gluon, mx  # MXNet 1.9.1 under NumPy >= 1.24
 
 init = mx.init

@@ -1,5 +1,8 @@
 """The concise TensorFlow (Keras) MLP of the dropout chapter (see the package docstring)."""
 
+# The course's own idioms (``l``, ``type(m) == nn.Linear``, ``zip`` unchecked) are kept as written.
+# ruff: noqa: E741, B905
+
 import tensorflow as tf
 
 dropout1, dropout2 = 0.2, 0.5

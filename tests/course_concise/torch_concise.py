@@ -1,5 +1,8 @@
 """The concise PyTorch MLP of the dropout chapter (see the package docstring)."""
 
+# The course's own idioms (``l``, ``type(m) == nn.Linear``, ``zip`` unchecked) are kept as written.
+# ruff: noqa: E741, E721
+
 import torch
 from torch import nn
 

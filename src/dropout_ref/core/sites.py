@@ -95,7 +95,7 @@ class SiteCounter:
     sites: list[Site] = field(default_factory=list)
 
     def next(self, source: str, shape: Sequence[Any], rate: Any) -> int:
-        """Number one training-mode dropout; return its offset ``j * 2**40``."""
+        """Give the next training-mode dropout its number; return its offset ``j * 2**40``."""
         j = self.count
         offset = site_offset(j)
         self.count = j + 1
@@ -171,7 +171,8 @@ class AttributePatch:
 
     def install(self) -> None:
         """Save the owner's own entry (if any) and set the replacement."""
-        own = vars(self.owner).get(self.name, _MISSING) if hasattr(self.owner, "__dict__") else _MISSING
+        owned = vars(self.owner) if hasattr(self.owner, "__dict__") else {}
+        own = owned.get(self.name, _MISSING)
         self._saved = (own, getattr(self.owner, self.name))
         setattr(self.owner, self.name, self.replacement)
 

@@ -219,14 +219,15 @@ def default_train_step(backend: str) -> TrainStep:
 
         return mxnet_step
     import jax
-    import optax
+    import jax.numpy as jnp
     from flax import nnx
 
     def jax_step(model, X, y, lr):
         model.train()
 
         def loss_fn(m):
-            return optax.softmax_cross_entropy_with_integer_labels(m(X), y).mean()
+            log_probs = jax.nn.log_softmax(m(jnp.asarray(X)))
+            return -jnp.take_along_axis(log_probs, jnp.asarray(y)[:, None], axis=-1).mean()
 
         loss, grads = nnx.value_and_grad(loss_fn)(model)
         params = nnx.state(model, nnx.Param)
@@ -251,7 +252,7 @@ def from_user_model(
     set_weights: Callable[[Any, dict[str, np.ndarray]], None] | None = None,
     name: str | None = None,
 ) -> StepFunction:
-    """Return an unmodified model's training step, run inside ``portable_masks``, as a step function.
+    """Return an unmodified model's training step inside ``portable_masks`` as a step function.
 
     Parameters
     ----------
@@ -302,7 +303,8 @@ def from_user_model(
         get_weights=get_weights or default_get_weights(backend),
         set_weights=set_weights or default_set_weights(backend),
     )
-    step.__name__ = step.__qualname__ = name or f"{type(model).__name__} ({backend}, portable_masks)"
+    label = name or f"{type(model).__name__} ({backend}, portable_masks)"
+    step.__name__ = step.__qualname__ = label
     return step
 
 

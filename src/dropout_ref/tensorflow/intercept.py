@@ -1,4 +1,4 @@
-"""``dropout_ref.tensorflow.portable_masks(seed)``: TensorFlow's and Keras' dropouts draw portable masks.
+"""``dropout_ref.tensorflow.portable_masks(seed)``: TensorFlow's and Keras' dropouts, portable.
 
 SPEC P8. While a context is open in some thread, these attributes are replaced
 (process-wide; in a thread without a context each replacement calls the
@@ -115,9 +115,8 @@ def _tf_v1_dropout(original):
 
 def _symbolic(inputs: Any) -> bool:
     """Whether Keras is only inferring shapes (no number: nothing is dropped)."""
-    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
-
     from keras import KerasTensor
+    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
     return isinstance(inputs, KerasTensor) or in_symbolic_scope()
 

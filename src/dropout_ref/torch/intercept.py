@@ -120,7 +120,7 @@ def _channel_dropout(unbatched_ndim: int | None) -> Handler:
 
 
 def _sdpa(counter: SiteCounter, func, args, kwargs):
-    """``scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa)``."""
+    """``scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale, ...)``."""
     names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
     defaults = (None, None, None, None, 0.0, False, None, False)
     q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa = (
