@@ -256,8 +256,8 @@ def test_m6_port_check_accepts_unmodified_torch_model_and_names_swapped_rates(to
             nn.Linear(256, 256), nn.ReLU(), nn.Dropout(p2), nn.Linear(256, 10),
         )
 
-    good = check_port(from_user_model(course_net(0.2, 0.5)), dataset=_synthetic(), steps=2,
-                      batch_size=32)
+    # The model itself is accepted: check_port drives it inside portable_masks.
+    good = check_port(course_net(0.2, 0.5), dataset=_synthetic(), steps=2, batch_size=32)
     assert good.ok, good.summary()
     bad = check_port(from_user_model(course_net(0.5, 0.2)), dataset=_synthetic(), steps=2,
                      batch_size=32)
@@ -499,3 +499,50 @@ def test_m6_jax_nnx_course_step_equals_our_mlp(jax_b):
 
     step = from_user_model(_nnx_course_mlp())
     _assert_same_step(step, backend_step_function("jax", COURSE))
+
+
+USER_MODULE = """
+from torch import nn
+
+
+def build():
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Dropout({p1}),
+        nn.Linear(256, 256), nn.ReLU(), nn.Dropout({p2}), nn.Linear(256, 10),
+    )
+"""
+
+
+@pytest.mark.parametrize(("rates", "status"), [((0.2, 0.5), 0), ((0.5, 0.2), 1)])
+def test_m6_compare_cli_user_model(torch_b, tmp_path, capsys, rates, status):
+    import json
+
+    from dropout_ref import cli
+
+    path = tmp_path / "my_port.py"
+    path.write_text(USER_MODULE.format(p1=rates[0], p2=rates[1]))
+    code = cli.main([
+        "compare", "--user-model", f"{path}:build", "--steps", "2", "--dataset", "digits",
+        "--out", str(tmp_path / "out"), "--no-progress", "--format", "json",
+    ])
+    document = json.loads(capsys.readouterr().out)
+    assert code == status
+    assert document["meta"]["backends"] == ["numpy", "user-model"]
+    summary = document["summary"]["user-model"]
+    if status == 0:
+        assert summary["first_step_loss_diff"] <= 1e-5 and summary["first_step_weight_diff"] <= 1e-5
+    else:
+        assert any("user-model" in v for v in document["violations"])
+
+
+@pytest.mark.parametrize(
+    ("target", "needle"),
+    [("nocolon", "module:function"), ("no_such_module_xyz:build", "no_such_module_xyz"),
+     ("json:no_such_function", "no_such_function")],
+)
+def test_compare_cli_bad_user_model_exits_2(target, needle, tmp_path, capsys):
+    from dropout_ref import cli
+
+    code = cli.main(["compare", "--user-model", target, "--out", str(tmp_path), "--no-progress"])
+    assert code == 2
+    assert needle in capsys.readouterr().err
