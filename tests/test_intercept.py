@@ -307,6 +307,14 @@ def test_x4_hf_gpt2_train_logits_and_grads_equal_our_gpt(torch_b, impl):
     scale = float(our_logits.abs().max())
     assert float((hf_logits - our_logits).abs().max()) <= 1e-5 * scale
     assert np.abs(hf_logits.detach().numpy() - numpy_logits).max() <= 1e-5 * scale
+    if impl == "sdpa":  # our other backends' GPTs, once (tensorflow's is slow to import)
+        try:
+            tf_gpt = _backend("tensorflow").GPT(config, weights=weights)
+        except pytest.skip.Exception:
+            tf_gpt = None
+        if tf_gpt is not None:
+            tf_logits = np.asarray(tf_gpt(idx.numpy(), training=True, mask_seed=5))
+            assert np.abs(hf_logits.detach().numpy() - tf_logits).max() <= 1e-5 * scale
     # The masks matter: eval logits differ from the train logits.
     hf.eval()
     with torch.no_grad():
@@ -546,3 +554,51 @@ def test_compare_cli_bad_user_model_exits_2(target, needle, tmp_path, capsys):
     code = cli.main(["compare", "--user-model", target, "--out", str(tmp_path), "--no-progress"])
     assert code == 2
     assert needle in capsys.readouterr().err
+
+
+# --- threads (module-attribute patches) ----------------------------------------------------------
+
+
+def test_p8_threads_each_their_own_context_or_native(tf_b):
+    import tensorflow as tf
+
+    x = tf.ones((64, 64))
+    original = tf.nn.dropout
+    barrier = threading.Barrier(2, timeout=60)
+    results: dict[str, object] = {}
+
+    def worker(name: str, seed: int | None):
+        try:
+            if seed is None:
+                barrier.wait()  # the main thread's context is open now
+                results[name] = (active(), tf.nn.dropout(x, 0.5))
+                barrier.wait()
+                return
+            with tf_b.portable_masks(seed) as ctx:
+                barrier.wait()
+                results[name] = (ctx.sites, tf.nn.dropout(x, 0.5))
+                barrier.wait()
+        except BaseException as exc:  # surfaced by the asserts below
+            results[name] = exc
+
+    for other_seed in (None, 2):
+        thread = threading.Thread(target=worker, args=("other", other_seed))
+        thread.start()
+        with tf_b.portable_masks(1) as ctx:
+            barrier.wait()
+            mine = tf.nn.dropout(x, 0.5)
+            barrier.wait()
+        thread.join()
+        assert not isinstance(results["other"], BaseException), results["other"]
+        first, theirs = results["other"]
+        assert [s.j for s in ctx.sites] == [0]
+        np.testing.assert_array_equal(mine, tf_b.dropout_layer(x, 0.5, seed=1, offset=0))
+        if other_seed is None:
+            # No context there: TensorFlow's own generator, equal to the portable mask
+            # with probability 2**-4096 (the false-alarm probability of this check).
+            assert first is None
+            assert not np.array_equal(theirs, tf_b.dropout_layer(x, 0.5, seed=1, offset=0))
+        else:
+            assert [s.j for s in first] == [0]
+            np.testing.assert_array_equal(theirs, tf_b.dropout_layer(x, 0.5, seed=2, offset=0))
+    assert tf.nn.dropout is original  # the last context out restored it
