@@ -150,6 +150,43 @@ def test_p8_torch_channel_dropout_and_refused_ones(torch_b):
     assert torch.equal(y, torch_b.dropout_layer(x, 0.5, seed=9, offset=0, noise_shape=(2, 3, 1, 1)))
 
 
+@pytest.mark.parametrize(
+    ("build", "needle"),
+    [
+        (lambda nn: (nn.LSTM(4, 4, num_layers=2, dropout=0.3), (5, 2, 4)), "torch.lstm"),
+        (lambda nn: (nn.GRU(4, 4, num_layers=2, dropout=0.3), (5, 2, 4)), "torch.gru"),
+        (lambda nn: (nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1), (3, 2, 8)),
+         "multi_head_attention_forward"),
+    ],
+    ids=["lstm", "gru", "transformer-layer"],
+)
+def test_p8_torch_refuses_dropouts_it_cannot_see_into(torch_b, build, needle):
+    import torch
+    from torch import nn
+
+    module, shape = build(nn)
+    x = torch.randn(*shape)
+    with torch_b.portable_masks(1) as ctx:
+        with pytest.raises(NotImplementedError, match=needle):
+            module.train()(x)
+        module.eval()(x)  # eval mode: no dropout, nothing refused, no number
+    assert ctx.sites == []
+
+
+def test_p8_torch_inplace_dropout_writes_the_input_with_its_gradient(torch_b):
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.randn(4, 6, requires_grad=True)
+    h = x * 1.0
+    with torch_b.portable_masks(2):
+        out = F.dropout(h, 0.5, training=True, inplace=True)
+    assert out is h
+    assert torch.equal(out, torch_b.dropout_layer(x.detach(), 0.5, seed=2, offset=0))
+    out.sum().backward()
+    assert torch.equal(x.grad, torch_b.dropout_layer(torch.ones(4, 6), 0.5, seed=2, offset=0))
+
+
 @pytest.mark.parametrize("mask", ["causal", "bool", "additive"])
 def test_p8_torch_sdpa_attention_dropout_is_one_site(torch_b, mask):
     import torch

@@ -24,6 +24,7 @@ Eval-mode calls (``training=False``) run torch's own function and take no number
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -182,12 +183,9 @@ def _rnn_training(args: tuple, kwargs: dict) -> bool:
 
 
 def _mha_training(args: tuple, kwargs: dict) -> bool:
-    # multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads,
-    # in_proj_weight, in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p, ...,
-    # training=True, ...)
-    dropout_p = _arg(args, kwargs, 10, "dropout_p", 0.0)
-    training = _arg(args, kwargs, 12, "training", True)
-    return bool(training) and float(dropout_p) > 0
+    bound = inspect.signature(F.multi_head_attention_forward).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bool(bound.arguments["training"]) and float(bound.arguments["dropout_p"]) > 0
 
 
 def _handlers() -> dict[Any, Handler]:
