@@ -121,8 +121,15 @@ def kit_dropout_layer(
 
 
 # After dropout_layer exists: the model module imports it from here.
+from dropout_ref.jax.intercept import portable_masks  # noqa: E402
 from dropout_ref.jax.mlp import MLP, Dropout  # noqa: E402
 
-from dropout_ref.jax.intercept import portable_masks  # noqa: E402
-
-__all__ = ["MLP", "Dropout", "arrays", "dropout_layer", "kit_dropout_layer", "ops", "portable_masks"]
+__all__ = [
+    "MLP",
+    "Dropout",
+    "arrays",
+    "dropout_layer",
+    "kit_dropout_layer",
+    "ops",
+    "portable_masks",
+]
