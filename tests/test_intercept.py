@@ -61,6 +61,16 @@ def test_p8_bad_seed_names_seed(seed, error):
         validate_context_seed(seed)
 
 
+@pytest.mark.parametrize("name", ["torch", "tensorflow", "mxnet", "jax"])
+def test_p8_every_portable_masks_refuses_a_bad_seed_before_patching(name):
+    backend = _backend(name)
+    with pytest.raises(ValueError, match="seed"):
+        backend.portable_masks(-1)
+    with pytest.raises(TypeError, match="seed"):
+        backend.portable_masks(0.5)
+    assert active() is None
+
+
 # --- torch -------------------------------------------------------------------------------------
 
 
