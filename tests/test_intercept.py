@@ -553,7 +553,9 @@ def test_m6_jax_nnx_course_step_equals_our_mlp(jax_b):
     from dropout_ref.course.user_model import from_user_model
 
     step = from_user_model(_nnx_course_mlp())
-    _assert_same_step(step, backend_step_function("jax", COURSE))
+    # Against the numpy oracle (our jax MLP agrees with it, M6; compiling its step here
+    # would double this test's time).
+    _assert_same_step(step, backend_step_function("numpy", COURSE))
 
 
 USER_MODULE = """
