@@ -160,6 +160,23 @@ def test_p8_torch_channel_dropout_and_refused_ones(torch_b):
     assert torch.equal(y, torch_b.dropout_layer(x, 0.5, seed=9, offset=0, noise_shape=(2, 3, 1, 1)))
 
 
+def test_p8_torch_compiled_model_gets_portable_masks(torch_b):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(16, 16), nn.Dropout(0.5), nn.Linear(16, 16))
+    compiled = torch.compile(net, backend="eager")
+    x = torch.randn(4, 16)
+    compiled(x)  # compiled outside the context: native dropout in there
+    for seed in (1, 2):
+        with torch_b.portable_masks(seed) as ctx:
+            y = compiled(x)
+        expected = net[2](torch_b.dropout_layer(net[0](x), 0.5, seed=seed, offset=0))
+        torch.testing.assert_close(y, expected, rtol=1e-6, atol=1e-6)
+        assert len(ctx.sites) == 1
+
+
 @pytest.mark.parametrize(
     ("build", "needle"),
     [

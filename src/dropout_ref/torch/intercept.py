@@ -236,6 +236,16 @@ class _PortableDropoutMode(TorchFunctionMode):
         if handler is None:
             # Not a dropout: torch's own function (this mode is off while it runs).
             return func(*args, **(kwargs or {}))
+        if torch.compiler.is_compiling():
+            # torch 2.13's dynamo runs an active mode outside the graph (it guards on the
+            # mode stack: tests check compiled models); should a release trace into it,
+            # refuse rather than bake one seed into a graph.
+            raise RuntimeError(
+                f"{getattr(func, '__name__', func)} traced by torch.compile inside "
+                "dropout_ref.torch.portable_masks: the compiled graph would bake this seed and "
+                "site number in. Call the model without torch.compile inside the context "
+                "(SPEC P8)"
+            )
         return handler(self.counter, func, args, kwargs or {})
 
 
@@ -266,10 +276,12 @@ def portable_masks(seed: int) -> PortableMasks:
 
     Notes
     -----
-    Other threads are not affected (torch's mode stack is per thread). Not
-    intercepted: code compiled by ``torch.compile`` / TorchScript, and dropouts
-    written by hand from ``torch.rand`` (they are not torch's dropout). The
-    refused ones are listed in the module docstring.
+    Other threads are not affected (torch's mode stack is per thread).
+    ``torch.compile``'d models work (dynamo guards on the mode stack and runs
+    the mode's dropouts outside its graph, whether the model was compiled before
+    or inside the context). Not intercepted: TorchScript, and dropouts written
+    by hand from ``torch.rand`` (they are not torch's dropout). The refused ones
+    are listed in the module docstring.
 
     """
     holder: dict[str, _PortableDropoutMode] = {}
