@@ -327,6 +327,10 @@ def test_m6_port_check_accepts_unmodified_torch_model_and_names_swapped_rates(to
                      batch_size=32)
     assert not bad.ok
     assert (bad.first_divergence.step, bad.first_divergence.clause) == (0, "M1")
+    # A third dropout, on the logits: site 2 draws at offset 2 * 2**40; named M4.
+    logits_dropout = nn.Sequential(*course_net(0.2, 0.5), nn.Dropout(0.5))
+    bad = check_port(logits_dropout, dataset=_synthetic(), steps=2, batch_size=32)
+    assert (bad.first_divergence.step, bad.first_divergence.clause) == (0, "M4")
 
 
 # --- Hugging Face GPT-2 ------------------------------------------------------------------------
