@@ -626,6 +626,15 @@ def test_compare_cli_bad_user_model_exits_2(target, needle, tmp_path, capsys):
     assert needle in capsys.readouterr().err
 
 
+def test_compare_cli_user_model_is_for_the_mlp(tmp_path, capsys):
+    from dropout_ref import cli
+
+    code = cli.main(["compare", "--model", "gpt", "--user-model", "json:loads",
+                     "--out", str(tmp_path), "--no-progress"])
+    assert code == 2
+    assert "portable_masks" in capsys.readouterr().err
+
+
 # --- threads (module-attribute patches) ----------------------------------------------------------
 
 

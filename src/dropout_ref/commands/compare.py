@@ -97,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
     from dropout_ref.registry import available_backends, get_backend
 
     if args.model == "gpt":
+        if args.user_model:
+            return _fail(
+                "--user-model brings a model of the course MLP; for a GPT (e.g. Hugging "
+                "Face's) use dropout_ref.torch.portable_masks in Python (docs/port-check.md)"
+            )
         return _run_gpt(args)
     try:
         config = CompareConfig(
