@@ -47,6 +47,9 @@ def _probe_weights(seed: int = 1) -> dict[str, np.ndarray]:
 def test_p8_site_offsets_are_the_models_numbering():
     assert site_offset(0) == 0 and site_offset(1) == SITE_STRIDE == 2**40
     assert DROPOUT_OFFSETS == (site_offset(0), site_offset(1))
+    from dropout_ref.course import gpt_config
+
+    assert gpt_config.SITE_STRIDE == SITE_STRIDE  # X4's sites are P8's numbering
     with pytest.raises(ValueError, match="site index j"):
         site_offset(2**24)
 
@@ -372,8 +375,8 @@ def test_x4_hf_gpt2_train_logits_and_grads_equal_our_gpt(torch_b, impl):
     assert ctx.sites[1].shape == (2, 4, 10, 10)
     our_logits = ours(idx, mask_seed=5)
     numpy_logits = NUMPY_GPT(config, weights=weights)(idx.numpy(), training=True, mask_seed=5)
-    scale = float(our_logits.abs().max())
-    assert float((hf_logits - our_logits).abs().max()) <= 1e-5 * scale
+    scale = float(our_logits.detach().abs().max())
+    assert float((hf_logits - our_logits).detach().abs().max()) <= 1e-5 * scale
     assert np.abs(hf_logits.detach().numpy() - numpy_logits).max() <= 1e-5 * scale
     if impl == "sdpa":  # our other backends' GPTs, once (tensorflow's is slow to import)
         try:
