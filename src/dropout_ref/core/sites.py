@@ -38,6 +38,10 @@ SITE_STRIDE = 2**40
 #: Number of sites a context can number: offsets stay below the 64-bit counter space.
 MAX_SITES = 2**64 // SITE_STRIDE
 
+#: Sites kept in :attr:`SiteCounter.sites` for inspection; later ones are numbered, not kept
+#: (a context held around a whole training run must not grow without bound).
+MAX_LOGGED_SITES = 4096
+
 
 def site_offset(j: int) -> int:
     """Return the Philox offset of site ``j``: ``j * 2**40`` (SPEC P8, X4, M6).
@@ -91,7 +95,7 @@ class SiteCounter:
     seed: int
     backend: str
     count: int = 0
-    #: Every site numbered so far (what ``portable_masks(...) as ctx: ctx.sites`` shows).
+    #: The first :data:`MAX_LOGGED_SITES` sites numbered (``ctx.sites``).
     sites: list[Site] = field(default_factory=list)
 
     def next(self, source: str, shape: Sequence[Any], rate: Any) -> int:
@@ -99,6 +103,8 @@ class SiteCounter:
         j = self.count
         offset = site_offset(j)
         self.count = j + 1
+        if j >= MAX_LOGGED_SITES:
+            return offset
         try:
             rate_value = float(rate)
         except (TypeError, ValueError):
@@ -277,8 +283,13 @@ class PortableMasks:
 
     @property
     def sites(self) -> list[Site]:
-        """Every site numbered so far, in call order."""
+        """The sites numbered so far, in call order (the first :data:`MAX_LOGGED_SITES`)."""
         return self.counter.sites
+
+    @property
+    def count(self) -> int:
+        """How many sites have been numbered since entry."""
+        return self.counter.count
 
     def __enter__(self) -> PortableMasks:
         current = _ACTIVE.get()
