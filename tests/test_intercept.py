@@ -100,6 +100,21 @@ def test_p8_torch_sites_in_call_order_rate0_counted_eval_not(torch_b):
     assert torch.equal(out, expected)
 
 
+def test_p8_site_log_is_bounded_numbering_is_not(torch_b):
+    import torch
+    import torch.nn.functional as F
+
+    from dropout_ref.core.sites import MAX_LOGGED_SITES
+
+    x = torch.ones(3)
+    with torch_b.portable_masks(0) as ctx:
+        for _ in range(MAX_LOGGED_SITES + 2):
+            last = F.dropout(x, 0.5, training=True)
+    assert ctx.count == MAX_LOGGED_SITES + 2 and len(ctx.sites) == MAX_LOGGED_SITES
+    offset = (MAX_LOGGED_SITES + 1) * 2**40
+    assert torch.equal(last, torch_b.dropout_layer(x, 0.5, seed=0, offset=offset))
+
+
 def test_p8_torch_restores_after_exception_and_refuses_nesting(torch_b):
     import torch
     import torch.nn.functional as F
