@@ -28,7 +28,7 @@ from dropout_ref.core.contract import (
     DropoutOps,
     ToolModule,
 )
-from dropout_ref.course.exports import exported_names
+from dropout_ref.core.exports import exported_names
 
 #: The packages that declare the tools' per-framework modules.
 TOOL_PACKAGES = (
@@ -94,7 +94,7 @@ def test_every_tool_covering_a_backend_has_its_declared_names(registration):
             getattr(view, name)
 
 
-def test_course_exports_resolve_lazily(registration):
+def test_lazy_exports_resolve(registration):
     module = registration.module
     for name in exported_names(registration.name):
         assert getattr(module, name) is not None

@@ -24,6 +24,14 @@ the result
     ``loss``: the batch's mean softmax cross-entropy *before* the update
     (a float); ``new_weights``: the weights after one SGD step, same layout.
 
+An unmodified model (the course's ``nn.Sequential`` with ``nn.Dropout``, a Keras
+``Sequential``, a Gluon or Flax NNX model) needs no portable dropout of its own:
+pass it to :func:`check_port` directly, or wrap it with :func:`from_user_model`
+(your own training step, weight converters); its training step then runs inside
+``dropout_ref.<backend>.portable_masks(mask_seed)``, which gives the framework's
+j-th training-mode dropout the masks of offset ``j * 2**40`` (SPEC P8), those of
+the reference's hidden layers.
+
 Wrap a framework model with :func:`from_model` (give it your
 ``sgd_step(model, images, labels, lr, mask_seed) -> float`` and, where your
 model's parameters are not in the neutral layout, ``get_weights`` /
@@ -92,6 +100,7 @@ __all__ = [
     "check_port",
     "from_backend",
     "from_model",
+    "from_user_model",
 ]
 
 
@@ -184,6 +193,13 @@ def from_backend(name: str, spec: MLPSpec | None = None) -> StepFunction:
     return backend_step_function(name, spec or MLPSpec())
 
 
+def from_user_model(model: Any, train_step: Any = None, **kwargs: Any) -> StepFunction:
+    """Drive an unmodified model inside ``portable_masks`` (see ``course.user_model``)."""
+    from dropout_ref.course.user_model import from_user_model as build
+
+    return build(model, train_step, **kwargs)
+
+
 # --- the check ------------------------------------------------------------------------------
 
 
@@ -237,8 +253,10 @@ def check_port(
 
     Parameters
     ----------
-    step_fn : StepFunction
-        Your step (the contract is in the module docstring).
+    step_fn : StepFunction or model
+        Your step (the contract is in the module docstring), or an unmodified
+        framework model of the course MLP (or a ``UserModel``), which
+        :func:`from_user_model` drives inside ``portable_masks``.
     reference : str, optional
         The dropout_ref backend to compare with (numpy, the oracle, by default).
     dataset : str or dropout_ref.course.data.Dataset, optional
@@ -264,6 +282,10 @@ def check_port(
         If ``step_fn`` is not callable or returns something outside the contract.
 
     """
+    from dropout_ref.course.user_model import UserModel, detect_backend, resolve_user_model
+
+    if isinstance(step_fn, UserModel) or detect_backend(step_fn) is not None:
+        step_fn = resolve_user_model(step_fn)
     if not callable(step_fn):
         raise TypeError(f"step_fn must be callable, got {type(step_fn).__name__}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:

@@ -14,8 +14,8 @@ from typing import Any
 import jax
 
 from dropout_ref.core.contract import Backend
+from dropout_ref.core.exports import exported_names, lazy_exports
 from dropout_ref.core.layer import apply_dropout
-from dropout_ref.course.exports import course_exports, exported_names
 from dropout_ref.jax.arrays import JaxArrays
 from dropout_ref.jax.keys import KEYS
 from dropout_ref.jax.ops import JaxOps
@@ -124,7 +124,7 @@ def kit_dropout_layer(
 
 BACKEND = Backend("jax", _OPS, JaxArrays(), dropout_layer, kit_dropout_layer)
 
-# The course's models (MLP, Dropout) resolve on first use: the adapter does not import them.
-__getattr__ = course_exports(__name__)
+# The course's models and portable_masks resolve on first use (no import circle).
+__getattr__ = lazy_exports(__name__)
 
 __all__ = ["BACKEND", "dropout_layer", "kit_dropout_layer", *exported_names("jax")]

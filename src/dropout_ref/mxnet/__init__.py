@@ -5,8 +5,8 @@ Importing it restores NumPy's ``np.bool`` alias that MXNet 1.9.1 needs
 """
 
 from dropout_ref.core.contract import Backend
+from dropout_ref.core.exports import exported_names, lazy_exports
 from dropout_ref.core.layer import make_dropout_layer
-from dropout_ref.course.exports import course_exports, exported_names
 from dropout_ref.mxnet.arrays import MxnetArrays
 from dropout_ref.mxnet.ops import MxnetOps
 
@@ -22,7 +22,7 @@ _OPS = MxnetOps()
 dropout_layer = make_dropout_layer(_OPS)
 BACKEND = Backend("mxnet", _OPS, MxnetArrays(), dropout_layer, fast_path_status=fast_path_status)
 
-# The course's models (MLP, GPT) resolve on first use: the adapter does not import them.
-__getattr__ = course_exports(__name__)
+# The course's models and portable_masks resolve on first use (no import circle).
+__getattr__ = lazy_exports(__name__)
 
 __all__ = ["BACKEND", "dropout_layer", *exported_names("mxnet")]

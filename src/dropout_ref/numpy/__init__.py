@@ -1,8 +1,8 @@
 """NumPy backend, the oracle (``from dropout_ref.numpy import dropout_layer, MLP``)."""
 
 from dropout_ref.core.contract import Backend
+from dropout_ref.core.exports import exported_names, lazy_exports
 from dropout_ref.core.layer import make_dropout_layer
-from dropout_ref.course.exports import course_exports, exported_names
 from dropout_ref.numpy.arrays import NumpyArrays
 from dropout_ref.numpy.ops import NumpyOps
 
@@ -18,7 +18,7 @@ _OPS = NumpyOps()
 dropout_layer = make_dropout_layer(_OPS)
 BACKEND = Backend("numpy", _OPS, NumpyArrays(), dropout_layer, fast_path_status=fast_path_status)
 
-# The course's models (MLP, GPT) resolve on first use: the adapter does not import them.
-__getattr__ = course_exports(__name__)
+# The course's models and portable_masks resolve on first use (no import circle).
+__getattr__ = lazy_exports(__name__)
 
 __all__ = ["BACKEND", "dropout_layer", *exported_names("numpy")]

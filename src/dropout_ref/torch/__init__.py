@@ -1,8 +1,8 @@
 """PyTorch backend (``from dropout_ref.torch import dropout_layer, MLP``)."""
 
 from dropout_ref.core.contract import Backend
+from dropout_ref.core.exports import exported_names, lazy_exports
 from dropout_ref.core.layer import make_dropout_layer
-from dropout_ref.course.exports import course_exports, exported_names
 from dropout_ref.torch.arrays import TorchArrays
 from dropout_ref.torch.fast import custom_ops  # noqa: F401  (registers the dropout_ref:: operators)
 from dropout_ref.torch.ops import TorchOps
@@ -11,7 +11,7 @@ _OPS = TorchOps()
 dropout_layer = make_dropout_layer(_OPS)
 BACKEND = Backend("torch", _OPS, TorchArrays(), dropout_layer)
 
-# The course's models (MLP, GPT) resolve on first use: the adapter does not import them.
-__getattr__ = course_exports(__name__)
+# The course's models and portable_masks resolve on first use (no import circle).
+__getattr__ = lazy_exports(__name__)
 
 __all__ = ["BACKEND", "dropout_layer", *exported_names("torch")]

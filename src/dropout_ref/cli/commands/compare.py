@@ -63,7 +63,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="table",
         help="summary on stdout: a table, or the JSON summary (default table)",
     )
+    parser.add_argument(
+        "--user-model",
+        metavar="MODULE:FUNCTION",
+        help="also compare your own, unmodified model: FUNCTION (in MODULE or path/to/file.py) "
+        "returns a torch/Keras/Gluon/Flax NNX model of the MLP (or a "
+        "dropout_ref.course.user_model.UserModel, or a step function); its training step runs "
+        "inside portable_masks(mask_seed) (SPEC P8). Without --backends only numpy runs beside it",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+#: Name of a ``--user-model`` in the comparison's tables and files.
+USER = "user-model"
 
 
 def _fail(message: str) -> int:
@@ -85,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
     from dropout_ref.course.data import DataError, load_dataset
 
     if args.model == "gpt":
+        if args.user_model:
+            return _fail(
+                "--user-model brings a model of the course MLP; for a GPT (e.g. Hugging "
+                "Face's) use dropout_ref.torch.portable_masks in Python (docs/port-check.md)"
+            )
         return _run_gpt(args)
     try:
         config = CompareConfig(
@@ -102,8 +119,19 @@ def run(args: argparse.Namespace) -> int:
                 get_backend(name)
             except ImportError as exc:
                 return _fail(str(exc))
+    elif args.user_model:
+        names = [REFERENCE]
     else:
         names = list(available_backends())
+    overrides = {}
+    if args.user_model:
+        from dropout_ref.course.user_model import load_user_model
+
+        try:
+            overrides[USER] = load_user_model(args.user_model)
+        except (ImportError, AttributeError, TypeError, ValueError) as exc:
+            return _fail(f"--user-model {args.user_model}: {exc}")
+        names.append(USER)
     try:
         kwargs = {"data_dir": args.data_dir} if args.data_dir is not None else {}
         dataset = load_dataset(args.dataset, **kwargs)
@@ -115,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(not args.no_progress, console) as bar:
         task = bar.add_task(f"{', '.join(names)}: step", total=config.steps)
         comparison = run_comparison(
-            names, dataset, config, on_step=lambda record: bar.advance(task)
+            names, dataset, config, step_functions=overrides,
+            on_step=lambda record: bar.advance(task),
         )
     seconds = time.perf_counter() - start
     out = args.out or Path("runs") / f"compare-{args.dataset}-seed{config.seed}"

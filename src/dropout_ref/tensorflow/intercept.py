@@ -1,0 +1,243 @@
+"""``dropout_ref.tensorflow.portable_masks(seed)``: TensorFlow's and Keras' dropouts, portable.
+
+SPEC P8. While a context is open in some thread, these attributes are replaced
+(process-wide; in a thread without a context each replacement calls the
+original, so other threads keep native dropout):
+
+- ``tf.nn.dropout`` and ``tf.nn.experimental.stateless_dropout`` (always a site:
+  they have no training flag), ``tf.compat.v1.nn.dropout`` (``keep_prob`` or
+  ``rate``); ``noise_shape`` becomes SPEC D12's ``noise_shape``; their ``seed``
+  is ignored (the context's seed and site decide the mask);
+- Keras 3 (``tf.keras`` / ``keras``) on the TensorFlow backend: ``Dropout.call``
+  and the spatial dropouts' ``call`` (``SpatialDropout1D/2D/3D``: the noise shape
+  Keras computes, ``(N, 1, C)`` etc.), so that a training-mode call with rate 0
+  takes its number too (Keras itself skips the random op at rate 0), and the
+  backend's ``random.dropout`` (``keras.random.dropout``, the ``Attention`` layer,
+  the recurrent cells' dropout masks);
+- refused in training with ``NotImplementedError``: ``AlphaDropout`` and
+  ``GaussianDropout`` (not inverted Bernoulli dropout).
+
+Inside ``tf.function`` (a graph) the replacements raise ``RuntimeError``: a trace
+would bake one seed and one numbering into a graph that later calls reuse. Run
+the step eagerly (``tf.config.run_functions_eagerly(True)``, or
+``model.compile(run_eagerly=True)``). Keras' symbolic shape inference (building
+a model on ``KerasTensor``s) passes through and takes no number.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import tensorflow as tf
+
+from dropout_ref.core.sites import AttributePatch, PatchSet, PortableMasks, active
+from dropout_ref.tensorflow import dropout_layer
+
+__all__ = ["portable_masks"]
+
+
+def _eager_only(source: str) -> None:
+    if not tf.executing_eagerly():
+        raise RuntimeError(
+            f"{source} inside dropout_ref.tensorflow.portable_masks while tracing a "
+            "tf.function: the trace would bake this seed and site number into a graph that "
+            "later calls reuse. Run the step eagerly (tf.config.run_functions_eagerly(True) "
+            "or model.compile(run_eagerly=True)) (SPEC P8)"
+        )
+
+
+def _noise_shape(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (tf.Tensor, tf.Variable)):
+        return [int(v) for v in value.numpy().tolist()]
+    return list(value)
+
+
+def _tf_dropout(original):
+    def dropout(x, rate=None, noise_shape=None, seed=None, name=None, **kwargs):
+        counter = active()
+        if counter is None:
+            return original(x, rate=rate, noise_shape=noise_shape, seed=seed, name=name, **kwargs)
+        _eager_only("tf.nn.dropout")
+        x = tf.convert_to_tensor(x)
+        return counter.apply(
+            dropout_layer, x, rate, source="tf.nn.dropout", noise_shape=_noise_shape(noise_shape)
+        )
+
+    dropout.__wrapped__ = original
+    return dropout
+
+
+def _tf_stateless_dropout(original):
+    def stateless_dropout(x, rate, seed, rng_alg=None, noise_shape=None, name=None):
+        counter = active()
+        if counter is None:
+            return original(
+                x, rate, seed, rng_alg=rng_alg, noise_shape=noise_shape, name=name
+            )
+        _eager_only("tf.nn.experimental.stateless_dropout")
+        x = tf.convert_to_tensor(x)
+        return counter.apply(
+            dropout_layer, x, rate, source="tf.nn.experimental.stateless_dropout",
+            noise_shape=_noise_shape(noise_shape),
+        )
+
+    stateless_dropout.__wrapped__ = original
+    return stateless_dropout
+
+
+def _tf_v1_dropout(original):
+    def dropout(x, keep_prob=None, noise_shape=None, seed=None, name=None, rate=None):
+        counter = active()
+        if counter is None:
+            return original(
+                x, keep_prob=keep_prob, noise_shape=noise_shape, seed=seed, name=name, rate=rate
+            )
+        _eager_only("tf.compat.v1.nn.dropout")
+        if rate is None:
+            if keep_prob is None:
+                raise ValueError("tf.compat.v1.nn.dropout needs keep_prob or rate, got neither")
+            rate = 1 - float(keep_prob)
+        x = tf.convert_to_tensor(x)
+        return counter.apply(
+            dropout_layer, x, rate, source="tf.compat.v1.nn.dropout",
+            noise_shape=_noise_shape(noise_shape),
+        )
+
+    dropout.__wrapped__ = original
+    return dropout
+
+
+# --- Keras 3 -----------------------------------------------------------------------------------
+
+
+def _symbolic(inputs: Any) -> bool:
+    """Whether Keras is only inferring shapes (no number: nothing is dropped)."""
+    from keras import KerasTensor
+    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+
+    return isinstance(inputs, KerasTensor) or in_symbolic_scope()
+
+
+def _keras_layer_call(original, source: str, spatial: bool):
+    def call(self, inputs, training=False):
+        counter = active()
+        if counter is None or _symbolic(inputs):
+            return original(self, inputs, training=training)
+        if not training:
+            return inputs
+        _eager_only(source)
+        noise = self._get_noise_shape(inputs) if spatial else self.noise_shape
+        return counter.apply(
+            dropout_layer, tf.convert_to_tensor(inputs), self.rate, source=source,
+            noise_shape=_noise_shape(noise),
+        )
+
+    call.__wrapped__ = original
+    return call
+
+
+def _keras_refuse(original, source: str):
+    def call(self, inputs, training=False):
+        counter = active()
+        if counter is not None and training and self.rate > 0 and not _symbolic(inputs):
+            raise NotImplementedError(
+                f"{source} in training mode inside dropout_ref.tensorflow.portable_masks: it "
+                "is not inverted Bernoulli dropout, so the context cannot give it portable "
+                "masks, and refuses to let it draw native ones (SPEC P8; docs/port-check.md)"
+            )
+        return original(self, inputs, training=training)
+
+    call.__wrapped__ = original
+    return call
+
+
+def _keras_backend_dropout(original):
+    def dropout(inputs, rate, noise_shape=None, seed=None):
+        counter = active()
+        if counter is None or _symbolic(inputs):
+            return original(inputs, rate, noise_shape=noise_shape, seed=seed)
+        _eager_only("keras.random.dropout")
+        return counter.apply(
+            dropout_layer, tf.convert_to_tensor(inputs), rate, source="keras.random.dropout",
+            noise_shape=_noise_shape(noise_shape),
+        )
+
+    dropout.__wrapped__ = original
+    return dropout
+
+
+def _keras_patches() -> list[AttributePatch]:
+    """Keras 3 on the TensorFlow backend, if Keras is importable (tf.keras is Keras 3)."""
+    try:
+        import keras
+        from keras.src.layers.regularization.alpha_dropout import AlphaDropout
+        from keras.src.layers.regularization.dropout import Dropout
+        from keras.src.layers.regularization.gaussian_dropout import GaussianDropout
+        from keras.src.layers.regularization.spatial_dropout import BaseSpatialDropout
+    except ImportError:  # no Keras 3: tf.nn is all there is
+        return []
+    if keras.backend.backend() != "tensorflow":
+        return []  # its tensors are not TensorFlow's; see docs/port-check.md
+    backend_random = sys.modules["keras.src.backend.tensorflow.random"]
+    patch = AttributePatch
+    return [
+        patch(Dropout, "call", _keras_layer_call(Dropout.call, "keras.layers.Dropout", False)),
+        patch(
+            BaseSpatialDropout, "call",
+            _keras_layer_call(BaseSpatialDropout.call, "keras.layers.SpatialDropout", True),
+        ),
+        patch(AlphaDropout, "call", _keras_refuse(AlphaDropout.call, "keras.layers.AlphaDropout")),
+        patch(
+            GaussianDropout, "call",
+            _keras_refuse(GaussianDropout.call, "keras.layers.GaussianDropout"),
+        ),
+        patch(backend_random, "dropout", _keras_backend_dropout(backend_random.dropout)),
+    ]
+
+
+def _patches() -> list[AttributePatch]:
+    patches = [
+        AttributePatch(tf.nn, "dropout", _tf_dropout(tf.nn.dropout)),
+        AttributePatch(
+            tf.nn.experimental, "stateless_dropout",
+            _tf_stateless_dropout(tf.nn.experimental.stateless_dropout),
+        ),
+        AttributePatch(tf.compat.v1.nn, "dropout", _tf_v1_dropout(tf.compat.v1.nn.dropout)),
+    ]
+    return patches + _keras_patches()
+
+
+_PATCHES = PatchSet(_patches)
+
+
+def portable_masks(seed: int) -> PortableMasks:
+    """Make TensorFlow's and Keras' dropouts draw portable masks, numbered in call order.
+
+    Inside ``with portable_masks(seed):`` the j-th dropout that TensorFlow or
+    Keras performs in training mode in this thread is
+    ``dropout_layer(T, p, seed=seed, offset=j * 2**40)`` on that call's tensor
+    (SPEC P8; what is patched is listed in the module docstring).
+
+    Parameters
+    ----------
+    seed : int
+        The Philox key, an integer in ``[0, 2**64)``.
+
+    Returns
+    -------
+    dropout_ref.core.sites.PortableMasks
+        The context manager; ``ctx.sites`` lists the numbered sites.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``seed`` is not an integer in ``[0, 2**64)``.
+    RuntimeError
+        On entry, if this thread already holds a ``portable_masks`` context; inside,
+        when a dropout runs while a ``tf.function`` is being traced.
+
+    """
+    return PortableMasks(seed, "tensorflow", patches=_PATCHES)

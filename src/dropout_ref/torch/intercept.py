@@ -1,0 +1,299 @@
+"""``dropout_ref.torch.portable_masks(seed)``: torch's own dropouts draw portable masks (SPEC P8).
+
+The door is :class:`torch.overrides.TorchFunctionMode`, pushed on this thread's
+mode stack while the context is open. It sees every call of
+
+- ``torch.nn.functional.dropout`` (what ``nn.Dropout`` calls) and ``torch.dropout``
+  / ``torch.dropout_``: with ``training=True`` a site, element-wise;
+- ``dropout1d`` / ``dropout2d`` / ``dropout3d`` and ``torch.feature_dropout``: a site
+  whose mask is shared over the spatial axes (noise shape ``(N, C, 1, ...)``, SPEC D12);
+- ``scaled_dot_product_attention`` with ``dropout_p > 0``: computed as
+  ``softmax(q @ k^T * scale + mask)`` (``is_causal``, boolean or additive
+  ``attn_mask``, ``enable_gqa`` applied first), our dropout on the probabilities
+  (one site of shape ``(..., heads, Tq, Tk)``) and the product with ``v``. SDPA has
+  no training flag: ``dropout_p == 0`` is no site (P8's exception);
+
+and refuses, with ``NotImplementedError`` in training mode, the dropouts it cannot
+reproduce: ``alpha_dropout``, ``feature_alpha_dropout`` (and ``torch.*`` forms),
+``torch.native_dropout``, ``multi_head_attention_forward`` (``nn.MultiheadAttention``:
+its dropout runs inside a composite the mode cannot see into) and the recurrent
+kernels ``torch.lstm`` / ``gru`` / ``rnn_tanh`` / ``rnn_relu`` with inter-layer dropout.
+
+Eval-mode calls (``training=False``) run torch's own function and take no number.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from dropout_ref.core.sites import PortableMasks, SiteCounter
+from dropout_ref.torch import dropout_layer
+
+__all__ = ["portable_masks"]
+
+Handler = Callable[[SiteCounter, Any, tuple, dict], Any]
+
+
+def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any) -> Any:
+    if len(args) > index:
+        return args[index]
+    return kwargs.get(name, default)
+
+
+def _finish(input: torch.Tensor, out: torch.Tensor, inplace: bool) -> torch.Tensor:
+    """``inplace=True`` (``nn.Dropout(inplace=True)``): write the result into the input."""
+    return input.copy_(out) if inplace else out
+
+
+def _functional_dropout(counter: SiteCounter, func, args, kwargs):
+    """``F.dropout(input, p=0.5, training=True, inplace=False)``."""
+    input = _arg(args, kwargs, 0, "input", None)
+    p = _arg(args, kwargs, 1, "p", 0.5)
+    training = _arg(args, kwargs, 2, "training", True)
+    inplace = _arg(args, kwargs, 3, "inplace", False)
+    if not training:
+        return func(*args, **kwargs)
+    out = counter.apply(dropout_layer, input, p, source="torch.nn.functional.dropout")
+    return _finish(input, out, inplace)
+
+
+def _torch_dropout(inplace: bool, feature: bool) -> Handler:
+    """``torch.dropout(input, p, train)`` and its in-place / feature forms."""
+
+    def handler(counter: SiteCounter, func, args, kwargs):
+        input = _arg(args, kwargs, 0, "input", None)
+        p = _arg(args, kwargs, 1, "p", None)
+        train = _arg(args, kwargs, 2, "train", None)
+        if not train:
+            return func(*args, **kwargs)
+        noise = _feature_noise(input, batched=True) if feature else None
+        out = counter.apply(
+            dropout_layer, input, p, source=f"torch.{func.__name__}", noise_shape=noise
+        )
+        return _finish(input, out, inplace)
+
+    return handler
+
+
+def _feature_noise(input: torch.Tensor, *, batched: bool) -> tuple[int, ...]:
+    """Noise shape of channel dropout: ``(N, C, 1, ...)``, or ``(C, 1, ...)`` unbatched."""
+    shape = tuple(input.shape)
+    keep = 2 if batched else 1
+    if len(shape) < keep:
+        raise ValueError(
+            f"channel dropout needs an input with at least {keep} dimensions, got shape {shape}"
+        )
+    return shape[:keep] + (1,) * (len(shape) - keep)
+
+
+def _channel_dropout(unbatched_ndim: int | None) -> Handler:
+    """``F.dropout1d/2d/3d(input, p=0.5, training=True, inplace=False)``.
+
+    As torch: 1d and 3d accept an unbatched input (one dimension fewer);
+    ``dropout2d`` treats every input as batched (a 3-D one as ``(N, C, L)``).
+    """
+
+    def handler(counter: SiteCounter, func, args, kwargs):
+        input = _arg(args, kwargs, 0, "input", None)
+        p = _arg(args, kwargs, 1, "p", 0.5)
+        training = _arg(args, kwargs, 2, "training", True)
+        inplace = _arg(args, kwargs, 3, "inplace", False)
+        if not training:
+            return func(*args, **kwargs)
+        # Let torch check the rank (and warn) exactly as it does, at no cost: eval mode.
+        func(input, p, False, False)
+        batched = unbatched_ndim is None or input.dim() != unbatched_ndim
+        noise = _feature_noise(input, batched=batched)
+        out = counter.apply(
+            dropout_layer, input, p, source=f"torch.nn.functional.{func.__name__}",
+            noise_shape=noise,
+        )
+        return _finish(input, out, inplace)
+
+    return handler
+
+
+def _sdpa(counter: SiteCounter, func, args, kwargs):
+    """``scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale, ...)``."""
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+    defaults = (None, None, None, None, 0.0, False, None, False)
+    q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa = (
+        _arg(args, kwargs, i, n, d) for i, (n, d) in enumerate(zip(names, defaults, strict=True))
+    )
+    if not dropout_p > 0:
+        return func(*args, **kwargs)
+    if is_causal and attn_mask is not None:
+        raise RuntimeError(
+            "scaled_dot_product_attention: an explicit attn_mask must not be set when "
+            "is_causal=True (as torch's kernels refuse it)"
+        )
+    if enable_gqa and q.size(-3) != k.size(-3):
+        k = k.repeat_interleave(q.size(-3) // k.size(-3), -3)
+        v = v.repeat_interleave(q.size(-3) // v.size(-3), -3)
+    factor = 1.0 / math.sqrt(q.size(-1)) if scale is None else scale
+    scores = torch.matmul(q, k.transpose(-2, -1)) * factor
+    L, S = q.size(-2), k.size(-2)
+    if is_causal:
+        causal = torch.ones(L, S, dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+    probs = torch.softmax(scores, dim=-1)
+    probs = counter.apply(
+        dropout_layer, probs, dropout_p, source="torch.nn.functional.scaled_dot_product_attention"
+    )
+    return torch.matmul(probs, v)
+
+
+def _refuse(what: str, is_training: Callable[[tuple, dict], bool]) -> Handler:
+    def handler(counter: SiteCounter, func, args, kwargs):
+        if is_training(args, kwargs):
+            raise NotImplementedError(
+                f"{what} in training mode inside dropout_ref.torch.portable_masks: the context "
+                "cannot reproduce this dropout with portable masks and refuses to let it draw "
+                "native ones (SPEC P8; see docs/port-check.md for the list)"
+            )
+        return func(*args, **kwargs)
+
+    return handler
+
+
+def _flag(index: int, name: str, default: Any = True) -> Callable[[tuple, dict], bool]:
+    return lambda args, kwargs: bool(_arg(args, kwargs, index, name, default))
+
+
+def _rnn_training(args: tuple, kwargs: dict) -> bool:
+    # lstm(input, hx, params, has_biases, num_layers, dropout, train, ...) or the packed
+    # form (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, ...).
+    i = 4 if isinstance(args[3], bool) else 5
+    if len(args) <= i + 2:
+        return False
+    num_layers, dropout, train = args[i], args[i + 1], args[i + 2]
+    return bool(train) and float(dropout) > 0 and int(num_layers) > 1
+
+
+def _mha_training(args: tuple, kwargs: dict) -> bool:
+    bound = inspect.signature(F.multi_head_attention_forward).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bool(bound.arguments["training"]) and float(bound.arguments["dropout_p"]) > 0
+
+
+def _handlers() -> dict[Any, Handler]:
+    handlers: dict[Any, Handler] = {
+        F.dropout: _functional_dropout,
+        torch.dropout: _torch_dropout(inplace=False, feature=False),
+        torch.dropout_: _torch_dropout(inplace=True, feature=False),
+        torch.feature_dropout: _torch_dropout(inplace=False, feature=True),
+        torch.feature_dropout_: _torch_dropout(inplace=True, feature=True),
+        F.dropout1d: _channel_dropout(unbatched_ndim=2),
+        F.dropout2d: _channel_dropout(unbatched_ndim=None),
+        F.dropout3d: _channel_dropout(unbatched_ndim=4),
+        F.scaled_dot_product_attention: _sdpa,
+        F.alpha_dropout: _refuse("torch.nn.functional.alpha_dropout", _flag(2, "training", False)),
+        F.feature_alpha_dropout: _refuse(
+            "torch.nn.functional.feature_alpha_dropout", _flag(2, "training", False)
+        ),
+        torch.alpha_dropout: _refuse("torch.alpha_dropout", _flag(2, "train")),
+        torch.alpha_dropout_: _refuse("torch.alpha_dropout_", _flag(2, "train")),
+        torch.feature_alpha_dropout: _refuse("torch.feature_alpha_dropout", _flag(2, "train")),
+        torch.feature_alpha_dropout_: _refuse("torch.feature_alpha_dropout_", _flag(2, "train")),
+        torch.native_dropout: _refuse("torch.native_dropout", _flag(2, "train")),
+        F.multi_head_attention_forward: _refuse(
+            "torch.nn.functional.multi_head_attention_forward (nn.MultiheadAttention, "
+            "nn.Transformer*Layer) with dropout", _mha_training
+        ),
+    }
+    for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+        handlers[getattr(torch, name)] = _refuse(
+            f"torch.{name} (nn.{name.upper().replace('_TANH', '').replace('_RELU', '')}) "
+            "with dropout between layers", _rnn_training
+        )
+    return handlers
+
+
+_HANDLERS = _handlers()
+
+
+class _PortableDropoutMode(TorchFunctionMode):
+    """Routes torch's dropouts of this thread to the context's counter."""
+
+    def __init__(self, counter: SiteCounter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        handler = _HANDLERS.get(func)
+        if handler is None:
+            # Not a dropout: torch's own function (this mode is off while it runs).
+            return func(*args, **(kwargs or {}))
+        if torch.compiler.is_compiling():
+            # torch 2.13's dynamo runs an active mode outside the graph (it guards on the
+            # mode stack: tests check compiled models); should a release trace into it,
+            # refuse rather than bake one seed into a graph.
+            raise RuntimeError(
+                f"{getattr(func, '__name__', func)} traced by torch.compile inside "
+                "dropout_ref.torch.portable_masks: the compiled graph would bake this seed and "
+                "site number in. Call the model without torch.compile inside the context "
+                "(SPEC P8)"
+            )
+        return handler(self.counter, func, args, kwargs or {})
+
+
+def portable_masks(seed: int) -> PortableMasks:
+    """Make torch's own dropouts draw portable masks, numbered in call order (SPEC P8).
+
+    Inside ``with portable_masks(seed):`` the j-th dropout that torch performs
+    in training mode in this thread (``nn.Dropout``, ``F.dropout``, channel
+    dropouts, the attention dropout of ``scaled_dot_product_attention``) is
+    ``dropout_layer(T, p, seed=seed, offset=j * 2**40)`` on that call's tensor.
+
+    Parameters
+    ----------
+    seed : int
+        The Philox key, an integer in ``[0, 2**64)``.
+
+    Returns
+    -------
+    dropout_ref.core.sites.PortableMasks
+        The context manager; ``ctx.sites`` lists the numbered sites.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``seed`` is not an integer in ``[0, 2**64)``.
+    RuntimeError
+        On entry, if this thread already holds a ``portable_masks`` context.
+
+    Notes
+    -----
+    Other threads are not affected (torch's mode stack is per thread).
+    ``torch.compile``'d models work (dynamo guards on the mode stack and runs
+    the mode's dropouts outside its graph, whether the model was compiled before
+    or inside the context). Not intercepted: TorchScript, and dropouts written
+    by hand from ``torch.rand`` (they are not torch's dropout). The refused ones
+    are listed in the module docstring.
+
+    """
+    holder: dict[str, _PortableDropoutMode] = {}
+
+    def enter(counter: SiteCounter) -> None:
+        mode = _PortableDropoutMode(counter)
+        mode.__enter__()
+        holder["mode"] = mode
+
+    def exit(counter: SiteCounter) -> None:
+        mode = holder.pop("mode", None)
+        if mode is not None:
+            mode.__exit__(None, None, None)
+
+    return PortableMasks(seed, "torch", enter=enter, exit=exit)
