@@ -128,7 +128,7 @@ def test_d7_jax_float64_with_x64_and_32_bit_words_without(tmp_path):
     """
     code = (
         "import jax, jax.numpy as jnp, numpy as np\n"
-        "from dropout_ref.jax import dropout_layer, arrays\n"
+        "from dropout_ref.jax import BACKEND, dropout_layer\n"
         "from dropout_ref.numpy import dropout_layer as ref\n"
         "x64 = jax.config.jax_enable_x64\n"
         "dt = jnp.float64 if x64 else jnp.float32\n"
@@ -140,7 +140,7 @@ def test_d7_jax_float64_with_x64_and_32_bit_words_without(tmp_path):
         "assert np.array_equal(np.asarray(out) == 0, want == 0)\n"
         "k = dropout_layer(X, 0.3, key=jax.random.key(0))\n"
         "assert k.dtype == dt\n"
-        "print('float64' in arrays.float_dtypes, out.dtype)\n"
+        "print('float64' in BACKEND.arrays.float_dtypes, out.dtype)\n"
     )
     seen = []
     for flag in ("1", "0"):
