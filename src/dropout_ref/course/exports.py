@@ -12,14 +12,18 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-#: Name offered by every adapter -> module under ``dropout_ref.course.<backend>``.
+from dropout_ref.course.backends import COURSE_BACKENDS
+
+#: Name offered by every adapter the course covers -> module under ``dropout_ref.course.<backend>``.
 COMMON: dict[str, str] = {"MLP": "mlp"}
 #: Names only some adapters offer.
 EXTRA: dict[str, dict[str, str]] = {"jax": {"Dropout": "mlp"}}
 
 
 def exported_names(backend: str) -> tuple[str, ...]:
-    """Return the course names ``dropout_ref.<backend>`` offers."""
+    """Return the course names ``dropout_ref.<backend>`` offers (none outside the course)."""
+    if backend not in COURSE_BACKENDS:
+        return ()
     return (*COMMON, *EXTRA.get(backend, {}))
 
 
@@ -35,6 +39,11 @@ def course_attribute(adapter: str, name: str) -> Any:
     module = EXTRA.get(backend, {}).get(name) or COMMON.get(name)
     if module is None:
         raise AttributeError(f"module {adapter!r} has no attribute {name!r}")
+    if backend not in COURSE_BACKENDS:
+        raise AttributeError(
+            f"module {adapter!r} has no attribute {name!r}: the course's models cover "
+            f"{', '.join(COURSE_BACKENDS)}, not {backend}"
+        )
     return getattr(importlib.import_module(f"dropout_ref.course.{backend}.{module}"), name)
 
 
