@@ -18,6 +18,7 @@ themselves, so one :data:`INT_OPS` serves every namespace.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,7 +85,9 @@ def int64_arange(xp: Any, n: int, device: Any) -> Any:
         If the namespace gives another dtype (JAX without ``jax_enable_x64``
         silently makes ``int32``), where the words would overflow.
     """
-    index = xp.arange(n, dtype=xp.int64, device=device)
+    with warnings.catch_warnings():  # JAX warns of the truncation; the error below says more
+        warnings.simplefilter("ignore", UserWarning)
+        index = xp.arange(n, dtype=xp.int64, device=device)
     if index.dtype != xp.int64:
         raise TypeError(
             f"seed= on the array_api backend computes Philox in int64, but the namespace "
