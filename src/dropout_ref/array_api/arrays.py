@@ -55,9 +55,13 @@ class ArrayApiArrays(ArrayBridge):
         return namespace_float_dtypes(self.xp)
 
     def from_numpy(self, array: np.ndarray, dtype: str | None = None) -> Any:
-        """Return a new array of the namespace holding ``array`` (cast to ``dtype`` if given)."""
-        host = np.array(array, dtype=dtype, copy=True)
-        return self.xp.asarray(host, dtype=getattr(self.xp, dtype) if dtype else None)
+        """Return a new array of the namespace holding ``array`` (cast to ``dtype`` if given).
+
+        bfloat16, which NumPy lacks, is cast in the namespace from float32.
+        """
+        if dtype == "bfloat16":
+            return self.xp.astype(self.from_numpy(array, "float32"), self.xp.bfloat16)
+        return self.xp.asarray(np.array(array, dtype=dtype, copy=True))
 
     def to_numpy(self, x: Any) -> np.ndarray:
         """Return ``x`` as a NumPy array (bfloat16, which NumPy lacks, widened to float32)."""

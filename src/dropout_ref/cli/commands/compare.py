@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from dropout_ref.core.registry import known_backends
+from dropout_ref.course.backends import MLP_MODULE
 from dropout_ref.course.training import DATASET_DEFAULTS, progress_bar
 
 
@@ -21,9 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backends",
         nargs="+",
-        choices=known_backends(),
-        help="backends to compare (default: every installed one); numpy, the reference, "
-        "always runs",
+        choices=MLP_MODULE.backends,
+        help="backends to compare (default: every installed one with the course MLP); numpy, "
+        "the reference, always runs",
     )
     parser.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
     parser.add_argument(
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             except ImportError as exc:
                 return _fail(str(exc))
     else:
-        names = list(available_backends())
+        names = [name for name in available_backends() if MLP_MODULE.covers(name)]
     try:
         kwargs = {"data_dir": args.data_dir} if args.data_dir is not None else {}
         dataset = load_dataset(args.dataset, **kwargs)
