@@ -25,10 +25,8 @@ from dropout_ref.course.exports import course_exports
 
 def fast_path_status() -> str:
     """Say which paths calls take here (``dropout-ref backends``)."""
-    return (
-        f"no fused kernel; seed=: Philox in the namespace's int64 ops; seed=None: NumPy's "
-        f"global generator, moved with xp.asarray; kit namespace: {BACKEND.arrays.xp.__name__}"
-    )
+    kit = BACKEND.arrays.xp.__name__
+    return f"seed=: int64 Philox in X's namespace; seed=None: np.random; kit on {kit}"
 
 
 _OPS = ArrayApiOps()
