@@ -217,6 +217,20 @@ def test_report_worker_checks_only_our_layer():
     assert events[-1] == {"event": "done"}
 
 
+def test_report_worker_keeps_the_mlp_row_where_the_course_covers_the_backend():
+    """The worker's MLP row follows MLP_MODULE.covers (numpy is covered: M2-M4 are checked)."""
+    from dropout_ref.conformance import worker
+
+    stdout = io.StringIO()
+    with redirect_stdout(stdout):
+        assert worker.main(["--backend", "numpy", "--clauses", "D2", "M3"]) == 0
+    events = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert "dropout_ref.numpy.MLP" in events[0]["implementations"]
+    model = [e["report"] for e in events if e["event"] == "report"][-1]
+    assert model["implementation"] == "dropout_ref.numpy.MLP"
+    assert model["results"]["M3"]["status"] == "pass"
+
+
 @pytest.mark.parametrize("command", [["train", "--backend"], ["compare", "--backends"]])
 def test_course_commands_refuse_the_backend_cleanly(command, capsys):
     from dropout_ref.cli import main as cli
