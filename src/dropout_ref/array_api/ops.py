@@ -71,7 +71,7 @@ class ArrayApiOps(DropoutOps):
 
     def check_array(self, X: Any) -> None:
         """Refuse anything that is not an array of an Array API namespace."""
-        if not array_api_compat.is_array_api_obj(X) or isinstance(X, (bool, int, float, complex)):
+        if not array_api_compat.is_array_api_obj(X):
             raise TypeError(
                 f"X must be an array of an Array API namespace on the array_api backend "
                 f"(array_api_strict, NumPy, or any array array_api_compat supports), got "
