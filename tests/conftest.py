@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from dropout_ref.core.contract import kit_dropout_layer
+from dropout_ref.conformance.natives import NATIVE_AUDIT
+from dropout_ref.core.contract import NotApplicable, kit_dropout_layer
 from dropout_ref.core.registry import get_backend, known_backends
+from dropout_ref.course.backends import MLP_MODULE
 
 
 class KitView:
@@ -42,7 +45,29 @@ def backend(request: pytest.FixtureRequest):
 
 @pytest.fixture(params=[name for name in known_backends() if name != "numpy"])
 def autodiff_backend(request: pytest.FixtureRequest):
-    """The adapter of each backend with automatic differentiation."""
+    """The adapter of each backend with automatic differentiation.
+
+    Skipped, with the bridge's reason, where ``arrays.value_and_grad`` raises
+    ``NotApplicable`` (e.g. the array_api backend: the standard has no autodiff).
+    """
+    adapter = _adapter(request.param)
+    x = adapter.arrays.from_numpy(np.ones(1, np.float32))
+    try:
+        adapter.arrays.value_and_grad(lambda v: v, x, np.ones(1, np.float32))
+    except NotApplicable as exc:
+        pytest.skip(f"{request.param}: {exc}")
+    return adapter
+
+
+@pytest.fixture(params=MLP_MODULE.backends)
+def course_backend(request: pytest.FixtureRequest):
+    """The adapter of each backend the course covers (its MLP and training step)."""
+    return _adapter(request.param)
+
+
+@pytest.fixture(params=NATIVE_AUDIT.backends)
+def audited_backend(request: pytest.FixtureRequest):
+    """The adapter of each backend whose framework has native dropouts to audit."""
     return _adapter(request.param)
 
 

@@ -24,6 +24,12 @@ from tests.mlp_idioms import oracle_hidden, run_forward
 SMALL = {"num_inputs": 12, "num_outputs": 3, "num_hiddens1": 7, "num_hiddens2": 5}
 
 
+@pytest.fixture
+def backend(course_backend):
+    """Every backend the course covers (``MLP_MODULE.backends``), not every adapter."""
+    return course_backend
+
+
 def small_batch(seed: int = 0, n: int = 6) -> np.ndarray:
     """Inputs of shape (n, 3, 4): flattened to the 12 inputs of ``SMALL`` (M1)."""
     return np.random.default_rng(seed).uniform(0, 1, size=(n, 3, 4)).astype(np.float32)

@@ -191,6 +191,8 @@ def _backend_int64(backend, values):
         return importlib.import_module("torch").from_numpy(values)
     if name == "tensorflow":
         return importlib.import_module("tensorflow").constant(values)
+    if name == "array_api":  # int64 words in the bridge's namespace (array_api_strict)
+        return backend.arrays.xp.asarray(values)
     if name == "jax":  # 32-bit words: JAX without jax_enable_x64 has no 64-bit integers
         return importlib.import_module("jax.numpy").asarray(values.astype(np.uint32))
     return importlib.import_module("dropout_ref.mxnet.framework").mnp.array(values, dtype="int64")

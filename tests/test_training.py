@@ -28,6 +28,12 @@ from dropout_ref.course.training import (
 SMALL = {"num_inputs": 12, "num_outputs": 3, "num_hiddens1": 16, "num_hiddens2": 8}
 
 
+@pytest.fixture
+def backend(course_backend):
+    """Every backend the course covers (``MLP_MODULE.backends``), not every adapter."""
+    return course_backend
+
+
 def steps_of(backend):
     return importlib.import_module(f"dropout_ref.course.{backend.ops.name}.training")
 

@@ -27,6 +27,7 @@ from dropout_ref.conformance.runner import backend_arrays, check_dropout
 from dropout_ref.conformance.stats import DEFAULT_ALPHA
 from dropout_ref.core.contract import kit_dropout_layer
 from dropout_ref.core.registry import get_backend
+from dropout_ref.course.backends import MLP_MODULE
 
 #: The noise shape of our own structured row (channel dropout of an (N, C, H, W) X).
 OURS_NOISE_SHAPE: tuple[int | None, ...] = (None, None, 1, 1)
@@ -56,6 +57,8 @@ def implementations(
             OURS_NOISE_SHAPE,
         ),
     ]
+    if not NATIVE_AUDIT.covers(backend):  # a backend with no native dropout to audit
+        return found
     try:
         natives = NATIVE_AUDIT.load(backend)
     except ImportError as exc:  # e.g. Keras missing: our own layer is still checked
@@ -75,6 +78,8 @@ def attention_probes(backend: str) -> list[tuple[str, Any, dict[str, str]]]:
     ``ATTENTION`` of ``dropout_ref.conformance.natives.<backend>``, audited through the
     identity trick (:mod:`dropout_ref.conformance.attention.audit`).
     """
+    if not NATIVE_AUDIT.covers(backend):
+        return []
     try:
         natives = NATIVE_AUDIT.load(backend)
     except ImportError:
@@ -113,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [name for name, *_ in impls]
     attention = attention_probes(args.backend) if set(args.clauses) & set(ATTENTION_CLAUSES) else []
     names += [name for name, *_ in attention]
-    if any(c in MODEL_CLAUSES for c in args.clauses) and hasattr(get_backend(args.backend), "MLP"):
+    # The course MLP's row, where the course covers the backend (its declaration says).
+    if any(c in MODEL_CLAUSES for c in args.clauses) and MLP_MODULE.covers(args.backend):
         names.append(f"dropout_ref.{args.backend}.MLP")
     _emit({"event": "start", "implementations": names})
     for name, kind, fn, expected, noise_shape in impls:
@@ -146,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             {"event": "report", "kind": "native", "expected": expected, "report": report.to_dict()}
         )
     model_clauses = [c for c in args.clauses if c in MODEL_CLAUSES]
-    if model_clauses and hasattr(get_backend(args.backend), "MLP"):
+    if model_clauses and MLP_MODULE.covers(args.backend):
         name = f"dropout_ref.{args.backend}.MLP"
         report = check_model(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name,
                              device=args.device)

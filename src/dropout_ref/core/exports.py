@@ -52,7 +52,11 @@ def exported_attribute(adapter: str, name: str) -> Any:
     backend = adapter.rpartition(".")[2]
     path = EXPORTS.get(backend, {}).get(name)
     if path is None:
-        raise AttributeError(f"module {adapter!r} has no attribute {name!r}")
+        offered = [b for b, table in EXPORTS.items() if name in table]
+        where = (
+            f"; the course's models cover {', '.join(offered)}, not {backend}" if offered else ""
+        )
+        raise AttributeError(f"module {adapter!r} has no attribute {name!r}{where}")
     return getattr(importlib.import_module(path.format(backend=backend)), name)
 
 

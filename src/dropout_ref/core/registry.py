@@ -50,6 +50,11 @@ BACKENDS: dict[str, BackendInfo] = {
         BackendInfo(
             "jax", "jax", 'python -m pip install "jax[cpu]==0.10.2" "flax==0.12.8"'
         ),
+        BackendInfo(
+            "array_api",
+            "array_api_compat",
+            'python -m pip install "array-api-compat==1.16.0" "array-api-strict==2.6.1"',
+        ),
     )
 }
 

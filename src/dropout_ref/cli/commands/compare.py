@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from dropout_ref.core.registry import known_backends
+from dropout_ref.course.backends import MLP_MODULE
 from dropout_ref.course.training import DATASET_DEFAULTS, progress_bar
 
 
@@ -32,9 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backends",
         nargs="+",
-        choices=known_backends(),
-        help="backends to compare (default: every installed one); numpy, the reference, "
-        "always runs",
+        choices=MLP_MODULE.backends,
+        help="backends to compare (default: every installed one with the course MLP); numpy, "
+        "the reference, always runs",
     )
     parser.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
     parser.add_argument(
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.user_model:
         names = [REFERENCE]
     else:
-        names = list(available_backends())
+        names = [name for name in available_backends() if MLP_MODULE.covers(name)]
     overrides = {}
     if args.user_model:
         from dropout_ref.course.user_model import load_user_model

@@ -6,13 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from dropout_ref.core.registry import known_backends
+from dropout_ref.course.backends import MLP_MODULE
 from dropout_ref.course.training import DATASET_DEFAULTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dropout-ref train``."""
-    parser.add_argument("--backend", required=True, choices=known_backends())
+    # The backends the course has an MLP for (its declaration), not every adapter.
+    parser.add_argument("--backend", required=True, choices=MLP_MODULE.backends)
     parser.add_argument(
         "--dataset",
         default="fashion-mnist",
@@ -48,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from dropout_ref.core.registry import get_backend
-    from dropout_ref.course.backends import MLP_MODULE
     from dropout_ref.course.data import DataError, load_dataset
     from dropout_ref.course.training import (
         TrainConfig,
