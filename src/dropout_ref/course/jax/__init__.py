@@ -1,0 +1,1 @@
+"""The course models on JAX / Flax NNX (SPEC M, X)."""

@@ -1,0 +1,1 @@
+"""The course models on MXNet Gluon (SPEC M, X)."""
