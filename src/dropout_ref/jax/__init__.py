@@ -123,4 +123,14 @@ def kit_dropout_layer(
 # After dropout_layer exists: the model module imports it from here.
 from dropout_ref.jax.mlp import MLP, Dropout  # noqa: E402
 
-__all__ = ["MLP", "Dropout", "arrays", "dropout_layer", "kit_dropout_layer", "ops"]
+__all__ = ["GPT", "MLP", "Dropout", "arrays", "dropout_layer", "kit_dropout_layer", "ops"]
+
+
+def __getattr__(name: str):
+    # Resolved on first use (PEP 562): course.jax.gpt imports this package, so an eager
+    # import here would be circular when that module is imported first.
+    if name == "GPT":
+        from dropout_ref.course.jax.gpt import GPT
+
+        return GPT
+    raise AttributeError(f"module 'dropout_ref.jax' has no attribute {name!r}")

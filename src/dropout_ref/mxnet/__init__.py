@@ -23,4 +23,14 @@ def fast_path_status() -> str:
 # After dropout_layer exists: the model module imports it from here.
 from dropout_ref.mxnet.mlp import MLP  # noqa: E402
 
-__all__ = ["MLP", "arrays", "dropout_layer", "fast_path_status", "ops"]
+__all__ = ["GPT", "MLP", "arrays", "dropout_layer", "fast_path_status", "ops"]
+
+
+def __getattr__(name: str):
+    # Resolved on first use (PEP 562): course.mxnet.gpt imports this package, so an eager
+    # import here would be circular when that module is imported first.
+    if name == "GPT":
+        from dropout_ref.course.mxnet.gpt import GPT
+
+        return GPT
+    raise AttributeError(f"module 'dropout_ref.mxnet' has no attribute {name!r}")

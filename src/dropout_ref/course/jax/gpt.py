@@ -22,26 +22,26 @@ import numpy as np
 from flax import nnx
 
 from dropout_ref.course.gpt_config import (
-    SITE_STRIDE,
+    EMBD_SITE,
+    LAYER_NORM_EPS,
     GPTConfig,
     check_idx_dtype,
     check_idx_shape,
+    layer_sites,
     resolve_weights,
+    site_offset,
     validate_idx,
     validate_weights,
     weight_shapes,
 )
 from dropout_ref.jax.mlp import Dropout, _default_dropout_key
 
-#: LayerNorm epsilon of GPT-2 (Hugging Face's layer_norm_epsilon, nanoGPT's F.layer_norm).
-LN_EPS = 1e-5
-
 
 def _layer_norm(n_embd: int, bias: bool) -> nnx.LayerNorm:
     # use_fast_variance=False: E[(x - mean)^2] as torch computes it, not E[x^2] - mean^2,
     # which loses digits in float32 and would cost the 1e-5 agreement of X5.
     return nnx.LayerNorm(
-        n_embd, epsilon=LN_EPS, use_bias=bias, use_fast_variance=False, rngs=nnx.Rngs(0)
+        n_embd, epsilon=LAYER_NORM_EPS, use_bias=bias, use_fast_variance=False, rngs=nnx.Rngs(0)
     )
 
 
@@ -57,11 +57,10 @@ class CausalSelfAttention(nnx.Module):
         self.n_head = config.n_head
         self.c_attn = _linear(config.n_embd, 3 * config.n_embd, config.bias)
         self.c_proj = _linear(config.n_embd, config.n_embd, config.bias)
-        self.attn_dropout = Dropout(
-            config.rates["attn"], offset=(1 + 3 * layer) * SITE_STRIDE, rngs=rngs
-        )
+        attn_site, resid_site, _ = layer_sites(layer)
+        self.attn_dropout = Dropout(config.rates["attn"], offset=site_offset(attn_site), rngs=rngs)
         self.resid_dropout = Dropout(
-            config.rates["resid"], offset=(2 + 3 * layer) * SITE_STRIDE, rngs=rngs
+            config.rates["resid"], offset=site_offset(resid_site), rngs=rngs
         )
 
     def __call__(self, x: jax.Array, mask_seed: int | None) -> jax.Array:
@@ -86,7 +85,7 @@ class MLPBlock(nnx.Module):
         self.c_fc = _linear(config.n_embd, 4 * config.n_embd, config.bias)
         self.c_proj = _linear(4 * config.n_embd, config.n_embd, config.bias)
         self.dropout = Dropout(
-            config.rates["resid"], offset=(3 + 3 * layer) * SITE_STRIDE, rngs=rngs
+            config.rates["resid"], offset=site_offset(layer_sites(layer)[2]), rngs=rngs
         )
 
     def __call__(self, x: jax.Array, mask_seed: int | None) -> jax.Array:
@@ -160,8 +159,8 @@ class GPT(nnx.Module):
         self,
         config: GPTConfig,
         weights: dict[str, np.ndarray] | None = None,
-        *,
         rng: np.random.Generator | int | None = 0,
+        *,
         rngs: nnx.Rngs | None = None,
     ) -> None:
         if not isinstance(config, GPTConfig):
@@ -173,7 +172,7 @@ class GPT(nnx.Module):
         init = nnx.Rngs(0)
         self.wte = nnx.Embed(config.vocab_size, config.n_embd, rngs=init)
         self.wpe = nnx.Embed(config.block_size, config.n_embd, rngs=init)
-        self.drop = Dropout(config.rates["embd"], offset=0, rngs=rngs)
+        self.drop = Dropout(config.rates["embd"], offset=site_offset(EMBD_SITE), rngs=rngs)
         self.h = nnx.List([Block(config, layer, rngs) for layer in range(config.n_layer)])
         self.ln_f = _layer_norm(config.n_embd, config.bias)
         self._load(checked)

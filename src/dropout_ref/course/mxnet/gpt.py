@@ -18,9 +18,12 @@ from typing import Any
 import numpy as np
 
 from dropout_ref.course.gpt_config import (
-    SITE_STRIDE,
+    EMBD_SITE,
+    LAYER_NORM_EPS,
     GPTConfig,
+    layer_sites,
     resolve_weights,
+    site_offset,
     validate_idx,
     validate_weights,
     weight_shapes,
@@ -28,8 +31,6 @@ from dropout_ref.course.gpt_config import (
 from dropout_ref.mxnet import dropout_layer
 from dropout_ref.mxnet.framework import autograd, gluon, mnp, mx
 
-#: LayerNorm epsilon of GPT-2 (Hugging Face's layer_norm_epsilon, nanoGPT's F.layer_norm).
-LN_EPS = 1e-5
 _GELU_C = math.sqrt(2.0 / math.pi)
 
 
@@ -38,7 +39,7 @@ def _layer_norm(x: Any, weight: Any, bias: Any | None) -> Any:
     # digits in float32.
     centred = x - x.mean(axis=-1, keepdims=True)
     var = (centred * centred).mean(axis=-1, keepdims=True)
-    out = centred / mnp.sqrt(var + LN_EPS) * weight
+    out = centred / mnp.sqrt(var + LAYER_NORM_EPS) * weight
     return out if bias is None else out + bias
 
 
@@ -81,7 +82,6 @@ class GPT(gluon.Block):
         self,
         config: GPTConfig,
         weights: dict[str, np.ndarray] | None = None,
-        *,
         rng: np.random.Generator | int | None = 0,
     ) -> None:
         super().__init__()
@@ -121,7 +121,7 @@ class GPT(gluon.Block):
         # Every site is a dropout_layer call in training, rate 0 included (X4's numbering).
         if not autograd.is_training():
             return x
-        return dropout_layer(x, rate, seed=mask_seed, offset=site * SITE_STRIDE)
+        return dropout_layer(x, rate, seed=mask_seed, offset=site_offset(site))
 
     def forward(self, idx: Any, mask_seed: int | None = None) -> Any:
         """Return the logits (B, T, vocab_size) of token ids ``idx`` (B, T).
@@ -150,10 +150,11 @@ class GPT(gluon.Block):
 
         wte = p["transformer.wte.weight"]
         x = mnp.take(wte, tokens, axis=0) + p["transformer.wpe.weight"][:T]
-        x = self._site(x, rates["embd"], 0, mask_seed)
+        x = self._site(x, rates["embd"], EMBD_SITE, mask_seed)
         causal = mnp.tril(mnp.ones((T, T), dtype="float32")) > 0
         for layer in range(cfg.n_layer):
             pre = f"transformer.h.{layer}."
+            attn_site, resid_attn_site, resid_mlp_site = layer_sites(layer)
             h = _layer_norm(x, p[pre + "ln_1.weight"], bias(pre + "ln_1.bias"))
             qkv = mnp.dot(h, p[pre + "attn.c_attn.weight"])
             if cfg.bias:
@@ -163,12 +164,12 @@ class GPT(gluon.Block):
             )
             att = mnp.matmul(q, k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(hd))
             att = _softmax(mnp.where(causal, att, -mnp.inf))
-            att = self._site(att, rates["attn"], 1 + 3 * layer, mask_seed)
+            att = self._site(att, rates["attn"], attn_site, mask_seed)
             y = mnp.matmul(att, v).transpose(0, 2, 1, 3).reshape(B, T, C)
             y = mnp.dot(y, p[pre + "attn.c_proj.weight"])
             if cfg.bias:
                 y = y + p[pre + "attn.c_proj.bias"]
-            x = x + self._site(y, rates["resid"], 2 + 3 * layer, mask_seed)
+            x = x + self._site(y, rates["resid"], resid_attn_site, mask_seed)
             h = _layer_norm(x, p[pre + "ln_2.weight"], bias(pre + "ln_2.bias"))
             h = mnp.dot(h, p[pre + "mlp.c_fc.weight"])
             if cfg.bias:
@@ -176,7 +177,7 @@ class GPT(gluon.Block):
             h = mnp.dot(_gelu_tanh(h), p[pre + "mlp.c_proj.weight"])
             if cfg.bias:
                 h = h + p[pre + "mlp.c_proj.bias"]
-            x = x + self._site(h, rates["resid"], 3 + 3 * layer, mask_seed)
+            x = x + self._site(h, rates["resid"], resid_mlp_site, mask_seed)
         x = _layer_norm(x, p["transformer.ln_f.weight"], bias("transformer.ln_f.bias"))
         # The LM head is tied to the token embedding (X1).
         return mnp.dot(x, wte.T)
