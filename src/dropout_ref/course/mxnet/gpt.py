@@ -163,7 +163,9 @@ class GPT(gluon.Block):
                 t.reshape(B, T, nh, hd).transpose(0, 2, 1, 3) for t in mnp.split(qkv, 3, axis=-1)
             )
             att = mnp.matmul(q, k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(hd))
-            att = _softmax(mnp.where(causal, att, -mnp.inf))
+            # A full -inf tensor, not the scalar: MXNet 1.9.1's gradient of where(cond, x,
+            # scalar) with a broadcast cond is wrong (tests: gradients vs torch's).
+            att = _softmax(mnp.where(causal, att, mnp.full_like(att, -mnp.inf)))
             att = self._site(att, rates["attn"], attn_site, mask_seed)
             y = mnp.matmul(att, v).transpose(0, 2, 1, 3).reshape(B, T, C)
             y = mnp.dot(y, p[pre + "attn.c_proj.weight"])
