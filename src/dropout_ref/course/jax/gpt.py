@@ -36,6 +36,8 @@ from dropout_ref.course.gpt_config import (
 )
 from dropout_ref.jax.mlp import Dropout, _default_dropout_key
 
+_ZEROS = nnx.initializers.zeros_init()
+
 
 def _layer_norm(n_embd: int, bias: bool) -> nnx.LayerNorm:
     # use_fast_variance=False: E[(x - mean)^2] as torch computes it, not E[x^2] - mean^2,
@@ -46,8 +48,12 @@ def _layer_norm(n_embd: int, bias: bool) -> nnx.LayerNorm:
 
 
 def _linear(n_in: int, n_out: int, bias: bool) -> nnx.Linear:
-    # The neutral init overwrites the parameters, so the initializers' key is a constant.
-    return nnx.Linear(n_in, n_out, use_bias=bias, rngs=nnx.Rngs(0))
+    # The neutral init overwrites the parameters: zeros spare compiling a random init per shape.
+    return nnx.Linear(n_in, n_out, use_bias=bias, kernel_init=_ZEROS, rngs=nnx.Rngs(0))
+
+
+def _embed(n: int, n_embd: int) -> nnx.Embed:
+    return nnx.Embed(n, n_embd, embedding_init=_ZEROS, rngs=nnx.Rngs(0))
 
 
 class CausalSelfAttention(nnx.Module):
@@ -169,9 +175,8 @@ class GPT(nnx.Module):
         checked = resolve_weights(config, weights, rng)
         if rngs is None:
             rngs = nnx.Rngs(dropout=_default_dropout_key(rng))
-        init = nnx.Rngs(0)
-        self.wte = nnx.Embed(config.vocab_size, config.n_embd, rngs=init)
-        self.wpe = nnx.Embed(config.block_size, config.n_embd, rngs=init)
+        self.wte = _embed(config.vocab_size, config.n_embd)
+        self.wpe = _embed(config.block_size, config.n_embd)
         self.drop = Dropout(config.rates["embd"], offset=site_offset(EMBD_SITE), rngs=rngs)
         self.h = nnx.List([Block(config, layer, rngs) for layer in range(config.n_layer)])
         self.ln_f = _layer_norm(config.n_embd, config.bias)
