@@ -305,7 +305,8 @@ def validate_idx(idx: Any, config: GPTConfig) -> np.ndarray:
     array = np.asarray(idx)
     check_idx_dtype(array.dtype.kind, array.dtype)
     check_idx_shape(array.shape, config)
-    check_token_range(int(array.min()), int(array.max()), config)
+    if array.size:  # an empty batch has no ids to check
+        check_token_range(int(array.min()), int(array.max()), config)
     return array.astype(np.int64, copy=False)
 
 
@@ -330,7 +331,8 @@ def validate_batch(idx: Any, targets: Any, config: GPTConfig) -> tuple[np.ndarra
         raise ValueError(
             f"targets must have the shape of idx {idx.shape}, got {targets.shape}"
         )
-    check_token_range(int(targets.min()), int(targets.max()), config, "targets")
+    if targets.size:
+        check_token_range(int(targets.min()), int(targets.max()), config, "targets")
     return idx, targets.astype(np.int64, copy=False)
 
 
