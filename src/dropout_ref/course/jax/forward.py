@@ -6,6 +6,9 @@ from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
+
+from dropout_ref.jax import arrays
 
 
 def forward_numpy(
@@ -14,15 +17,19 @@ def forward_numpy(
     """Return the output of ``model`` after ``model.train()`` or ``model.eval()``, as NumPy.
 
     Integer inputs (a GPT's token ids) stay integers, everything else (an MLP's
-    images) becomes float32. In training without ``mask_seed`` the dropout keys
-    come from the model's ``nnx.Rngs``. The model is left in ``eval()`` mode
-    after an eval call and in ``train()`` mode after a training call, as
-    NNX's own idiom leaves it (it keeps no single mode flag to restore).
+    images) becomes float32. In training without ``mask_seed``, the model's
+    ``dropout`` stream is first reseeded (``nnx.reseed``) with the next key of
+    ``dropout_ref.jax.arrays``' stream, JAX's stand-in for a global generator
+    (D9): ``arrays.seed_global(s)`` then makes the tools' calls repeatable, as
+    ``torch.manual_seed`` does for torch, and consecutive calls draw fresh masks.
+    The model is left in the mode of the call (NNX keeps no single flag to restore).
     """
     array = np.asarray(inputs)
     X = jnp.asarray(array if array.dtype.kind in "iu" else array.astype(np.float32))
     if training:
         model.train()
+        if mask_seed is None:
+            nnx.reseed(model, dropout=arrays.keys.next())
     else:
         model.eval()
     return np.asarray(model(X, mask_seed=mask_seed))
