@@ -273,9 +273,13 @@ def test_site_checks_cover_the_mlp_too():
     assert report.results["X2"].random_tests == 2
 
 
-def test_worker_emits_the_gpt_row(backend, capsys):
+def test_worker_emits_the_gpt_row(backend, capsys, monkeypatch):
     from dropout_ref.conformance import worker
 
+    # In process, only the model rows: the worker would otherwise switch Keras' backend for
+    # the rest of the session (dropout-ref report runs it in a process of its own).
+    monkeypatch.setattr(worker, "use_keras_backend", lambda name: None)
+    monkeypatch.setattr(worker, "implementations", lambda name: [])
     assert worker.main(["--backend", backend, "--clauses", *SITE_CLAUSES]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert f"dropout_ref.{backend}.GPT" in events[0]["implementations"]

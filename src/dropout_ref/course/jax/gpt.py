@@ -12,6 +12,7 @@ names and layouts (X5): ``nnx.Linear``'s kernel is already Conv1D's
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from typing import Any
@@ -40,8 +41,8 @@ _ZEROS = nnx.initializers.zeros_init()
 
 
 def _layer_norm(n_embd: int, bias: bool) -> nnx.LayerNorm:
-    # use_fast_variance=False: E[(x - mean)^2] as torch computes it, not E[x^2] - mean^2,
-    # which loses digits in float32 and would cost the 1e-5 agreement of X5.
+    # Holds the parameters; the forward pass computes with _layer_norm_fn (two-pass variance,
+    # which use_fast_variance=False gives a direct call too).
     return nnx.LayerNorm(
         n_embd, epsilon=LAYER_NORM_EPS, use_bias=bias, use_fast_variance=False, rngs=nnx.Rngs(0)
     )
@@ -54,6 +55,73 @@ def _linear(n_in: int, n_out: int, bias: bool) -> nnx.Linear:
 
 def _embed(n: int, n_embd: int) -> nnx.Embed:
     return nnx.Embed(n, n_embd, embedding_init=_ZEROS, rngs=nnx.Rngs(0))
+
+
+# The arithmetic between two dropout sites runs as one jitted function each: eagerly (a
+# mask_seed step, the conformance kit's recorded passes) JAX would otherwise dispatch, and
+# linearise under grad, every primitive on its own, several times slower.
+
+
+def _value(param: nnx.Param | None) -> jax.Array | None:
+    return None if param is None else param[...]
+
+
+def _affine(x: jax.Array, weight: jax.Array, bias: jax.Array | None) -> jax.Array:
+    out = x @ weight
+    return out if bias is None else out + bias
+
+
+@jax.jit
+def _layer_norm_fn(x: jax.Array, scale: jax.Array, bias: jax.Array | None) -> jax.Array:
+    # Two-pass variance E[(x - mean)^2], as torch's layer_norm (the one-pass form loses digits).
+    centred = x - x.mean(axis=-1, keepdims=True)
+    var = (centred * centred).mean(axis=-1, keepdims=True)
+    out = centred * jax.lax.rsqrt(var + LAYER_NORM_EPS) * scale
+    return out if bias is None else out + bias
+
+
+@functools.partial(jax.jit, static_argnames="n_head")
+def _attention_probs(
+    x: jax.Array, weight: jax.Array, bias: jax.Array | None, n_head: int
+) -> tuple[jax.Array, jax.Array]:
+    """Return the causal softmax probabilities (B, n_head, T, T) and the values."""
+    B, T, C = x.shape
+    hd = C // n_head
+    q, k, v = jnp.split(_affine(x, weight, bias), 3, axis=-1)
+    q, k, v = (t.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3) for t in (q, k, v))
+    att = (q @ k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(hd))
+    causal = jnp.tril(jnp.ones((T, T), dtype=bool))
+    return jax.nn.softmax(jnp.where(causal, att, -jnp.inf), axis=-1), v
+
+
+@jax.jit
+def _attend(att: jax.Array, v: jax.Array, weight: jax.Array, bias: jax.Array | None) -> jax.Array:
+    """Return the output projection of the heads' weighted values (B, T, C)."""
+    B, nh, T, hd = v.shape
+    return _affine((att @ v).transpose(0, 2, 1, 3).reshape(B, T, nh * hd), weight, bias)
+
+
+@jax.jit
+def _mlp(
+    x: jax.Array, w_fc: jax.Array, b_fc: jax.Array | None, w_proj: jax.Array,
+    b_proj: jax.Array | None,
+) -> jax.Array:  # fmt: skip
+    return _affine(jax.nn.gelu(_affine(x, w_fc, b_fc), approximate=True), w_proj, b_proj)
+
+
+@jax.jit
+def _embed_tokens(idx: jax.Array, wte: jax.Array, wpe: jax.Array) -> jax.Array:
+    return jnp.take(wte, idx, axis=0) + wpe[: idx.shape[1]][None]
+
+
+@jax.jit
+def _lm_head(x: jax.Array, scale: jax.Array, bias: jax.Array | None, wte: jax.Array) -> jax.Array:
+    # Final LayerNorm, then the head tied to the token embedding (X1).
+    return _layer_norm_fn(x, scale, bias) @ wte.T
+
+
+def _apply_layer_norm(ln: nnx.LayerNorm, x: jax.Array) -> jax.Array:
+    return _layer_norm_fn(x, ln.scale[...], _value(ln.bias))
 
 
 class CausalSelfAttention(nnx.Module):
@@ -71,17 +139,12 @@ class CausalSelfAttention(nnx.Module):
 
     def __call__(self, x: jax.Array, mask_seed: int | None) -> jax.Array:
         """Return the attention branch of ``x`` (B, T, C), before the residual add."""
-        B, T, C = x.shape
-        hd = C // self.n_head
-        q, k, v = jnp.split(self.c_attn(x), 3, axis=-1)
-        q, k, v = (t.reshape(B, T, self.n_head, hd).transpose(0, 2, 1, 3) for t in (q, k, v))
-        att = (q @ k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(hd))
-        causal = jnp.tril(jnp.ones((T, T), dtype=bool))
-        att = jax.nn.softmax(jnp.where(causal, att, -jnp.inf), axis=-1)
+        c_attn, c_proj = self.c_attn, self.c_proj
+        att, v = _attention_probs(x, c_attn.kernel[...], _value(c_attn.bias), self.n_head)
         # Site 1 + 3l: the (B, n_head, T, T) probabilities, row-major (X4).
         att = self.attn_dropout(att, mask_seed=mask_seed)
-        y = (att @ v).transpose(0, 2, 1, 3).reshape(B, T, C)
-        return self.resid_dropout(self.c_proj(y), mask_seed=mask_seed)
+        y = _attend(att, v, c_proj.kernel[...], _value(c_proj.bias))
+        return self.resid_dropout(y, mask_seed=mask_seed)
 
 
 class MLPBlock(nnx.Module):
@@ -96,8 +159,9 @@ class MLPBlock(nnx.Module):
 
     def __call__(self, x: jax.Array, mask_seed: int | None) -> jax.Array:
         """Return the MLP branch of ``x``, before the residual add."""
-        h = jax.nn.gelu(self.c_fc(x), approximate=True)
-        return self.dropout(self.c_proj(h), mask_seed=mask_seed)
+        c_fc, c_proj = self.c_fc, self.c_proj
+        h = _mlp(x, c_fc.kernel[...], _value(c_fc.bias), c_proj.kernel[...], _value(c_proj.bias))
+        return self.dropout(h, mask_seed=mask_seed)
 
 
 class Block(nnx.Module):
@@ -111,8 +175,8 @@ class Block(nnx.Module):
 
     def __call__(self, x: jax.Array, mask_seed: int | None) -> jax.Array:
         """Return ``x`` after both residual branches."""
-        x = x + self.attn(self.ln_1(x), mask_seed)
-        return x + self.mlp(self.ln_2(x), mask_seed)
+        x = x + self.attn(_apply_layer_norm(self.ln_1, x), mask_seed)
+        return x + self.mlp(_apply_layer_norm(self.ln_2, x), mask_seed)
 
 
 #: Hugging Face name (after ``transformer.h.{i}.``) -> path of the NNX parameter in a Block.
@@ -231,14 +295,12 @@ class GPT(nnx.Module):
         else:
             idx = validate_idx(np.asarray(idx), self.config)
         idx = jnp.asarray(idx, jnp.int32)
-        T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(jnp.arange(T, dtype=jnp.int32))[None]
+        x = _embed_tokens(idx, self.wte.embedding[...], self.wpe.embedding[...])
         x = self.drop(x, mask_seed=mask_seed)
         for block in self.h:
             x = block(x, mask_seed)
-        x = self.ln_f(x)
-        # The LM head is tied to the token embedding (X1).
-        return x @ self.wte.embedding[...].T
+        ln_f = self.ln_f
+        return _lm_head(x, ln_f.scale[...], _value(ln_f.bias), self.wte.embedding[...])
 
 
 # NNX's metaclass hides __init__'s parameters from inspect.signature(GPT); show them.
