@@ -393,7 +393,7 @@ def test_x1_bad_token_ids_raise_naming_idx(gpt_backend, idx, error, needle):
 # --- forward_numpy --------------------------------------------------------------------------
 
 
-def test_forward_numpy_runs_the_mlp_of_every_backend(backend):
+def test_forward_numpy_runs_the_mlp_of_every_backend(course_backend):
     from dropout_ref.course.mlp_spec import MLPSpec
     from dropout_ref.course.mlp_spec import init_weights as mlp_init
 
@@ -407,11 +407,8 @@ def test_forward_numpy_runs_the_mlp_of_every_backend(backend):
     ref = dropout_ref.forward_numpy(
         adapter("numpy").MLP(**kwargs), X, training=True, mask_seed=1
     )
-    try:
-        model = backend.module.MLP(**kwargs)
-        out = dropout_ref.forward_numpy(model, X, training=True, mask_seed=1)
-    except (ImportError, ModuleNotFoundError) as exc:  # no forward piece for this backend yet
-        pytest.skip(str(exc))
+    model = course_backend.module.MLP(**kwargs)
+    out = dropout_ref.forward_numpy(model, X, training=True, mask_seed=1)
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
 
 

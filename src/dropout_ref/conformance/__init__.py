@@ -11,18 +11,24 @@ The kit imports no framework; it speaks to a backend only through its
 
 from dropout_ref.conformance.assertions import ConformanceError, assert_conforms
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
+from dropout_ref.conformance.model_probes import check_gpt
 from dropout_ref.conformance.registry import CHECKS, CLAUSES
 from dropout_ref.conformance.result import ClauseResult, ConformanceReport
 from dropout_ref.conformance.runner import check_dropout
+from dropout_ref.conformance.site_checks import SITE_CLAUSES, SiteProbe, check_sites
 
 __all__ = [
     "CHECKS",
     "CLAUSES",
     "MODEL_CLAUSES",
+    "SITE_CLAUSES",
     "ClauseResult",
     "ConformanceError",
     "ConformanceReport",
+    "SiteProbe",
     "assert_conforms",
     "check_dropout",
+    "check_gpt",
     "check_model",
+    "check_sites",
 ]

@@ -94,6 +94,31 @@ def measure(
     )  # fmt: skip
 
 
+def measure_gpt(runs: int = 200, alpha: float = 0.2, backend: str = "numpy") -> str:
+    """Run the GPT's site clauses (X2-X4) ``runs`` times on ``backend``'s GPT; describe the rate.
+
+    Only X2 is random (one exact binomial test per site at ``alpha / sites``), so a
+    correct GPT fails a run with probability at most ``alpha``.
+    """
+    from dropout_ref.conformance.model_probes import check_gpt
+
+    failed_runs, by_clause = 0, {}
+    start = time.perf_counter()
+    for seed in range(runs):
+        report = check_gpt(backend=backend, seed=seed, alpha=alpha)
+        failed_runs += not report.ok
+        for clause in report.failures:
+            by_clause[clause] = by_clause.get(clause, 0) + 1
+    bound = binomial_count_interval(runs, alpha, 1e-6)
+    return (
+        f"{backend} GPT: {failed_runs} of {runs} runs of the site clauses failed a correct "
+        f"GPT (by clause: {by_clause or 'none'}): observed false-alarm rate "
+        f"{failed_runs / runs:.4f} vs stated alpha {alpha:g} (at most {bound.high:g} failing "
+        f"runs expected if the stated rate held with equality, at 1e-6); "
+        f"{time.perf_counter() - start:.0f} s"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the measured false-alarm rate."""
     parser = argparse.ArgumentParser(prog="python -m dropout_ref.conformance.false_alarm")
@@ -101,7 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=0.2)
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--sample-scale", type=float, default=1 / 16)
+    parser.add_argument(
+        "--model", choices=["none", "gpt"], default="none",
+        help="gpt: the GPT's site clauses (X2-X4) instead of dropout_layer's random clauses",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.model == "gpt":
+        print(measure_gpt(args.runs, args.alpha, args.backend))
+        return 0
     print(measure(args.runs, args.alpha, args.backend, args.sample_scale))
     return 0
 

@@ -19,15 +19,17 @@ from typing import Any
 
 from dropout_ref.conformance.attention.audit import ATTENTION_CLAUSES, check_attention
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
+from dropout_ref.conformance.model_probes import check_gpt
 from dropout_ref.conformance.natives import NATIVE_AUDIT
 from dropout_ref.conformance.natives.keras import use_keras_backend
 from dropout_ref.conformance.registry import CLAUSES
 from dropout_ref.conformance.result import ClauseResult
 from dropout_ref.conformance.runner import backend_arrays, check_dropout
+from dropout_ref.conformance.site_checks import SITE_CLAUSES
 from dropout_ref.conformance.stats import DEFAULT_ALPHA
 from dropout_ref.core.contract import kit_dropout_layer
 from dropout_ref.core.registry import get_backend
-from dropout_ref.course.backends import MLP_MODULE
+from dropout_ref.course.backends import GPT_MODULE, MLP_MODULE
 
 #: The noise shape of our own structured row (channel dropout of an (N, C, H, W) X).
 OURS_NOISE_SHAPE: tuple[int | None, ...] = (None, None, 1, 1)
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
-    parser.add_argument("--clauses", nargs="*", default=[*CLAUSES, *MODEL_CLAUSES])
+    parser.add_argument("--clauses", nargs="*", default=[*CLAUSES, *MODEL_CLAUSES, *SITE_CLAUSES])
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     if args.device is not None:
@@ -121,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     # The course MLP's row, where the course covers the backend (its declaration says).
     if any(c in MODEL_CLAUSES for c in args.clauses) and MLP_MODULE.covers(args.backend):
         names.append(f"dropout_ref.{args.backend}.MLP")
+    gpt = any(c in SITE_CLAUSES for c in args.clauses) and GPT_MODULE.covers(args.backend)
+    if gpt:
+        names.append(f"dropout_ref.{args.backend}.GPT")
     _emit({"event": "start", "implementations": names})
     for name, kind, fn, expected, noise_shape in impls:
 
@@ -156,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         name = f"dropout_ref.{args.backend}.MLP"
         report = check_model(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name,
                              device=args.device)
+        for clause in report.results:
+            _emit({"event": "clause", "implementation": name, "clause": clause})
+        _emit({"event": "report", "kind": "ours", "expected": {}, "report": report.to_dict()})
+    if gpt:  # the site clauses (X2-X4) on the GPT, measured through its dropout_layer calls
+        name = f"dropout_ref.{args.backend}.GPT"
+        report = check_gpt(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name,
+                           device=args.device)
         for clause in report.results:
             _emit({"event": "clause", "implementation": name, "clause": clause})
         _emit({"event": "report", "kind": "ours", "expected": {}, "report": report.to_dict()})

@@ -27,12 +27,8 @@ EXPORTS: dict[str, dict[str, str]] = {
     "numpy": {"MLP": COURSE["MLP"], "GPT": COURSE["GPT"]},
     "torch": dict(COURSE),
     "tensorflow": dict(COURSE),
-    "mxnet": {"MLP": COURSE["MLP"], "portable_masks": COURSE["portable_masks"]},
-    "jax": {
-        "MLP": COURSE["MLP"],
-        "Dropout": COURSE["MLP"],
-        "portable_masks": COURSE["portable_masks"],
-    },
+    "mxnet": dict(COURSE),
+    "jax": {**COURSE, "Dropout": COURSE["MLP"]},
 }
 
 

@@ -44,9 +44,9 @@ MODEL_MODES_MODULE = ToolModule(
 )
 
 #: Every backend with the course GPT (SPEC X1-X5).
-GPT_BACKENDS = ("numpy", "torch", "tensorflow")
+GPT_BACKENDS = COURSE_BACKENDS
 #: Every backend whose GPT trains (numpy's is a forward oracle).
-GPT_TRAINING_BACKENDS = ("torch", "tensorflow")
+GPT_TRAINING_BACKENDS = ("torch", "mxnet", "tensorflow", "jax")
 
 #: ``dropout_ref.course.<backend>.gpt``: the GPT (SPEC X1-X5).
 GPT_MODULE = ToolModule(
@@ -72,7 +72,7 @@ GPT_TRAINING_MODULE = ToolModule(
 FORWARD_MODULE = ToolModule(
     tool="course forward",
     pattern="dropout_ref.course.{backend}.forward",
-    backends=GPT_BACKENDS,
+    backends=COURSE_BACKENDS,
     required={
         "forward_numpy": "(model, inputs, *, training, mask_seed=None) -> numpy output "
                          "in the framework's train or eval idiom (M2, X3)",

@@ -257,7 +257,8 @@ def run_gpt_comparison(
             skipped.append(name)
             continue
         module = training_module(name)
-        models[name] = get_backend(name).GPT(config, weights=initial)
+        get_backend(name)  # E1: a missing framework is named with its install command
+        models[name] = GPT_MODULE.load(name).GPT(config, weights=initial)
         if module is None:
             oracles.append(name)
         else:

@@ -25,11 +25,10 @@ def run(args: argparse.Namespace) -> int:
     for name, info in BACKENDS.items():
         fast = ""
         try:
-            module = get_backend(name)
+            registration = get_backend(name)
             status = "[green]available[/green]"
             # Adapters with a compiled CPU kernel say whether it runs, or why not.
-            fast_path_status = getattr(module, "fast_path_status", None)
-            fast = fast_path_status() if fast_path_status is not None else ""
+            fast = registration.fast_path_status()
         except ImportError as exc:
             status = f"[red]missing[/red]: {escape(str(exc))}"
         # escape: "jax[cpu]" is text, not a rich style tag.

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # rich is imported where it draws, to keep `dropout-ref --hel
 from dropout_ref.conformance.model_checks import MODEL_CLAUSES, MODEL_TITLES
 from dropout_ref.conformance.natives.keras import KERAS_BACKENDS
 from dropout_ref.conformance.registry import CHECKS, CLAUSES
+from dropout_ref.conformance.site_checks import SITE_CLAUSES, SITE_TITLES
 from dropout_ref.conformance.stats import DEFAULT_ALPHA
 from dropout_ref.core.registry import BACKENDS, backend_info
 from dropout_ref.course.training import NoProgress
@@ -183,10 +184,13 @@ def _run_backend(
         kind = event.get("event")
         if kind == "start":
             run.implementations = event["implementations"]
-            n_models = sum(name.endswith(".MLP") for name in run.implementations)
+            n_mlp = sum(name.endswith(".MLP") for name in run.implementations)
+            n_gpt = sum(name.endswith(".GPT") for name in run.implementations)
             d_clauses = sum(c in CLAUSES for c in clauses)
-            total = (len(run.implementations) - n_models) * d_clauses + n_models * (
-                len(clauses) - d_clauses
+            total = (
+                (len(run.implementations) - n_mlp - n_gpt) * d_clauses
+                + n_mlp * sum(c in MODEL_CLAUSES for c in clauses)
+                + n_gpt * sum(c in SITE_CLAUSES for c in clauses)
             )
             progress.update(
                 task, description=f"{run.backend}: checking", total=total, completed=0
@@ -286,7 +290,9 @@ def _rows(runs: list[BackendRun]) -> list[tuple[str, str, dict[str, str]]]:
 
 
 def _title(clause: str) -> str:
-    return CHECKS[clause].title if clause in CHECKS else MODEL_TITLES[clause]
+    if clause in CHECKS:
+        return CHECKS[clause].title
+    return MODEL_TITLES[clause] if clause in MODEL_TITLES else SITE_TITLES[clause]
 
 
 def render_markdown(runs: list[BackendRun], clauses: list[str], seconds: float) -> str:
@@ -422,7 +428,7 @@ def _describe_env(env: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the kit over every selected backend and native op; print the matrix."""
-    clauses = [*CLAUSES, *MODEL_CLAUSES]
+    clauses = [*CLAUSES, *MODEL_CLAUSES, *SITE_CLAUSES]
     start = time.perf_counter()
     environments = [environment()]
     if args.merge:

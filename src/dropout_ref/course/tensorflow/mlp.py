@@ -81,7 +81,9 @@ class MLP(SpecRates, keras.Model):
         Registered with Keras (``dropout_ref>MLP``), so ``model.save("m.keras")`` then
         ``keras.models.load_model("m.keras")`` gives back an MLP with its sizes, rates and
         weights (the weights travel in the file's variables, not in the config). The
-        loading process must have imported ``dropout_ref.tensorflow``.
+        loading process must have imported the class, e.g. ``from dropout_ref.tensorflow
+        import MLP`` (the adapter resolves its models lazily, so importing the adapter
+        alone does not register them).
         """
         spec = self.spec
         return {

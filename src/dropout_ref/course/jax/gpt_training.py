@@ -1,0 +1,101 @@
+"""Training step of the Flax NNX GPT (the contract of :mod:`dropout_ref.course.gpt_compare`).
+
+One step: ``model.train()``, mean token cross-entropy of the train-mode logits
+(dropout at every site, portable with ``mask_seed``), ``nnx.value_and_grad``, and
+one update of the framework's own SGD (``optax.sgd`` through ``nnx.Optimizer``, no
+momentum, no weight decay). Without ``mask_seed`` the step is one ``nnx.jit``
+program whose dropout keys come from the model's ``nnx.Rngs``; with one it runs op
+by op, as the MLP's step: a portable seed is a Python int that a compiled
+program would bake in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
+from dropout_ref.course.gpt_config import validate_batch
+from dropout_ref.course.jax.gpt import GPT
+
+
+def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> nnx.Optimizer:
+    """Return plain SGD (``optax.sgd``) with learning rate ``lr`` over the model's parameters."""
+    return nnx.Optimizer(model, optax.sgd(validate_lr(lr)), wrt=nnx.Param)
+
+
+def _loss(model: GPT, idx: jax.Array, targets: jax.Array, mask_seed: int | None) -> jax.Array:
+    logits = model(idx, mask_seed=mask_seed)
+    # Mean token cross-entropy, log-sum-exp stabilised as every framework's own.
+    picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - picked)
+
+
+def _step(
+    model: GPT, optimizer: nnx.Optimizer, idx: jax.Array, targets: jax.Array, mask_seed: int | None
+) -> jax.Array:
+    loss, grads = nnx.value_and_grad(_loss)(model, idx, targets, mask_seed)
+    optimizer.update(model, grads)
+    return loss
+
+
+@nnx.jit
+def _compiled_step(
+    model: GPT, optimizer: nnx.Optimizer, idx: jax.Array, targets: jax.Array
+) -> jax.Array:
+    # nnx.jit carries the state in and out: parameters, optimizer state and the
+    # advanced key counter of the model's Rngs.
+    return _step(model, optimizer, idx, targets, None)
+
+
+def _batch(model: GPT, idx: Any, targets: Any) -> tuple[jax.Array, jax.Array]:
+    idx, targets = validate_batch(idx, targets, model.config)
+    return jnp.asarray(idx, jnp.int32), jnp.asarray(targets, jnp.int32)
+
+
+def gpt_loss_and_gradients(
+    model: GPT, idx: Any, targets: Any, *, mask_seed: int | None = None
+) -> tuple[float, dict[str, np.ndarray]]:
+    """Return the train-mode loss and its gradient per weight (HF names), without a step."""
+    x, y = _batch(model, idx, targets)
+    model.train()
+    loss, grads = nnx.value_and_grad(_loss)(model, x, y, mask_seed)
+    # The gradient State mirrors the model: a GPT over it reads the names back out.
+    view = nnx.merge(nnx.graphdef(model), grads, nnx.state(model, nnx.Not(nnx.Param)))
+    return float(loss), view.get_weights()
+
+
+def gpt_train_step(
+    model: GPT,
+    optimizer: nnx.Optimizer,
+    idx: Any,
+    targets: Any,
+    *,
+    mask_seed: int | None = None,
+) -> float:
+    """Take one optimizer step on the mean token cross-entropy; return the loss before it.
+
+    Parameters
+    ----------
+    model : dropout_ref.jax.GPT
+        Updated in place; left in ``train()`` mode.
+    optimizer : flax.nnx.Optimizer
+        From :func:`gpt_optimizer` (or any ``nnx.Optimizer`` over ``model``'s ``nnx.Param``).
+    idx, targets : array of int, shape (B, T)
+        Token ids and the ids to predict at each position.
+    mask_seed : int, optional
+        Portable masks of this step (SPEC X4); ``None`` uses the model's ``nnx.Rngs``.
+
+    """
+    x, y = _batch(model, idx, targets)
+    model.train()
+    if mask_seed is None:
+        loss = _compiled_step(model, optimizer, x, y)
+    else:
+        loss = _step(model, optimizer, x, y, mask_seed)
+    return float(loss)
