@@ -7,6 +7,7 @@ import sys
 
 from dropout_ref.bench.report import print_report, to_json
 from dropout_ref.bench.runner import DEFAULT_BACKENDS, DEVICE_BACKENDS, BenchConfig, run_benchmark
+from dropout_ref.commands.output_paths import OutputPathError, prepare_output_file
 from dropout_ref.registry import backend_info
 
 
@@ -89,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
               f"cases on a device other than the CPU; got --backend {', '.join(backends)}",
               file=sys.stderr)
         return 2
+    if args.output:
+        try:
+            prepare_output_file(args.output, "--output file")
+        except OutputPathError as exc:
+            print(f"dropout-ref bench: {exc}", file=sys.stderr)
+            return 2
     config = BenchConfig(
         backends=backends, log2_sizes=tuple(args.sizes),
         dtypes=tuple(args.dtypes), repeats=args.repeats, rate=args.rate, memory=args.memory,

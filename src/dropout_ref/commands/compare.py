@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     """Compare, write ``compare.json``, ``compare.csv``, ``loss_curves.png``; 1 past M6."""
     from rich.console import Console
 
+    from dropout_ref.commands.output_paths import OutputPathError, prepare_output_dir
     from dropout_ref.compare import (
         REFERENCE,
         CompareConfig,
@@ -92,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as exc:
         return _fail(str(exc))
 
+    out = args.out or Path("runs") / f"compare-{args.dataset}-seed{config.seed}"
+    try:
+        prepare_output_dir(out)
+    except OutputPathError as exc:
+        return _fail(str(exc))
     console = Console(stderr=args.format == "json")
     start = time.perf_counter()
     with progress_bar(not args.no_progress, console) as bar:
@@ -100,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
             names, dataset, config, on_step=lambda record: bar.advance(task)
         )
     seconds = time.perf_counter() - start
-    out = args.out or Path("runs") / f"compare-{args.dataset}-seed{config.seed}"
     paths = write_comparison(comparison, out)
     violations = comparison.violations()
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dropout_ref.commands.output_paths import OutputPathError, prepare_output_dir
 from dropout_ref.registry import known_backends
 from dropout_ref.training import DATASET_DEFAULTS
 
@@ -78,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
 
     out = args.out or Path("runs") / f"train-{args.backend}-{args.dataset}"
+    try:
+        prepare_output_dir(out)
+    except OutputPathError as exc:
+        return _fail(str(exc))
     meta = {
         "backend": args.backend,
         "dataset": args.dataset,
