@@ -6,6 +6,25 @@ demand, e.g. ``from dropout_ref.torch import dropout_layer``.
 
 from dropout_ref.registry import available_backends, get_backend, known_backends
 
-__all__ = ["__version__", "available_backends", "get_backend", "known_backends"]
+__all__ = [
+    "GPTConfig",
+    "__version__",
+    "available_backends",
+    "get_backend",
+    "known_backends",
+]
 
 __version__ = "0.1.0"
+
+# Resolved on first use (PEP 562), so that ``import dropout_ref`` stays light.
+_LAZY = {
+    "GPTConfig": "dropout_ref.course.gpt_config",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dropout_ref' has no attribute {name!r}")
