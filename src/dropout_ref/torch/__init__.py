@@ -10,6 +10,7 @@ arrays = TorchArrays()
 dropout_layer = make_dropout_layer(ops)
 
 # After dropout_layer exists: the model module imports it from here.
+from dropout_ref.course.torch.gpt import GPT  # noqa: E402
 from dropout_ref.torch.mlp import MLP  # noqa: E402
 
-__all__ = ["MLP", "arrays", "dropout_layer", "ops"]
+__all__ = ["GPT", "MLP", "arrays", "dropout_layer", "ops"]
