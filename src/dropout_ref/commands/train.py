@@ -1,4 +1,4 @@
-"""``dropout-ref train``: train the course MLP in one backend (SPEC T1-T3)."""
+"""``dropout-ref train``: the course MLP (SPEC T1-T3) or GPT (``--model gpt``) in one backend."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from dropout_ref.commands.output_paths import OutputPathError, prepare_output_dir
+from dropout_ref.commands.train_gpt import add_gpt_arguments, mlp_misuse
 from dropout_ref.registry import known_backends
 from dropout_ref.training import DATASET_DEFAULTS
 
@@ -14,6 +15,12 @@ from dropout_ref.training import DATASET_DEFAULTS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dropout-ref train``."""
     parser.add_argument("--backend", required=True, choices=known_backends())
+    parser.add_argument(
+        "--model",
+        default="mlp",
+        choices=("mlp", "gpt"),
+        help="the course MLP (default) or the character-level GPT (dropout_ref.commands.train_gpt)",
+    )
     parser.add_argument(
         "--dataset",
         default="fashion-mnist",
@@ -36,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="seeds init, shuffling and dropout (default 0)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_gpt_arguments(parser)
 
 
 def _fail(message: str) -> int:
@@ -45,6 +53,13 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Load the data, train, write ``metrics.json``, ``metrics.csv`` and ``curves.png``."""
+    if args.model == "gpt":
+        from dropout_ref.commands.train_gpt import run as run_gpt
+
+        return run_gpt(args)
+    misused = mlp_misuse(args)
+    if misused is not None:
+        return _fail(f"{misused} is an option of --model gpt")
     from rich.console import Console
     from rich.table import Table
 
