@@ -121,6 +121,7 @@ def kit_dropout_layer(
 
 
 # After dropout_layer exists: the model module imports it from here.
+from dropout_ref.course.generate import generate  # noqa: E402
 from dropout_ref.jax.mlp import MLP, Dropout  # noqa: E402
 
-__all__ = ["MLP", "Dropout", "arrays", "dropout_layer", "kit_dropout_layer", "ops"]
+__all__ = ["MLP", "Dropout", "arrays", "dropout_layer", "generate", "kit_dropout_layer", "ops"]

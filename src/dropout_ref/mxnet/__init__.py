@@ -21,6 +21,7 @@ def fast_path_status() -> str:
 
 
 # After dropout_layer exists: the model module imports it from here.
+from dropout_ref.course.generate import generate  # noqa: E402
 from dropout_ref.mxnet.mlp import MLP  # noqa: E402
 
-__all__ = ["MLP", "arrays", "dropout_layer", "fast_path_status", "ops"]
+__all__ = ["MLP", "arrays", "dropout_layer", "fast_path_status", "generate", "ops"]

@@ -17,7 +17,8 @@ def fast_path_status() -> str:
 
 
 # After dropout_layer exists: the model module imports it from here.
+from dropout_ref.course.generate import generate  # noqa: E402
 from dropout_ref.course.numpy.gpt import GPT  # noqa: E402
 from dropout_ref.numpy.mlp import MLP  # noqa: E402
 
-__all__ = ["GPT", "MLP", "arrays", "dropout_layer", "fast_path_status", "ops"]
+__all__ = ["GPT", "MLP", "arrays", "dropout_layer", "fast_path_status", "generate", "ops"]

@@ -9,7 +9,8 @@ arrays = TensorflowArrays()
 dropout_layer = make_dropout_layer(ops)
 
 # After dropout_layer exists: the model module imports it from here.
+from dropout_ref.course.generate import generate  # noqa: E402
 from dropout_ref.course.tensorflow.gpt import GPT  # noqa: E402
 from dropout_ref.tensorflow.mlp import MLP  # noqa: E402
 
-__all__ = ["GPT", "MLP", "arrays", "dropout_layer", "ops"]
+__all__ = ["GPT", "MLP", "arrays", "dropout_layer", "generate", "ops"]

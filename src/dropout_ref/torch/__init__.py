@@ -10,7 +10,8 @@ arrays = TorchArrays()
 dropout_layer = make_dropout_layer(ops)
 
 # After dropout_layer exists: the model module imports it from here.
+from dropout_ref.course.generate import generate  # noqa: E402
 from dropout_ref.course.torch.gpt import GPT  # noqa: E402
 from dropout_ref.torch.mlp import MLP  # noqa: E402
 
-__all__ = ["GPT", "MLP", "arrays", "dropout_layer", "ops"]
+__all__ = ["GPT", "MLP", "arrays", "dropout_layer", "generate", "ops"]
