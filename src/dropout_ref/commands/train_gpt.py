@@ -51,6 +51,12 @@ def add_gpt_arguments(parser: argparse.ArgumentParser) -> None:
     for dest, (flag, kind, text) in GPT_OPTIONS.items():
         group.add_argument(flag, dest=dest, type=kind, help=text)
     group.add_argument(
+        "--masks",
+        choices=("portable", "framework"),
+        help="portable Philox masks, the same in every backend (default), or the "
+        "framework's own generator (faster)",
+    )
+    group.add_argument(
         "--quick", action="store_true", help="a tiny model and 60 steps: seconds, offline"
     )
 
@@ -64,6 +70,8 @@ def mlp_misuse(args: argparse.Namespace) -> str | None:
         return "--dropout"
     if getattr(args, "quick", False):
         return "--quick"
+    if getattr(args, "masks", None) is not None:
+        return "--masks"
     return None
 
 
@@ -84,6 +92,8 @@ def train_config(args: argparse.Namespace) -> Any:
     given = {dest: getattr(args, dest) for dest in GPT_OPTIONS if getattr(args, dest) is not None}
     shared = {"dropout": args.dropout, "lr": args.lr, "batch_size": args.batch_size}
     given.update({dest: value for dest, value in shared.items() if value is not None})
+    if args.masks is not None:
+        given["portable_masks"] = args.masks == "portable"
     return replace(config, **given)
 
 

@@ -8,9 +8,10 @@ and ``loss(x, y) -> float`` (the same loss in eval mode, no update).
 Everything else lives here and is the same in every backend: the weights'
 init (GPT-2's, drawn by NumPy from ``seed``), the batches (NumPy, from
 ``seed``), the dropout masks (portable, SPEC X4: step ``i`` uses
-``mask_seed = seed * 2**32 + i``), the evaluation batches (drawn once, the
-same at every evaluation and in every run of the same seed, so two runs that
-differ in their dropout are judged on the same text). Metrics per
+``mask_seed = seed * 2**32 + i``, unless ``portable_masks=False``), the
+evaluation batches (drawn once, the same at every evaluation and in every
+run of the same seed, so two runs that differ in their dropout are judged on
+the same text). Metrics per
 evaluation, at step 0 and every ``eval_interval`` steps:
 
 ``train_loss``, ``val_loss``
@@ -82,7 +83,9 @@ class GPTTrainConfig:
     lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matrices only, dropout 0.2) sized
     for a CPU. ``train_tokens`` keeps only the first that many characters of the
     training split: a small training set puts the model in the overfitting regime
-    within a short budget.
+    within a short budget. ``portable_masks=False`` leaves the masks to the
+    framework's generator (seeded with ``seed``; faster, not the same across
+    backends).
     """
 
     steps: int = 2000
@@ -100,6 +103,7 @@ class GPTTrainConfig:
     beta2: float = 0.99
     seed: int = 0
     train_tokens: int | None = None
+    portable_masks: bool = True
 
     def __post_init__(self) -> None:
         for name in ("steps", "eval_interval", "eval_batches", "batch_size", "block_size"):
@@ -109,6 +113,8 @@ class GPTTrainConfig:
             raise ValueError(f"seed must be below 2**32, got {self.seed}")
         if self.steps >= 2**32:
             raise ValueError(f"steps must be below 2**32, got {self.steps}")
+        if not isinstance(self.portable_masks, bool):
+            raise TypeError(f"portable_masks must be True or False, got {self.portable_masks!r}")
         if self.train_tokens is not None:
             _check_int("train_tokens", self.train_tokens, self.block_size + 1)
         _check_float("lr", self.lr, 0.0, math.inf, open_low=True)
@@ -217,6 +223,10 @@ def train_gpt(
     module = trainer_module(backend)
     model_config = config.model_config(data.vocab_size)
     model = gpt_class(backend)(model_config, rng=config.seed)
+    if not config.portable_masks:
+        from dropout_ref.registry import get_backend
+
+        get_backend(backend).arrays.seed_global(config.seed)
     trainer = module.Trainer(
         model,
         lr=config.lr,
@@ -260,7 +270,8 @@ def train_gpt(
         for step in range(1, config.steps + 1):
             x, y = sample_batch(train_ids, config.batch_size, config.block_size, batch_rng)
             start = time.perf_counter()
-            step_losses.append(trainer.step(x, y, step_mask_seed(config.seed, step)))
+            mask_seed = step_mask_seed(config.seed, step) if config.portable_masks else None
+            step_losses.append(trainer.step(x, y, mask_seed))
             seconds += time.perf_counter() - start
             bar.advance(task)
             if step % config.eval_interval == 0 or step == config.steps:
