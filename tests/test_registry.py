@@ -58,8 +58,9 @@ def test_available_backends_are_importable_adapters():
 
 
 def core_modules() -> list[str]:
-    """Every module of the package except the framework adapters."""
+    """Every module of the package except the framework adapters and course/<backend>/."""
     adapters = {f"dropout_ref.{name}" for name in registry.BACKENDS}
+    adapters |= {f"dropout_ref.course.{name}" for name in registry.BACKENDS}
     names = ["dropout_ref"]
     for info in pkgutil.walk_packages(dropout_ref.__path__, "dropout_ref."):
         if not any(info.name == a or info.name.startswith(a + ".") for a in adapters):

@@ -10,6 +10,7 @@ __all__ = [
     "GPTConfig",
     "__version__",
     "available_backends",
+    "forward_numpy",
     "get_backend",
     "known_backends",
 ]
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 # Resolved on first use (PEP 562), so that ``import dropout_ref`` stays light.
 _LAZY = {
     "GPTConfig": "dropout_ref.course.gpt_config",
+    "forward_numpy": "dropout_ref.course.forward",
 }
 
 

@@ -1,5 +1,9 @@
 """``dropout-ref compare``: train the MLP in every backend and compare with numpy (SPEC M6).
 
+``--model gpt`` trains the GPT instead (SPEC X4, :mod:`dropout_ref.course.gpt_compare`):
+the same SGD steps from the same weights and batches in every installed backend with a
+GPT training step, numpy checking the forward pass, differences from the first one.
+
 Exit status: 0 when every backend is within SPEC M6's tolerances, 1 when one
 is not, 2 for bad arguments, missing backends or data errors.
 """
@@ -19,6 +23,13 @@ from dropout_ref.training import DATASET_DEFAULTS, progress_bar
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dropout-ref compare``."""
     parser.add_argument(
+        "--model",
+        choices=("mlp", "gpt"),
+        default="mlp",
+        help="the course MLP (default) or the GPT (tiny, dropout 0.1 at every site, "
+        "synthetic token batches)",
+    )
+    parser.add_argument(
         "--backends",
         nargs="+",
         choices=known_backends(),
@@ -32,8 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=tuple(DATASET_DEFAULTS),
         help="digits (offline, the default) or fashion-mnist (downloaded once and cached)",
     )
-    parser.add_argument("--batch-size", type=int, default=256, help="minibatch size (256)")
-    parser.add_argument("--lr", type=float, default=0.5, help="SGD learning rate (0.5)")
+    parser.add_argument(
+        "--batch-size", type=int, help="minibatch size (MLP 256, GPT 16 sequences)"
+    )
+    parser.add_argument("--lr", type=float, help="SGD learning rate (MLP 0.5, GPT 0.1)")
     parser.add_argument(
         "--seed",
         type=int,
@@ -72,9 +85,14 @@ def run(args: argparse.Namespace) -> int:
     from dropout_ref.data import DataError, load_dataset
     from dropout_ref.registry import available_backends, get_backend
 
+    if args.model == "gpt":
+        return _run_gpt(args)
     try:
         config = CompareConfig(
-            steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed
+            steps=args.steps,
+            lr=0.5 if args.lr is None else args.lr,
+            batch_size=256 if args.batch_size is None else args.batch_size,
+            seed=args.seed,
         )
     except (TypeError, ValueError) as exc:
         return _fail(str(exc))
@@ -158,3 +176,96 @@ def _summary_table(comparison, seconds: float):
             f"{1000 * row['seconds_per_step']:.1f}",
         )
     return table
+
+
+def _run_gpt(args: argparse.Namespace) -> int:
+    """``--model gpt``: compare, write ``gpt_compare.json``; exit 1 past the tolerances."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dropout_ref.course.gpt_compare import (
+        CURVE_TOLERANCE,
+        DEFAULT_LR,
+        ONE_STEP_TOLERANCE,
+        run_gpt_comparison,
+    )
+    from dropout_ref.registry import available_backends, get_backend
+    from dropout_ref.training import atomic_write_bytes
+
+    if args.backends:
+        names = list(dict.fromkeys(["numpy", *args.backends]))
+        for name in names:
+            try:
+                get_backend(name)
+            except ImportError as exc:
+                return _fail(str(exc))
+    else:
+        names = list(available_backends())
+    # The trained backends first: the first of them is the reference.
+    names.sort(key=lambda name: name == "numpy")
+    lr = DEFAULT_LR if args.lr is None else args.lr
+    batch_size = 16 if args.batch_size is None else args.batch_size
+    console = Console(stderr=args.format == "json")
+    start = time.perf_counter()
+    try:
+        with progress_bar(not args.no_progress, console) as bar:
+            task = bar.add_task(f"GPT {', '.join(names)}: step", total=args.steps)
+            comparison = run_gpt_comparison(
+                names,
+                steps=args.steps,
+                lr=lr,
+                batch_size=batch_size,
+                seed=args.seed,
+                on_step=lambda k: bar.advance(task),
+            )
+    except (TypeError, ValueError) as exc:
+        return _fail(str(exc))
+    seconds = time.perf_counter() - start
+    document = comparison.to_json()
+    out = args.out or Path("runs") / f"compare-gpt-seed{args.seed}"
+    try:
+        path = atomic_write_bytes(
+            out / "gpt_compare.json", (json.dumps(document, indent=2) + "\n").encode()
+        )
+    except OSError as exc:
+        return _fail(f"cannot write {out / 'gpt_compare.json'}: {exc}")
+    violations = comparison.violations()
+    if args.format == "json":
+        for key in ("losses", "loss_diffs", "weight_diffs"):
+            document.pop(key)
+        document["seconds_total"] = seconds
+        document["files"] = {"json": str(path)}
+        print(json.dumps(document, indent=2))
+    else:
+        table = Table(
+            title=(
+                f"GPT: {args.steps} SGD steps, lr {lr}, batch {batch_size}, seed {args.seed}, "
+                f"dropout 0.1 at every site: relative differences from "
+                f"{comparison.reference} ({seconds:.1f} s)"
+            )
+        )
+        for column in (
+            "backend",
+            f"step 0 loss (<= {ONE_STEP_TOLERANCE:g})",
+            f"step 0 weights (<= {ONE_STEP_TOLERANCE:g})",
+            f"max loss (<= {CURVE_TOLERANCE:g})",
+            "max weights",
+        ):
+            table.add_column(column, justify="right")
+        for name, row in comparison.summary().items():
+            oracle = "first_step_weight_diff" not in row
+            table.add_row(
+                f"{name} (forward)" if oracle else name,
+                f"{row['first_step_loss_diff']:.2e}",
+                "-" if oracle else f"{row['first_step_weight_diff']:.2e}",
+                f"{row['max_loss_diff']:.2e}",
+                "-" if oracle else f"{row['max_weight_diff']:.2e}",
+            )
+        console.print(table)
+        if comparison.skipped:
+            console.print(f"no GPT in: {', '.join(comparison.skipped)}")
+        for violation in violations:
+            console.print(f"[red]{violation}[/red]")
+        verdict = "[green]PASS[/green]" if not violations else "[red]FAIL[/red]"
+        console.print(f"SPEC X4: {verdict}; wrote {path}")
+    return 0 if not violations else 1

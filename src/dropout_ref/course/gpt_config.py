@@ -275,25 +275,28 @@ def check_idx_shape(shape: Any, config: GPTConfig) -> tuple[int, int]:
     return (batch if batch is None else int(batch), time if time is None else int(time))
 
 
-def check_idx_dtype(kind: str, dtype: Any) -> None:
+def check_idx_dtype(kind: str, dtype: Any, name: str = "idx") -> None:
     """Refuse token ids that are not integers (``kind`` is NumPy's ``dtype.kind``)."""
     if kind not in "iu":
-        raise TypeError(f"idx must hold integer token ids, got dtype {dtype}")
+        raise TypeError(
+            f"{name} must hold integer token ids, got dtype {dtype}; convert with "
+            "astype(int64)"
+        )
 
 
-def check_token_range(low: int, high: int, config: GPTConfig) -> None:
+def check_token_range(low: int, high: int, config: GPTConfig, name: str = "idx") -> None:
     """Refuse token ids outside ``[0, vocab_size)``, given the smallest and largest.
 
     Raises
     ------
     ValueError
-        Naming ``idx``, the offending value and ``vocab_size``.
+        Naming ``name`` (``idx``), the offending value and ``vocab_size``.
 
     """
     if low < 0 or high >= config.vocab_size:
         bad = low if low < 0 else high
         raise ValueError(
-            f"idx holds token id {bad}, outside [0, vocab_size={config.vocab_size})"
+            f"{name} holds token id {bad}, outside [0, vocab_size={config.vocab_size})"
         )
 
 
@@ -302,8 +305,35 @@ def validate_idx(idx: Any, config: GPTConfig) -> np.ndarray:
     array = np.asarray(idx)
     check_idx_dtype(array.dtype.kind, array.dtype)
     check_idx_shape(array.shape, config)
-    check_token_range(int(array.min()), int(array.max()), config)
+    if array.size:  # an empty batch has no ids to check
+        check_token_range(int(array.min()), int(array.max()), config)
     return array.astype(np.int64, copy=False)
+
+
+def validate_batch(idx: Any, targets: Any, config: GPTConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Check a language-model batch: ``idx`` as :func:`validate_idx`, ``targets`` alike.
+
+    Returns
+    -------
+    idx, targets : numpy.ndarray
+        int64 arrays of the same shape ``(B, T)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming ``idx`` or ``targets``.
+
+    """
+    idx = validate_idx(idx, config)
+    targets = np.asarray(targets)
+    check_idx_dtype(targets.dtype.kind, targets.dtype, "targets")
+    if targets.shape != idx.shape:
+        raise ValueError(
+            f"targets must have the shape of idx {idx.shape}, got {targets.shape}"
+        )
+    if targets.size:
+        check_token_range(int(targets.min()), int(targets.max()), config, "targets")
+    return idx, targets.astype(np.int64, copy=False)
 
 
 # --- weights (SPEC X5) -------------------------------------------------------------------

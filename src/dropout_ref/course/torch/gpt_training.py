@@ -1,0 +1,77 @@
+"""Training step of the torch GPT (the contract of :mod:`dropout_ref.course.gpt_compare`).
+
+One step: ``model.train()``, mean token cross-entropy of the train-mode logits
+(dropout at every site, portable with ``mask_seed``), backward, and one step of
+the framework's own SGD (``torch.optim.SGD``, no momentum, no weight decay);
+see :mod:`dropout_ref.course.gpt_compare` for why SGD and not AdamW.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
+from dropout_ref.course.gpt_config import validate_batch
+from dropout_ref.course.torch.gpt import GPT
+
+
+def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> torch.optim.SGD:
+    """Return plain SGD with learning rate ``lr`` over the model's parameters."""
+    return torch.optim.SGD(model.parameters(), lr=validate_lr(lr))
+
+
+def _train_loss(model: GPT, idx: Any, targets: Any, mask_seed: int | None) -> torch.Tensor:
+    idx, targets = validate_batch(idx, targets, model.config)
+    device = model.transformer["wte"].weight.device
+    model.train()
+    logits = model(torch.as_tensor(idx, device=device), mask_seed=mask_seed)
+    y = torch.as_tensor(targets, device=device)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def gpt_loss_and_gradients(
+    model: GPT, idx: Any, targets: Any, *, mask_seed: int | None = None
+) -> tuple[float, dict[str, np.ndarray]]:
+    """Return the train-mode loss and its gradient per weight (HF names), without a step."""
+    model.zero_grad(set_to_none=True)
+    loss = _train_loss(model, idx, targets, mask_seed)
+    loss.backward()
+    grads = {
+        name: param.grad.detach().cpu().numpy().copy()
+        for name, param in model.named_parameters()
+    }
+    model.zero_grad(set_to_none=True)
+    return float(loss.item()), grads
+
+
+def gpt_train_step(
+    model: GPT,
+    optimizer: torch.optim.Optimizer,
+    idx: Any,
+    targets: Any,
+    *,
+    mask_seed: int | None = None,
+) -> float:
+    """Take one optimizer step on the mean token cross-entropy; return the loss before it.
+
+    Parameters
+    ----------
+    model : dropout_ref.torch.GPT
+        Updated in place; left in ``train()`` mode.
+    optimizer : torch.optim.Optimizer
+        From :func:`gpt_optimizer` (or any optimizer over ``model.parameters()``).
+    idx, targets : array of int, shape (B, T)
+        Token ids and the ids to predict at each position.
+    mask_seed : int, optional
+        Portable masks of this step (SPEC X4); ``None`` uses torch's generator.
+
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss = _train_loss(model, idx, targets, mask_seed)
+    loss.backward()
+    optimizer.step()
+    return float(loss.item())
