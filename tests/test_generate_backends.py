@@ -114,7 +114,7 @@ def test_x6_generate_command_prints_the_same_text_in_every_backend(backend, chec
     ("extra", "message"),
     [
         (["--top-k", "0"], "top_k must be None or an integer >= 1, got 0"),
-        (["--prompt", "xyz!"], "--prompt: character '!' is not in the vocabulary"),
+        (["--prompt", "ab!"], "--prompt: character '!' is not in the vocabulary"),
         (["--temperature", "0"], "temperature"),
         (["--mask-seed", "3"], "mask_seed is for MC dropout only"),
     ],
