@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         TRAINABLE,
         bits,
         train_gpt,
-        trainer_module,
+        trainer_modules,
     )
     from dropout_ref.training import plot_curves, write_metrics
 
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         return _fail(exc)
     try:
-        trainer_module(args.backend)
+        trainer_modules(args.backend)
     except (ImportError, ValueError) as exc:
         return _fail(exc)
     out = args.out or Path("runs") / f"train-gpt-{args.backend}"

@@ -1,9 +1,11 @@
 """Training the course GPT on characters, written once for every backend (issue 15, item 4).
 
-A backend takes part through ``dropout_ref.course.<backend>.gpt_trainer.Trainer``:
-``Trainer(model, lr=, weight_decay=, betas=)`` with ``step(x, y, mask_seed) ->
-float`` (one AdamW step on the mean next-token cross-entropy, training mode)
-and ``loss(x, y) -> float`` (the same loss in eval mode, no update).
+A backend takes part through two modules: ``dropout_ref.course.<backend>.gpt_adamw``
+(``gpt_adamw(model, lr=, weight_decay=, betas=)``: the framework's AdamW, decay on
+matrices only) and the step of ``dropout-ref compare --model gpt``,
+``dropout_ref.course.<backend>.gpt_training.gpt_train_step(model, optimizer, idx,
+targets, mask_seed=)``. Evaluation needs only :func:`dropout_ref.forward_numpy`
+in eval mode; the cross-entropy is computed here, in float64.
 
 Everything else lives here and is the same in every backend: the weights'
 init (GPT-2's, drawn by NumPy from ``seed``), the batches (NumPy, from
@@ -52,7 +54,7 @@ GPT_METRIC_FIELDS: tuple[str, ...] = (
     "seconds",
 )
 
-#: Backends with a GPT ``Trainer`` (numpy's GPT is a forward oracle: no gradients).
+#: Backends whose GPT trains (numpy's GPT is a forward oracle: no gradients).
 TRAINABLE = ("torch", "tensorflow", "jax", "mxnet")
 
 
@@ -163,8 +165,8 @@ def step_mask_seed(seed: int, step: int) -> int:
     return (int(seed) << 32) + int(step)
 
 
-def trainer_module(backend: str) -> Any:
-    """Return ``dropout_ref.course.<backend>.gpt_trainer`` (clear errors for other backends)."""
+def trainer_modules(backend: str) -> tuple[Any, Any]:
+    """Return ``(gpt_adamw, gpt_training)`` modules of ``backend`` (clear errors otherwise)."""
     from dropout_ref.registry import get_backend
 
     if backend not in TRAINABLE:
@@ -172,7 +174,21 @@ def trainer_module(backend: str) -> Any:
             f"the GPT trains in {', '.join(TRAINABLE)}; the {backend!r} GPT is forward only"
         )
     get_backend(backend)  # ImportError naming the install command where it is missing
-    return importlib.import_module(f"dropout_ref.course.{backend}.gpt_trainer")
+    return (
+        importlib.import_module(f"dropout_ref.course.{backend}.gpt_adamw"),
+        importlib.import_module(f"dropout_ref.course.{backend}.gpt_training"),
+    )
+
+
+def eval_loss(model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    """Return the eval-mode mean cross-entropy of ``model`` on a batch, in nats (float64)."""
+    from dropout_ref import forward_numpy
+
+    logits = forward_numpy(model, x, training=False).astype(np.float64)
+    top = logits.max(axis=-1, keepdims=True)
+    log_z = top[..., 0] + np.log(np.exp(logits - top).sum(axis=-1))
+    picked = np.take_along_axis(logits, y[..., None], axis=-1)[..., 0]
+    return float(np.mean(log_z - picked))
 
 
 def gpt_class(backend: str) -> Any:
@@ -220,18 +236,15 @@ def train_gpt(
     """
     from dropout_ref.training import progress_bar
 
-    module = trainer_module(backend)
+    adamw, steps = trainer_modules(backend)
     model_config = config.model_config(data.vocab_size)
     model = gpt_class(backend)(model_config, rng=config.seed)
     if not config.portable_masks:
         from dropout_ref.registry import get_backend
 
         get_backend(backend).arrays.seed_global(config.seed)
-    trainer = module.Trainer(
-        model,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        betas=(config.beta1, config.beta2),
+    optimizer = adamw.gpt_adamw(
+        model, lr=config.lr, weight_decay=config.weight_decay, betas=(config.beta1, config.beta2)
     )
     train_ids = data.train if config.train_tokens is None else data.train[: config.train_tokens]
     batch_rng = np.random.default_rng([config.seed, 2])
@@ -246,7 +259,7 @@ def train_gpt(
 
     def evaluate(step: int, step_losses: list[float], seconds: float) -> dict[str, float]:
         losses = {
-            split: float(np.mean([trainer.loss(x, y) for x, y in batches]))
+            split: float(np.mean([eval_loss(model, x, y) for x, y in batches]))
             for split, batches in eval_sets.items()
         }
         return {
@@ -271,7 +284,9 @@ def train_gpt(
             x, y = sample_batch(train_ids, config.batch_size, config.block_size, batch_rng)
             start = time.perf_counter()
             mask_seed = step_mask_seed(config.seed, step) if config.portable_masks else None
-            step_losses.append(trainer.step(x, y, mask_seed))
+            step_losses.append(
+                steps.gpt_train_step(model, optimizer, x, y, mask_seed=mask_seed)
+            )
             seconds += time.perf_counter() - start
             bar.advance(task)
             if step % config.eval_interval == 0 or step == config.steps:
