@@ -64,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not measure peak extra memory")
     parser.add_argument("--mlp-epoch", action="store_true",
                         help="also time one MLP training epoch, ours vs the native dropout layer")
+    parser.add_argument("--gpt-step", action="store_true",
+                        help="also time GPT train steps: ours (both modes) vs native dropout at "
+                        "every site (CPU)")
     parser.add_argument("--device", default="cpu",
                         help="where X lives: cpu (default) or a GPU such as cuda, cuda:1 "
                         f"({', '.join(DEVICE_BACKENDS)} only); on a GPU: forward, forward + "
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig(
         backends=backends, log2_sizes=tuple(args.sizes),
         dtypes=tuple(args.dtypes), repeats=args.repeats, rate=args.rate, memory=args.memory,
-        fused=args.fused, mlp_epoch=args.mlp_epoch, device=device,
+        fused=args.fused, mlp_epoch=args.mlp_epoch, gpt_step=args.gpt_step, device=device,
     )
     results = run_benchmark(
         config, progress=lambda name: print(f"benchmarking {name} on {device}", file=sys.stderr)
