@@ -27,8 +27,9 @@ def test_e_prepare_output_dir_creates_parents_and_names_the_bad_path(tmp_path):
     made = prepare_output_dir(tmp_path / "a" / "b")
     assert made.is_dir() and list(made.iterdir()) == []  # the probe file is gone
     bad = _blocked(tmp_path)
-    with pytest.raises(OutputPathError, match=re.escape(str(bad))):
-        prepare_output_dir(bad)
+    with pytest.raises(OutputPathError, match=re.escape(str(bad))) as caught:
+        prepare_output_dir(bad / "deeper")
+    assert "a-file' is a file, not a folder" in str(caught.value)
 
 
 def test_e_prepare_output_file_refuses_a_folder_and_an_uncreatable_parent(tmp_path):

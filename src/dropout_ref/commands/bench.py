@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.output:
         try:
-            prepare_output_file(args.output, "--output file")
+            prepare_output_file(args.output, "--output")
         except OutputPathError as exc:
             print(f"dropout-ref bench: {exc}", file=sys.stderr)
             return 2

@@ -20,15 +20,22 @@ class OutputPathError(OSError):
 
 
 def _writable_folder(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        # A part of the path is a file: name it rather than say "File exists".
+        blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocker is None or blocker.is_dir():
+            raise
+        raise NotADirectoryError(20, f"{str(blocker)!r} is a file, not a folder") from None
     # mkdir succeeds on an existing read-only folder: only a real file proves it writable.
     with tempfile.TemporaryFile(dir=folder):
         pass
 
 
-def _error(what: str, path: Path, exc: OSError) -> OutputPathError:
+def _error(verb: str, what: str, path: Path, exc: OSError) -> OutputPathError:
     reason = exc.strerror or str(exc) or exc.__class__.__name__
-    return OutputPathError(f"cannot create {what} {str(path)!r}: {reason}")
+    return OutputPathError(f"cannot {verb} {what} {str(path)!r}: {reason}")
 
 
 def prepare_output_dir(path: str | os.PathLike[str], what: str = "output folder") -> Path:
@@ -56,7 +63,7 @@ def prepare_output_dir(path: str | os.PathLike[str], what: str = "output folder"
     try:
         _writable_folder(folder)
     except OSError as exc:
-        raise _error(what, folder, exc) from exc
+        raise _error("create", what, folder, exc) from exc
     return folder
 
 
@@ -75,7 +82,7 @@ def prepare_output_file(path: str | os.PathLike[str], what: str = "output file")
             raise IsADirectoryError(21, "it is a folder")
         _writable_folder(target.parent)
     except OSError as exc:
-        raise _error(what, target, exc) from exc
+        raise _error("write", what, target, exc) from exc
     return target
 
 
