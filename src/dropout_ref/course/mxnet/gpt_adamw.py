@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import mxnet as mx
 from mxnet import gluon
 
 
@@ -22,8 +23,7 @@ def gpt_adamw(
     for param in params.values():
         if len(param.shape) < 2:
             param.wd_mult = 0.0
-    return gluon.Trainer(
-        params,
-        "adam",
-        {"learning_rate": lr, "beta1": betas[0], "beta2": betas[1], "wd": weight_decay},
-    )
+    adam = mx.optimizer.Adam(learning_rate=lr, beta1=betas[0], beta2=betas[1], wd=weight_decay)
+    # The GPT's weights are mx.np arrays; MXNet's Adam updates them in place all the same.
+    adam.allow_np_array = True
+    return gluon.Trainer(params, adam)
