@@ -126,7 +126,10 @@ class GPTConfig:
     dropout : str or float or dict, optional
         A preset name of :data:`PRESETS`, one rate for every site, or a dict
         ``{site: rate}`` over :data:`SITE_NAMES` (missing sites have rate 0).
-        Kept as given; :attr:`rates` resolves it.
+        Stored normalised (a preset name as given, one rate as a float, a dict
+        as a copy with every site); :attr:`rates` resolves it. Two configs are
+        equal when their fields are: ``"bert"`` and ``0.1`` are not, though
+        their :attr:`rates` are.
 
     Raises
     ------
