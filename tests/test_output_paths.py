@@ -44,6 +44,10 @@ COMMANDS = {
     "train": ["train", "--backend", "numpy", "--dataset", "digits", "--no-progress", "--out"],
     "compare": ["compare", "--backend", "numpy", "--dataset", "digits", "--no-progress", "--out"],
     "bench": ["bench", "--backend", "numpy", "--output"],
+    "compare --model gpt": ["compare", "--model", "gpt", "--backend", "numpy", "--no-progress",
+                            "--out"],
+    "train --model gpt": ["train", "--model", "gpt", "--backend", "torch", "--no-progress",
+                          "--out"],
 }
 
 

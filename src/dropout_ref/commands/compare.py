@@ -183,6 +183,7 @@ def _run_gpt(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from dropout_ref.commands.output_paths import OutputPathError, prepare_output_dir
     from dropout_ref.course.gpt_compare import (
         CURVE_TOLERANCE,
         DEFAULT_LR,
@@ -205,6 +206,11 @@ def _run_gpt(args: argparse.Namespace) -> int:
     names.sort(key=lambda name: name == "numpy")
     lr = DEFAULT_LR if args.lr is None else args.lr
     batch_size = 16 if args.batch_size is None else args.batch_size
+    out = args.out or Path("runs") / f"compare-gpt-seed{args.seed}"
+    try:
+        prepare_output_dir(out)
+    except OutputPathError as exc:
+        return _fail(str(exc))
     console = Console(stderr=args.format == "json")
     start = time.perf_counter()
     try:
@@ -222,7 +228,6 @@ def _run_gpt(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     seconds = time.perf_counter() - start
     document = comparison.to_json()
-    out = args.out or Path("runs") / f"compare-gpt-seed{args.seed}"
     try:
         path = atomic_write_bytes(
             out / "gpt_compare.json", (json.dumps(document, indent=2) + "\n").encode()
