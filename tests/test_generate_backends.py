@@ -70,6 +70,9 @@ def test_x6_eval_mode_is_deterministic_and_mc_dropout_only_when_asked(backend):
 
     first = adapter.generate(model, PROMPT, 10, seed=3)
     np.testing.assert_array_equal(first, adapter.generate(model, PROMPT, 10, seed=3))
+    # The framework's own tensor as the prompt gives the same tokens.
+    tensor = adapter.arrays.from_numpy(PROMPT)
+    np.testing.assert_array_equal(adapter.generate(model, tensor, 10, seed=3), first)
     # Dropout 0.5 at every site would change the logits in training mode: they are off.
     eval_logits = forward_numpy(model, PROMPT, training=False)
     train_logits = forward_numpy(model, PROMPT, training=True, mask_seed=1)

@@ -161,8 +161,8 @@ def sample_next(
 def _as_numpy_ids(idx: Any) -> np.ndarray:
     if hasattr(idx, "asnumpy"):  # MXNet NDArray
         idx = idx.asnumpy()
-    elif hasattr(idx, "numpy") and not isinstance(idx, np.ndarray):  # torch / TensorFlow
-        idx = idx.numpy()
+    elif hasattr(idx, "detach") and hasattr(idx, "cpu"):  # torch, on any device
+        idx = idx.detach().cpu().numpy()
     array = np.asarray(idx)
     if array.dtype.kind not in "iu":
         raise TypeError(f"idx must hold integer token ids, got dtype {array.dtype}")
