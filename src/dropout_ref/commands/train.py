@@ -33,10 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         for name, d in DATASET_DEFAULTS.items()
     )
     parser.add_argument("--epochs", type=int, help=f"default per data set ({defaults})")
-    parser.add_argument("--lr", type=float, help="SGD learning rate (default 0.5)")
-    parser.add_argument("--batch-size", type=int, help="minibatch size (default per data set)")
+    parser.add_argument("--lr", type=float, help="learning rate (MLP: SGD, 0.5; GPT: AdamW, 1e-3)")
     parser.add_argument(
-        "--out", type=Path, help="output folder (default runs/train-<backend>-<dataset>)"
+        "--batch-size", type=int, help="minibatch size (default per data set; GPT: 32)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default runs/train-<backend>-<dataset>, "
+        "GPT: runs/train-gpt-<backend>)"
     )
     parser.add_argument("--data-dir", type=Path, help="folder holding or caching the data files")
     parser.add_argument(
