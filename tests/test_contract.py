@@ -49,7 +49,8 @@ def declared_tools() -> list[ToolModule]:
 def test_every_tool_package_declares_a_tool():
     names = {tool.tool for tool in declared_tools()}
     assert {"native audit", "bench cases", "course MLP", "course training step",
-            "model modes", "course GPT", "course GPT training step", "course forward"} <= names
+            "model modes", "course GPT", "course GPT training step", "course forward",
+            "course GPT AdamW"} <= names
 
 
 @pytest.fixture(params=registry.known_backends())

@@ -18,6 +18,7 @@ from dropout_ref.bench.cases.common import (
     OURS_PORTABLE_FUSED,
     OURS_PORTABLE_FWD_BWD,
 )
+from dropout_ref.bench.gpt_step import gpt_line
 
 if TYPE_CHECKING:  # rich is imported where it draws: a bare GPU machine may lack it
     from rich.console import Console
@@ -131,9 +132,9 @@ def print_report(results: dict[str, Any], console: Console | None = None) -> Non
             console.print(f"[red]{result['backend']}: {result['error']}[/red]")
             continue
         console.print(backend_table(result))
-        line = mlp_line(result)
-        if line:
-            console.print(line)
+        for line in (mlp_line(result), gpt_line(result)):
+            if line:
+                console.print(line)
         line = kernel_compile_line(result)
         if line:
             console.print(line)
@@ -223,9 +224,9 @@ def markdown_report(results: dict[str, Any]) -> str:
                      *(_plain_ratio(rows, a, b) for _, a, b in ratios),
                      *(_bytes(rows, c, key) for _, c, key in memory)]
             lines.append("| " + " | ".join(cells) + " |")
-        line = mlp_line(result)
-        if line:
-            lines.extend(["", line])
+        for line in (mlp_line(result), gpt_line(result)):
+            if line:
+                lines.extend(["", line])
         lines.append("")
     machine = results["machine"]
     lines.append(

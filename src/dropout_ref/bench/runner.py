@@ -25,6 +25,7 @@ from dropout_ref.bench.cases.common import (
     OURS_PORTABLE_FWD_BWD,
     RESULT_PREFIX,
 )
+from dropout_ref.bench.gpt_step import GPT_NATIVE, GPT_OURS, GPT_PORTABLE
 
 #: Backends benchmarked by default: those with a native dropout to compare with, and
 #: numpy (its seed= mode on the compiled CPU kernel against ``X * 2.0``).
@@ -42,6 +43,8 @@ RATIOS = (
     ("fwd_bwd portable/native", OURS_PORTABLE_FWD_BWD, NATIVE_FWD_BWD),
     ("portable_fused/baseline", OURS_PORTABLE_FUSED, BASELINE),
     ("mlp_epoch ours/native", MLP_OURS, MLP_NATIVE),
+    ("gpt_step ours/native", GPT_OURS, GPT_NATIVE),
+    ("gpt_step portable/native", GPT_PORTABLE, GPT_NATIVE),
 )
 
 
@@ -57,6 +60,7 @@ class BenchConfig:
     memory: bool = True
     fused: bool = True
     mlp_epoch: bool = False
+    gpt_step: bool = False
     mlp_repeats: int = 2
     #: Where the arrays live: "cpu", or e.g. "cuda" (backends in DEVICE_BACKENDS only).
     device: str = "cpu"

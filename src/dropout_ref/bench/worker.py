@@ -99,6 +99,10 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
             rows.extend(bench_point(module, config, log2_size, dtype))
     if config.get("mlp_epoch") and module.mlp_epoch_cases is not None:
         rows.extend(bench_mlp(module, config))
+    if config.get("gpt_step") and device == "cpu":
+        from dropout_ref.bench.gpt_step import gpt_rows
+
+        rows.extend(gpt_rows(name, config["mlp_repeats"]))
     device_info = module.device_info
     extra: dict[str, Any] = {}
     if config["fused"] and module.CPU_KERNEL:

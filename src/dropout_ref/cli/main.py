@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train": "train the course MLP (dropout 0.2/0.5) on Fashion-MNIST or digits",
     "compare": "train the MLP in every backend with portable masks and compare step by step",
     "bench": "time dropout_layer against each framework's native dropout and X * 2.0",
+    "generate": "sample text from a GPT checkpoint with portable top-k sampling (any backend)",
 }
 
 

@@ -20,11 +20,12 @@ COURSE: dict[str, str] = {
     "MLP": "dropout_ref.course.{backend}.mlp",
     "GPT": "dropout_ref.course.{backend}.gpt",
     "portable_masks": "dropout_ref.{backend}.intercept",
+    "generate": "dropout_ref.course.generate",
 }
 
 #: Backend -> its table: the course's names where it covers the backend, plus extras.
 EXPORTS: dict[str, dict[str, str]] = {
-    "numpy": {"MLP": COURSE["MLP"], "GPT": COURSE["GPT"]},
+    "numpy": {"MLP": COURSE["MLP"], "GPT": COURSE["GPT"], "generate": COURSE["generate"]},
     "torch": dict(COURSE),
     "tensorflow": dict(COURSE),
     "mxnet": dict(COURSE),

@@ -78,3 +78,14 @@ FORWARD_MODULE = ToolModule(
                          "in the framework's train or eval idiom (M2, X3)",
     },
 )
+
+#: ``dropout_ref.course.<backend>.gpt_adamw``: the GPT's AdamW as nanoGPT sets it up.
+GPT_ADAMW_MODULE = ToolModule(
+    tool="course GPT AdamW",
+    pattern="dropout_ref.course.{backend}.gpt_adamw",
+    backends=GPT_TRAINING_BACKENDS,
+    required={
+        "gpt_adamw": "(model, lr, ...) -> the framework's AdamW with nanoGPT's weight-decay "
+                     "groups (MXNet: Adam with an L2 term on the matrices)",
+    },
+)

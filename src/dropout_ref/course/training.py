@@ -269,19 +269,25 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return path
 
 
-def metrics_json(results: Sequence[dict[str, float]], meta: dict[str, Any] | None = None) -> bytes:
-    """Return the JSON document written to ``metrics.json``: ``{"meta": ..., "epochs": [...]}``."""
-    document = {"meta": dict(meta or {}), "epochs": [dict(row) for row in results]}
+def metrics_json(
+    results: Sequence[dict[str, float]],
+    meta: dict[str, Any] | None = None,
+    rows: str = "epochs",
+) -> bytes:
+    """Return the JSON document written to ``metrics.json``: ``{"meta": ..., rows: [...]}``."""
+    document = {"meta": dict(meta or {}), rows: [dict(row) for row in results]}
     return (json.dumps(document, indent=2, allow_nan=True) + "\n").encode()
 
 
-def metrics_csv(results: Iterable[dict[str, float]]) -> bytes:
-    """Return the CSV written to ``metrics.csv``: :data:`METRIC_FIELDS`, one row per epoch."""
+def metrics_csv(
+    results: Iterable[dict[str, float]], fields: Sequence[str] = METRIC_FIELDS
+) -> bytes:
+    """Return the CSV written to ``metrics.csv``: columns ``fields``, one row per result."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in results:
-        writer.writerow({field: row[field] for field in METRIC_FIELDS})
+        writer.writerow({field: row[field] for field in fields})
     return buffer.getvalue().encode()
 
 
@@ -289,8 +295,13 @@ def write_metrics(
     results: Sequence[dict[str, float]],
     out_dir: str | os.PathLike[str],
     meta: dict[str, Any] | None = None,
+    fields: Sequence[str] = METRIC_FIELDS,
+    rows: str = "epochs",
 ) -> tuple[Path, Path]:
     """Write ``metrics.json`` and ``metrics.csv`` into ``out_dir``, each atomically (SPEC T3).
+
+    ``fields`` are the CSV's columns and ``rows`` the JSON key of the rows (the
+    MLP's per-epoch ones by default).
 
     Both documents are rendered in memory before either file is touched, so
     a bad value leaves both files as they were.
@@ -302,7 +313,7 @@ def write_metrics(
 
     """
     out = Path(out_dir)
-    json_bytes, csv_bytes = metrics_json(results, meta), metrics_csv(results)
+    json_bytes, csv_bytes = metrics_json(results, meta, rows), metrics_csv(results, fields)
     return (
         atomic_write_bytes(out / "metrics.json", json_bytes),
         atomic_write_bytes(out / "metrics.csv", csv_bytes),
@@ -310,22 +321,29 @@ def write_metrics(
 
 
 def plot_curves(
-    results: Sequence[dict[str, float]], path: str | os.PathLike[str], title: str = ""
+    results: Sequence[dict[str, float]],
+    path: str | os.PathLike[str],
+    title: str = "",
+    x: str = "epoch",
+    series: Sequence[tuple[str, str]] = (
+        ("train_loss", "-"), ("train_acc", "m--"), ("test_acc", "g-.")
+    ),
 ) -> Path:
     """Draw train loss, train accuracy and test accuracy per epoch, like the book's plot (T3).
 
     Drawn on an Agg canvas of its own (no display needed, the caller's matplotlib
-    backend untouched); the PNG is written atomically.
+    backend untouched); the PNG is written atomically. ``x`` and ``series``
+    (key, matplotlib style) choose other columns of ``results``.
     """
     from dropout_ref.course.png import figure_png, new_figure
 
-    epochs = [row["epoch"] for row in results]
+    epochs = [row[x] for row in results]
     figure = new_figure(figsize=(4.5, 3.2), dpi=120)
     axes = figure.add_subplot()
-    for key, style in (("train_loss", "-"), ("train_acc", "m--"), ("test_acc", "g-.")):
+    for key, style in series:
         axes.plot(epochs, [row[key] for row in results], style, label=key.replace("_", " "))
-    axes.set_xlabel("epoch")
-    axes.set_xlim(0.5, max(epochs, default=1) + 0.5)
+    axes.set_xlabel(x)
+    axes.set_xlim(min(epochs, default=1) - 0.5, max(epochs, default=1) + 0.5)
     axes.grid(True, alpha=0.3)
     axes.legend()
     if title:

@@ -7,6 +7,7 @@ import sys
 
 from dropout_ref.bench.report import print_report, to_json
 from dropout_ref.bench.runner import DEFAULT_BACKENDS, DEVICE_BACKENDS, BenchConfig, run_benchmark
+from dropout_ref.cli.commands.output_paths import OutputPathError, prepare_output_file
 from dropout_ref.core.registry import backend_info
 
 
@@ -63,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not measure peak extra memory")
     parser.add_argument("--mlp-epoch", action="store_true",
                         help="also time one MLP training epoch, ours vs the native dropout layer")
+    parser.add_argument("--gpt-step", action="store_true",
+                        help="also time GPT train steps: ours (both modes) vs native dropout at "
+                        "every site (CPU)")
     parser.add_argument("--device", default="cpu",
                         help="where X lives: cpu (default) or a GPU such as cuda, cuda:1 "
                         f"({', '.join(DEVICE_BACKENDS)} only); on a GPU: forward, forward + "
@@ -89,10 +93,16 @@ def run(args: argparse.Namespace) -> int:
               f"cases on a device other than the CPU; got --backend {', '.join(backends)}",
               file=sys.stderr)
         return 2
+    if args.output:
+        try:
+            prepare_output_file(args.output, "--output")
+        except OutputPathError as exc:
+            print(f"dropout-ref bench: {exc}", file=sys.stderr)
+            return 2
     config = BenchConfig(
         backends=backends, log2_sizes=tuple(args.sizes),
         dtypes=tuple(args.dtypes), repeats=args.repeats, rate=args.rate, memory=args.memory,
-        fused=args.fused, mlp_epoch=args.mlp_epoch, device=device,
+        fused=args.fused, mlp_epoch=args.mlp_epoch, gpt_step=args.gpt_step, device=device,
     )
     results = run_benchmark(
         config, progress=lambda name: print(f"benchmarking {name} on {device}", file=sys.stderr)

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     """Compare, write ``compare.json``, ``compare.csv``, ``loss_curves.png``; 1 past M6."""
     from rich.console import Console
 
+    from dropout_ref.cli.commands.output_paths import OutputPathError, prepare_output_dir
     from dropout_ref.core.registry import available_backends, get_backend
     from dropout_ref.course.compare import (
         REFERENCE,
@@ -138,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as exc:
         return _fail(str(exc))
 
+    out = args.out or Path("runs") / f"compare-{args.dataset}-seed{config.seed}"
+    try:
+        prepare_output_dir(out)
+    except OutputPathError as exc:
+        return _fail(str(exc))
     console = Console(stderr=args.format == "json")
     start = time.perf_counter()
     with progress_bar(not args.no_progress, console) as bar:
@@ -147,7 +153,6 @@ def run(args: argparse.Namespace) -> int:
             on_step=lambda record: bar.advance(task),
         )
     seconds = time.perf_counter() - start
-    out = args.out or Path("runs") / f"compare-{args.dataset}-seed{config.seed}"
     paths = write_comparison(comparison, out)
     violations = comparison.violations()
 
@@ -207,6 +212,7 @@ def _run_gpt(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from dropout_ref.cli.commands.output_paths import OutputPathError, prepare_output_dir
     from dropout_ref.core.registry import available_backends, get_backend
     from dropout_ref.course.gpt_compare import (
         CURVE_TOLERANCE,
@@ -229,6 +235,11 @@ def _run_gpt(args: argparse.Namespace) -> int:
     names.sort(key=lambda name: name == "numpy")
     lr = DEFAULT_LR if args.lr is None else args.lr
     batch_size = 16 if args.batch_size is None else args.batch_size
+    out = args.out or Path("runs") / f"compare-gpt-seed{args.seed}"
+    try:
+        prepare_output_dir(out)
+    except OutputPathError as exc:
+        return _fail(str(exc))
     console = Console(stderr=args.format == "json")
     start = time.perf_counter()
     try:
@@ -246,7 +257,6 @@ def _run_gpt(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     seconds = time.perf_counter() - start
     document = comparison.to_json()
-    out = args.out or Path("runs") / f"compare-gpt-seed{args.seed}"
     try:
         path = atomic_write_bytes(
             out / "gpt_compare.json", (json.dumps(document, indent=2) + "\n").encode()

@@ -1,4 +1,4 @@
-"""``dropout-ref train``: train the course MLP in one backend (SPEC T1-T3)."""
+"""``dropout-ref train``: the course MLP (SPEC T1-T3) or GPT (``--model gpt``) in one backend."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from dropout_ref.cli.commands.output_paths import OutputPathError, prepare_output_dir
+from dropout_ref.cli.commands.train_gpt import add_gpt_arguments, mlp_misuse
 from dropout_ref.course.backends import MLP_MODULE
 from dropout_ref.course.training import DATASET_DEFAULTS
 
@@ -14,6 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dropout-ref train``."""
     # The backends the course has an MLP for (its declaration), not every adapter.
     parser.add_argument("--backend", required=True, choices=MLP_MODULE.backends)
+    parser.add_argument(
+        "--model",
+        default="mlp",
+        choices=("mlp", "gpt"),
+        help="the course MLP (default) or the character-level GPT (cli.commands.train_gpt)",
+    )
     parser.add_argument(
         "--dataset",
         default="fashion-mnist",
@@ -26,16 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         for name, d in DATASET_DEFAULTS.items()
     )
     parser.add_argument("--epochs", type=int, help=f"default per data set ({defaults})")
-    parser.add_argument("--lr", type=float, help="SGD learning rate (default 0.5)")
-    parser.add_argument("--batch-size", type=int, help="minibatch size (default per data set)")
+    parser.add_argument("--lr", type=float, help="learning rate (MLP: SGD, 0.5; GPT: AdamW, 1e-3)")
     parser.add_argument(
-        "--out", type=Path, help="output folder (default runs/train-<backend>-<dataset>)"
+        "--batch-size", type=int, help="minibatch size (default per data set; GPT: 32)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default runs/train-<backend>-<dataset>, "
+        "GPT: runs/train-gpt-<backend>)"
     )
     parser.add_argument("--data-dir", type=Path, help="folder holding or caching the data files")
     parser.add_argument(
         "--seed", type=int, default=0, help="seeds init, shuffling and dropout (default 0)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_gpt_arguments(parser)
 
 
 def _fail(message: str) -> int:
@@ -45,6 +57,13 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Load the data, train, write ``metrics.json``, ``metrics.csv`` and ``curves.png``."""
+    if args.model == "gpt":
+        from dropout_ref.cli.commands.train_gpt import run as run_gpt
+
+        return run_gpt(args)
+    misused = mlp_misuse(args)
+    if misused is not None:
+        return _fail(f"{misused} is an option of --model gpt")
     from rich.console import Console
     from rich.table import Table
 
@@ -79,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
 
     out = args.out or Path("runs") / f"train-{args.backend}-{args.dataset}"
+    try:
+        prepare_output_dir(out)
+    except OutputPathError as exc:
+        return _fail(str(exc))
     meta = {
         "backend": args.backend,
         "dataset": args.dataset,

@@ -1,0 +1,181 @@
+"""``dropout-ref train --model gpt``: a character-level GPT on CPython's docs (issue 15, item 4).
+
+Reached through ``dropout-ref train`` (:mod:`dropout_ref.cli.commands.train`),
+which adds these options to its parser and hands ``--model gpt`` runs here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+#: Options only ``--model gpt`` takes: dest -> (flag, type, help). All default to None.
+GPT_OPTIONS: dict[str, tuple[str, type, str]] = {
+    "steps": ("--steps", int, "AdamW steps (default 2000; --quick 60)"),
+    "eval_interval": ("--eval-interval", int, "steps between evaluations (default 200)"),
+    "eval_batches": ("--eval-batches", int, "batches per split and evaluation (default 8)"),
+    "block_size": ("--block-size", int, "context length in characters (default 64)"),
+    "n_layer": ("--n-layer", int, "Transformer blocks (default 2)"),
+    "n_head": ("--n-head", int, "attention heads (default 4)"),
+    "n_embd": ("--n-embd", int, "embedding width (default 128)"),
+    "weight_decay": ("--weight-decay", float, "AdamW weight decay on matrices (default 0.1)"),
+    "train_tokens": (
+        "--train-tokens",
+        int,
+        "train on the first N characters of the training split only (the overfitting "
+        "regime; default all)",
+    ),
+}
+
+
+def dropout_value(text: str) -> Any:
+    """Parse ``--dropout``: a number is one rate for every site, anything else a preset name."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def add_gpt_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``--model gpt`` options to ``dropout-ref train``'s parser."""
+    from dropout_ref.course.gpt_config import PRESETS
+
+    group = parser.add_argument_group("--model gpt")
+    group.add_argument(
+        "--dropout",
+        type=dropout_value,
+        help=f"a preset ({', '.join(PRESETS)}) or one rate for every site (default 0.2)",
+    )
+    for dest, (flag, kind, text) in GPT_OPTIONS.items():
+        group.add_argument(flag, dest=dest, type=kind, help=text)
+    group.add_argument(
+        "--masks",
+        choices=("portable", "framework"),
+        help="portable Philox masks, the same in every backend (default), or the "
+        "framework's own generator (faster)",
+    )
+    group.add_argument(
+        "--quick", action="store_true", help="a tiny model and 60 steps: seconds, offline"
+    )
+
+
+def mlp_misuse(args: argparse.Namespace) -> str | None:
+    """Return the first GPT-only option given to an MLP run, as its flag, or None."""
+    for dest, (flag, _, _) in GPT_OPTIONS.items():
+        if getattr(args, dest, None) is not None:
+            return flag
+    if getattr(args, "dropout", None) is not None:
+        return "--dropout"
+    if getattr(args, "quick", False):
+        return "--quick"
+    if getattr(args, "masks", None) is not None:
+        return "--masks"
+    return None
+
+
+def _fail(message: object) -> int:
+    print(f"dropout-ref train: error: {message}", file=sys.stderr)
+    return 2
+
+
+def train_config(args: argparse.Namespace) -> Any:
+    """Return the :class:`GPTTrainConfig` of the command line (ValueError/TypeError if bad)."""
+    from dataclasses import replace
+
+    from dropout_ref.course.gpt_training import GPTTrainConfig, quick
+
+    config = GPTTrainConfig(seed=args.seed)
+    if args.quick:
+        config = quick(config)
+    given = {dest: getattr(args, dest) for dest in GPT_OPTIONS if getattr(args, dest) is not None}
+    shared = {"dropout": args.dropout, "lr": args.lr, "batch_size": args.batch_size}
+    given.update({dest: value for dest, value in shared.items() if value is not None})
+    if args.masks is not None:
+        given["portable_masks"] = args.masks == "portable"
+    return replace(config, **given)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, write ``metrics.json``/``.csv``, ``curves.png`` and the checkpoint."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dropout_ref.cli.commands.output_paths import OutputPathError, prepare_output_dir
+    from dropout_ref.course.checkpoint import save_checkpoint
+    from dropout_ref.course.data.text import load_char_dataset
+    from dropout_ref.course.gpt_training import (
+        GPT_METRIC_FIELDS,
+        TRAINABLE,
+        bits,
+        train_gpt,
+        trainer_modules,
+    )
+    from dropout_ref.course.training import plot_curves, write_metrics
+
+    if args.backend not in TRAINABLE:
+        return _fail(
+            f"--backend {args.backend}: the GPT trains in {', '.join(TRAINABLE)} "
+            "(numpy's GPT is the forward oracle, without gradients)"
+        )
+    if args.epochs is not None or args.data_dir is not None:
+        return _fail("--epochs and --data-dir are for --model mlp; the GPT takes --steps")
+    try:
+        config = train_config(args)
+    except (TypeError, ValueError) as exc:
+        return _fail(exc)
+    try:
+        trainer_modules(args.backend)
+    except (ImportError, ValueError) as exc:
+        return _fail(exc)
+    out = args.out or Path("runs") / f"train-gpt-{args.backend}"
+    try:
+        prepare_output_dir(out)
+    except OutputPathError as exc:
+        return _fail(exc)
+
+    data = load_char_dataset()
+    meta = {
+        "model": "gpt",
+        "backend": args.backend,
+        "train": config.to_dict(),
+        "data": {k: v for k, v in data.meta().items() if k != "chars"},
+    }
+    done: list[dict[str, float]] = []
+
+    def save(row: dict[str, float], model: Any) -> None:
+        # Rewritten at every evaluation, atomically: an interrupted run leaves valid files.
+        done.append(row)
+        write_metrics(done, out, meta, fields=GPT_METRIC_FIELDS, rows="evals")
+        extra = {"chars": data.vocab.chars, "step": int(row["step"]), "backend": args.backend}
+        save_checkpoint(out, model.config, model.get_weights(), extra)
+
+    _, rows = train_gpt(
+        args.backend, data, config, progress=not args.no_progress, on_eval=save
+    )
+    title = f"{args.backend} GPT, dropout {config.dropout}"
+    plot_curves(
+        rows,
+        out / "curves.png",
+        title=title,
+        x="step",
+        series=(("train_bpc", "-"), ("val_bpc", "g-.")),
+    )
+    table = Table(title=f"{title}: bits per character (eval mode)")
+    for column in ("step", "train", "val", "train mode (dropout on)", "seconds"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            str(row["step"]),
+            f"{row['train_bpc']:.4f}",
+            f"{row['val_bpc']:.4f}",
+            f"{bits(row['step_loss']):.4f}",
+            f"{row['seconds']:.1f}",
+        )
+    Console().print(table)
+    print(
+        f"wrote {out / 'metrics.json'}, {out / 'metrics.csv'}, {out / 'curves.png'}, "
+        f"checkpoint {out / 'weights.npz'} + {out / 'config.json'}"
+    )
+    return 0
