@@ -67,6 +67,13 @@ class RateMath(Protocol):
     def zeros_like(self, x: Any) -> Any:
         """Return zeros of ``x``'s shape and dtype."""
 
+    def barrier(self, x: Any) -> Any:
+        """Return ``x``, opaque to algebraic simplification.
+
+        XLA's simplifier rewrites ``(1 - r) - 1`` as ``-r``, which is false in
+        floating point and exactly the rounding error the scale needs.
+        """
+
 
 @dataclass
 class RuntimeRate:
@@ -94,18 +101,18 @@ class RuntimeRate:
     rate: Any
 
 
-def _split(a: Any, factor: float) -> tuple[Any, Any]:
+def _split(a: Any, factor: float, ns: RateMath) -> tuple[Any, Any]:
     """Veltkamp's split: ``a = hi + lo`` exactly, each half short enough for exact products."""
-    c = a * factor
+    c = ns.barrier(a * factor)
     hi = c - (c - a)
     return hi, a - hi
 
 
-def _two_product(a: Any, b: Any, factor: float) -> tuple[Any, Any]:
+def _two_product(a: Any, b: Any, factor: float, ns: RateMath) -> tuple[Any, Any]:
     """Dekker's product: ``a * b = p + e`` exactly, ``p`` the rounded product."""
-    p = a * b
-    ah, al = _split(a, factor)
-    bh, bl = _split(b, factor)
+    p = ns.barrier(a * b)
+    ah, al = _split(a, factor, ns)
+    bh, bl = _split(b, factor, ns)
     e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
     return p, e
 
@@ -135,10 +142,10 @@ def runtime_rate(r: Any, work: str, ns: RateMath) -> RuntimeRate:
     threshold = ns.where(drop_all, zero, t)
     # Keeps the scale finite where nothing is kept (r == 1 would divide by zero).
     r_scale = ns.where(drop_all, zero, r)
-    d_hi = 1.0 - r_scale
+    d_hi = ns.barrier(1.0 - r_scale)
     d_lo = -(r_scale + (d_hi - 1.0))  # Fast2Sum: 1 - r == d_hi + d_lo exactly
-    q = 1.0 / d_hi
-    p, e = _two_product(q, d_hi, _SPLIT[work])
+    q = ns.barrier(1.0 / d_hi)
+    p, e = _two_product(q, d_hi, _SPLIT[work], ns)
     residual = (1.0 - p) - e  # 1 - q * d_hi, exact (Sterbenz, then a representable result)
     scale = q + (residual - q * d_lo) * q
     return RuntimeRate(invalid, drop_all, threshold, scale, r)

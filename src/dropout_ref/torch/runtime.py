@@ -50,6 +50,10 @@ class TorchMath:
         """Return ``torch.zeros_like(x)``."""
         return torch.zeros_like(x)
 
+    def barrier(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x``: Inductor keeps IEEE order (no reassociation, no contraction)."""
+        return x
+
 
 MATH = TorchMath()
 
