@@ -17,16 +17,15 @@ Exactness, for a rate ``r`` of dtype float16, bfloat16, float32 or float64:
   is a flag instead, as ``uint32`` cannot hold it).
 - scale ``RN64(1 / (1 - r))`` (the eager path's float64 value, then rounded into
   the compute dtype as the eager path does): ``1 - r`` is split exactly into
-  ``d_hi + d_lo`` (Fast2Sum), ``q = 1 / d_hi`` is correctly rounded, and one
-  correction step with the exact residual ``1 - q * d_hi`` (Dekker's product,
-  Veltkamp's split: no fused multiply-add needed) gives ``RN(1 / (d_hi + d_lo))``
-  except where that quotient lies within about ``2**-100`` (float64 work) of a
-  rounding boundary. A float32 rate makes ``d_lo`` zero for every ``r >= 2**-30``,
-  and the result is then exactly the eager one.
+  ``d_hi + d_lo`` (Fast2Sum), and :func:`correctly_rounded_reciprocal` rounds
+  ``1 / (d_hi + d_lo)`` to nearest with exact residuals (Dekker's product,
+  Veltkamp's split: no fused multiply-add needed). For a float32 rate
+  ``d_lo`` is zero (``r >= 2**-30``) and the midpoint test is exact; every
+  float32 rate in [0, 1) was checked against the eager value (docs/schedules.md).
 - JAX without ``jax_enable_x64`` works in float32: the same steps give the
   correctly rounded float32 scale, which equals the eager path's double-rounded
   ``RN32(RN64(1 / (1 - r)))`` unless ``1 / (1 - r)`` lies within ``2**-53``
-  (relative) of a float32 rounding boundary.
+  (relative) of a float32 rounding boundary (checked for every float32 rate).
 """
 
 from __future__ import annotations
@@ -51,6 +50,14 @@ _SPLIT = {"float64": 134217729.0, "float32": 4097.0}
 
 TWO_32 = 4294967296.0
 
+#: The float32 rates whose eager scale ``RN32(RN64(1 / (1 - r)))`` is not the correctly
+#: rounded ``RN32(1 / (1 - r))`` that float32 arithmetic computes: found by checking every
+#: float32 rate in [0, 1) (benchmarks/runtime_scale_sweep.py); (rate, eager float32 scale).
+FLOAT32_DOUBLE_ROUNDED = (
+    (0.06997987627983093, 1.0752455),
+    (0.23348142206668854, 1.3045999),
+)
+
 
 class RateMath(Protocol):
     """The namespace functions the rate arithmetic needs, besides ``+ - * /`` and comparisons."""
@@ -66,6 +73,9 @@ class RateMath(Protocol):
 
     def zeros_like(self, x: Any) -> Any:
         """Return zeros of ``x``'s shape and dtype."""
+
+    def nextafter(self, x: Any, up: Any) -> Any:
+        """Return the float next to ``x`` towards +inf where ``up``, else towards -inf."""
 
     def barrier(self, x: Any) -> Any:
         """Return ``x``, opaque to algebraic simplification.
@@ -117,6 +127,34 @@ def _two_product(a: Any, b: Any, factor: float, ns: RateMath) -> tuple[Any, Any]
     return p, e
 
 
+def _residual(q: Any, d_hi: Any, factor: float, ns: RateMath) -> Any:
+    """Return ``1 - q * d_hi`` exactly (``q`` within a few ulp of ``1 / d_hi``)."""
+    p, e = _two_product(q, d_hi, factor, ns)
+    return ns.barrier(1.0 - p) - e  # 1 - p exact (Sterbenz); the result is representable
+
+
+def correctly_rounded_reciprocal(d_hi: Any, d_lo: Any, factor: float, ns: RateMath) -> Any:
+    """Return ``1 / (d_hi + d_lo)`` rounded to nearest, for ``|d_lo| <= ulp(d_hi) / 2``.
+
+    A first quotient corrected once lands on the correctly rounded value or
+    its neighbour; which side of the midpoint between them the exact quotient
+    lies on is then the sign of ``1 - m * (d_hi + d_lo)``, computed from exact
+    products (no fused multiply-add needed, no final rounding of a sum that a
+    tie could tip).
+    """
+    q0 = ns.barrier(1.0 / d_hi)
+    res0 = _residual(q0, d_hi, factor, ns)
+    q = ns.barrier(q0 + (res0 - q0 * d_lo) * q0)
+    res = _residual(q, d_hi, factor, ns)
+    up = (res - q * d_lo) >= 0.0  # the exact quotient is above q (or equal)
+    neighbour = ns.nextafter(q, up)
+    h = ns.barrier((neighbour - q) * 0.5)  # exact: half the gap to the neighbour
+    # 1 - (q + h) * D with D = d_hi + d_lo, the midpoint m = q + h.
+    g = (res - h * d_hi) - (q * d_lo + h * d_lo)
+    beyond = ns.where(up, g > 0.0, g < 0.0)
+    return ns.where(beyond, neighbour, q)
+
+
 def runtime_rate(r: Any, work: str, ns: RateMath) -> RuntimeRate:
     """Compute the keep threshold and the scale of a runtime rate ``r`` (see the module notes).
 
@@ -144,10 +182,10 @@ def runtime_rate(r: Any, work: str, ns: RateMath) -> RuntimeRate:
     r_scale = ns.where(drop_all, zero, r)
     d_hi = ns.barrier(1.0 - r_scale)
     d_lo = -(r_scale + (d_hi - 1.0))  # Fast2Sum: 1 - r == d_hi + d_lo exactly
-    q = ns.barrier(1.0 / d_hi)
-    p, e = _two_product(q, d_hi, _SPLIT[work], ns)
-    residual = (1.0 - p) - e  # 1 - q * d_hi, exact (Sterbenz, then a representable result)
-    scale = q + (residual - q * d_lo) * q
+    scale = correctly_rounded_reciprocal(d_hi, d_lo, _SPLIT[work], ns)
+    if work == "float32":
+        for rate, eager in FLOAT32_DOUBLE_ROUNDED:
+            scale = ns.where(r_scale == rate, ns.cast(eager, work), scale)
     return RuntimeRate(invalid, drop_all, threshold, scale, r)
 
 

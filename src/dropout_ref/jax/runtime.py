@@ -48,6 +48,10 @@ class JaxMath:
         """Return ``jnp.zeros_like(x)``."""
         return jnp.zeros_like(x)
 
+    def nextafter(self, x: Any, up: Any) -> jax.Array:
+        """Return the float next to ``x`` towards +inf where ``up``, else towards -inf."""
+        return jnp.nextafter(x, jnp.where(up, jnp.inf, -jnp.inf).astype(x.dtype))
+
     def barrier(self, x: Any) -> jax.Array:
         """Return ``x`` behind ``jax.lax.optimization_barrier``."""
         return jax.lax.optimization_barrier(x)

@@ -56,6 +56,11 @@ class TensorflowMath:
         """Return ``tf.zeros_like(x)``."""
         return tf.zeros_like(x)
 
+    def nextafter(self, x: Any, up: Any) -> tf.Tensor:
+        """Return the float next to ``x`` towards +inf where ``up``, else towards -inf."""
+        inf = tf.constant(float("inf"), x.dtype)
+        return tf.math.nextafter(x, tf.where(up, inf, -inf))
+
     def barrier(self, x: Any) -> tf.Tensor:
         """Return ``x`` (float64) through a bit round trip XLA's simplifier cannot see through.
 

@@ -50,6 +50,11 @@ class TorchMath:
         """Return ``torch.zeros_like(x)``."""
         return torch.zeros_like(x)
 
+    def nextafter(self, x: torch.Tensor, up: Any) -> torch.Tensor:
+        """Return the float next to ``x`` towards +inf where ``up``, else towards -inf."""
+        inf = torch.full((), float("inf"), dtype=x.dtype, device=x.device)
+        return torch.nextafter(x, torch.where(up, inf, -inf))
+
     def barrier(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``x``: Inductor keeps IEEE order (no reassociation, no contraction)."""
         return x
