@@ -2,9 +2,10 @@
 
 A backend takes part through two functions in ``dropout_ref.<backend>.training``:
 
-- ``sgd_step(model, images, labels, lr, mask_seed=None) -> float``: one SGD
-  step on the mean softmax cross-entropy over the batch, in training mode;
-  returns the batch loss.
+- ``sgd_step(model, images, labels, lr, mask_seed=None, rates=None) -> float``:
+  one SGD step on the mean softmax cross-entropy over the batch, in training
+  mode, with the two hidden dropouts at ``rates`` when given (a schedule's,
+  SPEC S3); returns the batch loss.
 - ``predict(model, images) -> numpy.ndarray``: eval-mode logits.
 
 Everything else (epochs, minibatches, metrics, progress, files, plot) lives
