@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of issue 9, in one run on a fresh CUDA machine without network. The steps'
-# time limits add up to 300 s (a stuck step cannot push the run past 5 minutes):
+# time limits add up to 390 s (a stuck step cannot push the run past 6.5 minutes):
 #   1. environment  - versions, device, whether the Triton kernel is in use
 #   2. masks        - CUDA masks bit for bit with the NumPy oracle, tl.randint4x as an oracle,
 #                     values vs the CPU path, D8/D9 (benchmarks/gpu_masks.py)
@@ -8,10 +8,13 @@
 #   4. report       - the conformance report of the torch backend on CUDA (D1-D11, M2-M4)
 #   5. bench        - dropout-ref bench --device cuda: forward, forward + backward, seed= mode,
 #                     bytes saved for backward, one MLP epoch; ours vs F.dropout vs X * 2.0
+#   6. compiled     - dropout-ref bench --compiled --device cuda (issue 16, SPEC S1-S3): 100
+#                     torch.compile'd MLP steps with an early-linear rate and a new seed each
+#                     step as tensors: Dynamo graphs after warm-up, step time vs constants
 #
 # Usage, from anywhere:  bash benchmarks/gpu_check.sh
 # Outputs go to $OUT (if set) or ./gpu_check_out: one file per step, summary.txt, bench.json,
-# bench.md. Exit status: 0 when every step passed, else 1 (every step runs regardless).
+# bench.md, compiled.json. Exit status: 0 when every step passed, else 1 (every step runs regardless).
 #
 # Needs python3 with torch (CUDA) and numpy; uses triton when importable. The project is
 # not installed: PYTHONPATH=src. Optional wheels (no network): put them in ./wheels/ and they
@@ -91,6 +94,9 @@ step bench 100 "$PY" -m dropout_ref bench --device cuda \
     --sizes "${GPU_CHECK_SIZES:-24,27}" --dtypes "${GPU_CHECK_DTYPES:-float32,bfloat16}" \
     --repeats "${GPU_CHECK_REPEATS:-20}" --mlp-epoch --output "$OUT_DIR/bench.json"
 cp "$OUT_DIR/bench.txt" "$OUT_DIR/bench.md" 2>/dev/null
+
+step compiled 90 "$PY" -m dropout_ref bench --compiled --backend torch --device cuda \
+    --steps 100 --output "$OUT_DIR/compiled.json"
 
 log "done: $([ "$FAILED" -eq 0 ] && echo 'every step passed' || echo 'some step FAILED') in ${SECONDS} s; outputs in $OUT_DIR"
 exit "$FAILED"

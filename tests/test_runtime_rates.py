@@ -60,7 +60,8 @@ def test_s1_s2_torch_compile_equals_eager_with_one_graph(torch_compiled):
         seed = [3, 2**40 + 7, -5, 2**62 + 1][i % 4]
         offset = int(RNG.integers(0, 2**40))
         x = X.clone().requires_grad_(True)
-        got = step(x, torch.tensor(r, dtype=torch.float32), torch.tensor(seed), torch.tensor(offset))
+        rate = torch.tensor(r, dtype=torch.float32)
+        got = step(x, rate, torch.tensor(seed), torch.tensor(offset))
         got.backward(torch.ones_like(got))
         x_eager = X.clone().requires_grad_(True)
         ref = dropout_layer(x_eager, r, seed=seed % 2**64, offset=offset)
@@ -83,9 +84,9 @@ def test_s1_torch_eager_tensor_values_keep_d1():
     from dropout_ref.torch import dropout_layer
 
     X = torch.ones(SHAPE)
-    with pytest.raises(ValueError, match="dropout must satisfy 0 <= dropout <= 1, got 1.5"):
+    with pytest.raises(ValueError, match=r"dropout must satisfy 0 <= dropout <= 1, got 1\.5"):
         dropout_layer(X, torch.tensor(1.5), seed=1)
-    with pytest.raises(ValueError, match="got -0.5"):
+    with pytest.raises(ValueError, match=r"got -0\.5"):
         dropout_layer(X, -0.5)
     # An eager 0-d integer seed means its value (the same step runs eager and compiled).
     assert torch.equal(dropout_layer(X, 0.5, seed=torch.tensor(9), offset=torch.tensor(4)),
@@ -166,13 +167,13 @@ def test_s1_s2_jax_jit_equals_eager_with_one_program():
 
 
 def test_s1_jax_eager_keeps_d1():
-    jax = pytest.importorskip("jax")
+    pytest.importorskip("jax")
     import jax.numpy as jnp
 
     from dropout_ref.jax import dropout_layer
 
     X = jnp.ones(SHAPE)
-    with pytest.raises(ValueError, match="dropout must satisfy 0 <= dropout <= 1, got 1.5"):
+    with pytest.raises(ValueError, match=r"dropout must satisfy 0 <= dropout <= 1, got 1\.5"):
         dropout_layer(X, jnp.float32(1.5), seed=1)
     with pytest.raises(TypeError, match="bool"):
         dropout_layer(X, True, seed=1)
@@ -190,3 +191,69 @@ def test_s1_contract_default_refuses_runtime_values():
     assert isinstance(ops, DropoutOps) and not ops.is_runtime(np.float32(0.5))
     with pytest.raises(TypeError, match="Python numbers only"):
         DropoutOps.runtime_dropout(ops, np.ones(3), 0.5, 1, 0, None, None)
+
+
+# -- the course MLP's steps (S2, S3) -------------------------------------------------------------
+
+
+def small_batch():
+    rng = np.random.default_rng(3)
+    return rng.random((16, 12), dtype=np.float32), rng.integers(0, 3, 16)
+
+
+def small_mlp(module):
+    return module.MLP(num_inputs=12, num_outputs=3, num_hiddens1=8, num_hiddens2=8, rng=0)
+
+
+def test_s2_s3_jax_seeded_step_is_one_program_for_every_seed_and_rate():
+    pytest.importorskip("jax")
+    from dropout_ref.course.jax import mlp, training
+
+    images, labels = small_batch()
+    compiled, reference = small_mlp(mlp), small_mlp(mlp)
+    reference.train()
+    before = training._compiled_seeded_step.jitted_fn._cache_size()
+    for step, (seed, rates) in enumerate([(5, None), (6, (0.1, 0.3)), (7, (0.0, 1.0)),
+                                          (2**32 - 1, (0.25, 0.5))]):
+        loss = training.sgd_step(compiled, images, labels, 0.5, mask_seed=seed, rates=rates)
+        # The op-by-op update with Python values: the same masks and arithmetic.
+        import jax.numpy as jnp
+
+        eager = training._update(
+            reference, jnp.asarray(images), jnp.asarray(labels.astype(np.int32)),
+            jnp.float32(0.5), seed, None if rates is None else tuple(map(float, rates)),
+        )
+        assert loss == pytest.approx(float(eager), rel=1e-6), step
+    assert training._compiled_seeded_step.jitted_fn._cache_size() - before == 2  # rates: None, pair
+    for name, value in compiled.get_weights().items():
+        np.testing.assert_allclose(value, reference.get_weights()[name], rtol=1e-5, atol=1e-7)
+
+
+def test_s2_tf_seeded_step_traces_once_for_every_seed():
+    pytest.importorskip("tensorflow")
+    from dropout_ref.course.tensorflow import mlp, training
+
+    images, labels = small_batch()
+    model = small_mlp(mlp)
+    for seed in (1, 2, 2**40, 2**64 - 1):
+        training.sgd_step(model, images, labels, 0.5, mask_seed=seed, rates=(0.2, 0.4))
+    assert training._graph_step(model).experimental_get_tracing_count() == 1
+
+
+def test_s3_train_records_each_steps_rates():
+    from types import SimpleNamespace
+
+    from dropout_ref import schedules
+    from dropout_ref.course.numpy import mlp
+    from dropout_ref.course.training import TrainConfig, train
+
+    images, labels = small_batch()
+    data = SimpleNamespace(train_images=images, train_labels=labels, test_images=images,
+                           test_labels=labels)
+    schedule = {"dropout1": schedules.early(0.3, 5, "linear"), "dropout2": schedules.late(0.5, 2)}
+    rows = train("numpy", small_mlp(mlp), data, TrainConfig(epochs=2, batch_size=4),
+                 progress=False, schedule=schedule)
+    got = [rates for row in rows for rates in row["dropout_rates"]]
+    want = [[float(np.float32(schedule["dropout1"](i))), schedule["dropout2"](i)]
+            for i in range(8)]
+    assert got == want

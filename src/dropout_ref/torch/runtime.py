@@ -65,14 +65,18 @@ MATH = TorchMath()
 
 def is_runtime(value: Any) -> bool:
     """Return whether ``value`` is a tensor traced by Dynamo (eager tensors are read as numbers)."""
-    return isinstance(value, torch.Tensor) and torch.compiler.is_compiling()
+    # SymInt/SymFloat: a Python number that Dynamo made dynamic after it changed.
+    runtime_types = (torch.Tensor, torch.SymInt, torch.SymFloat)
+    return isinstance(value, runtime_types) and torch.compiler.is_compiling()
 
 
 def _scalar(value: Any, name: str, kind: str, device: torch.device) -> torch.Tensor:
     """Check a 0-d tensor of ``kind`` ("float" or "int") and move it to ``device``."""
     if not isinstance(value, torch.Tensor):
-        return torch.tensor(value, dtype=torch.int64 if kind == "int" else torch.float64,
-                            device=device)
+        dtype = torch.int64 if kind == "int" else torch.float64
+        if isinstance(value, int) and value >= 2**63:  # a checked seed: its 64 bits
+            value -= 2**64
+        return torch.scalar_tensor(value, dtype=dtype, device=device)
     if value.dim() != 0:
         raise TypeError(f"{name} must be a 0-d tensor, got shape {tuple(value.shape)}")
     floating = value.is_floating_point()

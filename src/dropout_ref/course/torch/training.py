@@ -65,20 +65,32 @@ def sgd_step(
     return float(loss.item())
 
 
-def compiled_sgd_step(model: MLP) -> Callable[..., torch.Tensor]:
+def compiled_sgd_step(
+    model: MLP, constant_seed: int | None = None, constant_rates: Any = None
+) -> Callable[..., torch.Tensor]:
     """Return an SGD step of ``model`` whose forward and backward run compiled (SPEC G1, S1, S2).
 
     ``step(X, y, lr, seed, rates)``: ``X``/``y`` tensors on the model's device,
-    ``lr`` a float, ``seed`` ``None``, an int or a 0-d ``int64`` tensor, ``rates``
-    ``None`` or two floats or 0-d float tensors. The forward pass and the loss are
-    one ``torch.compile(fullgraph=True)`` graph (AOTAutograd compiles its
-    backward); tensor seeds and rates are graph inputs, so a new value every step
-    recompiles nothing, while Python values are constants of the graph.
-    Returns the loss (a 0-d tensor, before the update).
+    ``lr`` a float, ``seed`` ``None`` or a 0-d ``int64`` tensor, ``rates`` ``None`` or
+    two 0-d float tensors. The forward pass and the loss are one
+    ``torch.compile(fullgraph=True)`` graph (AOTAutograd compiles its backward);
+    tensor seeds and rates are graph inputs, so a new value every step recompiles
+    nothing. With ``constant_seed``/``constant_rates`` (Python numbers) the graph
+    bakes those in instead and ignores ``seed``/``rates`` (the benchmark's
+    constant step). Returns the loss (a 0-d tensor, before the update).
     """
+    if constant_seed is None and constant_rates is None:
 
-    def forward_loss(X: torch.Tensor, y: torch.Tensor, seed: Any, rates: Any) -> torch.Tensor:
-        return F.cross_entropy(model(X, mask_seed=seed, rates=rates), y)
+        def forward_loss(X: torch.Tensor, y: torch.Tensor, seed: Any, rates: Any) -> torch.Tensor:
+            return F.cross_entropy(model(X, mask_seed=seed, rates=rates), y)
+
+    else:
+        # A code object of its own: Dynamo caches per code object, and would make a
+        # Python int that differs from the first call's a dynamic SymInt.
+        def forward_loss(X: torch.Tensor, y: torch.Tensor, seed: Any, rates: Any) -> torch.Tensor:
+            return F.cross_entropy(
+                model(X, mask_seed=constant_seed, rates=constant_rates), y
+            )
 
     compiled = torch.compile(forward_loss, fullgraph=True)
 
