@@ -366,7 +366,7 @@ def plot_curves(
             rate_axes.plot(xs, ys, style, label=f"{site} rate")
         rate_axes.set_ylabel("dropout rate")
         rate_axes.set_ylim(0.0, 1.0)
-        rate_axes.legend(loc="center right", fontsize=7)
+        rate_axes.legend(loc="upper center", fontsize=7)
     if title:
         axes.set_title(title, fontsize=9)
     return atomic_write_bytes(path, figure_png(figure))

@@ -105,8 +105,16 @@ def words(template: jax.Array, seed: Any, offset: Any) -> jax.Array:
     n_blocks = -(-(WORDS_PER_BLOCK - 1 + size) // WORDS_PER_BLOCK)
     c0 = jnp.arange(n_blocks, dtype=jnp.uint32) + low  # wraps past 2**32 ...
     c1 = high + (c0 < low).astype(jnp.uint32)  # ... and carries
-    flat = JAX_OPS.interleave(philox4x32_10_keyed(JAX_OPS, (c0, c1, 0, 0), k0, k1))
-    return jax.lax.dynamic_slice(flat, (lane,), (size,)).reshape(template.shape)
+    x = philox4x32_10_keyed(JAX_OPS, (c0, c1, 0, 0), k0, k1)
+    # Element i reads word (lane + i) % 4 of block (lane + i) // 4: four gathers and a
+    # select. Interleaving the words and slicing at a traced lane is 20 times slower on
+    # XLA's CPU backend (measured: 5.4 ms against 0.25 ms for 2**16 elements).
+    g = jnp.arange(size, dtype=jnp.uint32) + lane.astype(jnp.uint32)
+    block, word = (g >> 2).astype(jnp.int32), g & 3
+    picked = [jnp.take(w, block) for w in x]
+    out = jnp.where(word == 0, picked[0], jnp.where(word == 1, picked[1],
+                    jnp.where(word == 2, picked[2], picked[3])))
+    return out.reshape(template.shape)
 
 
 def runtime_dropout(X: jax.Array, rate: Any, seed: Any, offset: Any, noise: Any, key: Any) -> Any:

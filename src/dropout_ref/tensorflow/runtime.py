@@ -96,8 +96,21 @@ def _int64(value: Any, name: str) -> tf.Tensor:
 
 
 def words(template: Any, seed: Any, offset: Any) -> tf.Tensor:
-    """Return the Philox word (P3, ``int64``) of each element of ``template``, key as tensors."""
-    seed, offset = _int64(seed, "seed"), _int64(offset, "offset")
+    """Return the Philox word (P3, ``int64``) of each element of ``template``, key as tensors.
+
+    One XLA program per shape (``jit_compile=True``), also inside a plain
+    ``tf.function``: the graph executor would run the generator's ~200 small
+    integer ops one by one (measured 9.5 ms against 0.5 ms for 2**16 elements).
+    """
+    return _xla_words(template, _int64(seed, "seed"), _int64(offset, "offset"))
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _xla_words(template: Any, seed: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
+    return _words(template, seed, offset)
+
+
+def _words(template: Any, seed: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
     k0 = tf.bitwise.bitwise_and(seed, MASK32)
     k1 = tf.bitwise.bitwise_and(tf.bitwise.right_shift(seed, 32), MASK32)
     first_block = tf.bitwise.bitwise_and(tf.bitwise.right_shift(offset, 2), (1 << 62) - 1)
@@ -110,12 +123,16 @@ def words(template: Any, seed: Any, offset: Any) -> tf.Tensor:
     c1 = tf.bitwise.bitwise_and(
         tf.bitwise.right_shift(total, 32) + tf.bitwise.right_shift(first_block, 32), MASK32
     )
-    flat = TENSORFLOW_OPS.interleave(
-        philox4x32_10_keyed(TENSORFLOW_OPS, (c0, c1, 0, 0), k0, k1)
-    )
-    # A gather, not tf.slice: XLA needs a slice's start at compile time and would
-    # compile once per offset.
-    return tf.reshape(tf.gather(flat, tf.range(size, dtype=tf.int64) + lane), tf.shape(template))
+    x = philox4x32_10_keyed(TENSORFLOW_OPS, (c0, c1, 0, 0), k0, k1)
+    # Element i reads word (lane + i) % 4 of block (lane + i) // 4: four gathers and a
+    # select (no interleaved copy of the words; a gather, not a slice, as XLA needs a
+    # slice's start at compile time and would compile once per offset).
+    g = tf.range(size, dtype=tf.int64) + lane
+    block, word = tf.bitwise.right_shift(g, 2), tf.bitwise.bitwise_and(g, 3)
+    picked = [tf.gather(w, block) for w in x]
+    out = tf.where(word == 0, picked[0], tf.where(word == 1, picked[1],
+                   tf.where(word == 2, picked[2], picked[3])))
+    return tf.reshape(out, tf.shape(template))
 
 
 def runtime_dropout(X: Any, rate: Any, seed: Any, offset: Any, noise: Any, key: Any) -> tf.Tensor:
