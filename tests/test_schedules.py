@@ -98,3 +98,19 @@ def test_s3_cli_spelling(text, expected):
 def test_s3_cli_spelling_refuses_unknown_forms(text):
     with pytest.raises(ValueError, match="dropout-schedule"):
         schedules.parse(text, p=0.2)
+
+
+def test_s3_early_dropout_example_runs(tmp_path):
+    """examples/early_dropout.py end to end on a few epochs (numpy backend, offline data)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "early_dropout.py"
+    spec = importlib.util.spec_from_file_location("early_dropout", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "early.png"
+    results = module.main(["--epochs", "2", "--seeds", "1", "--until", "10", "--out", str(out)])
+    assert out.stat().st_size > 0 and out.with_suffix(".json").exists()
+    assert set(results) == {"no dropout", "constant p=0.1", "early p=0.1 until step 10"}
+    assert all(len(r["train_loss"]) == 2 for r in results.values())
