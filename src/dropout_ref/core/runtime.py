@@ -81,7 +81,10 @@ class RateMath(Protocol):
         """Return ``x``, opaque to algebraic simplification.
 
         XLA's simplifier rewrites ``(1 - r) - 1`` as ``-r``, which is false in
-        floating point and exactly the rounding error the scale needs.
+        floating point and exactly the rounding error the scale needs. Used only
+        where a constant could be folded across (``1 - r``, Veltkamp's ``a * factor``):
+        each barrier keeps the scalar ops around it from fusing, and unfused scalar
+        ops cost a kernel launch each.
         """
 
 
@@ -120,7 +123,7 @@ def _split(a: Any, factor: float, ns: RateMath) -> tuple[Any, Any]:
 
 def _two_product(a: Any, b: Any, factor: float, ns: RateMath) -> tuple[Any, Any]:
     """Dekker's product: ``a * b = p + e`` exactly, ``p`` the rounded product."""
-    p = ns.barrier(a * b)
+    p = a * b
     ah, al = _split(a, factor, ns)
     bh, bl = _split(b, factor, ns)
     e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
@@ -130,7 +133,7 @@ def _two_product(a: Any, b: Any, factor: float, ns: RateMath) -> tuple[Any, Any]
 def _residual(q: Any, d_hi: Any, factor: float, ns: RateMath) -> Any:
     """Return ``1 - q * d_hi`` exactly (``q`` within a few ulp of ``1 / d_hi``)."""
     p, e = _two_product(q, d_hi, factor, ns)
-    return ns.barrier(1.0 - p) - e  # 1 - p exact (Sterbenz); the result is representable
+    return (1.0 - p) - e  # 1 - p exact (Sterbenz); the result is representable
 
 
 def correctly_rounded_reciprocal(d_hi: Any, d_lo: Any, factor: float, ns: RateMath) -> Any:
@@ -142,13 +145,13 @@ def correctly_rounded_reciprocal(d_hi: Any, d_lo: Any, factor: float, ns: RateMa
     products (no fused multiply-add needed, no final rounding of a sum that a
     tie could tip).
     """
-    q0 = ns.barrier(1.0 / d_hi)
+    q0 = 1.0 / d_hi
     res0 = _residual(q0, d_hi, factor, ns)
-    q = ns.barrier(q0 + (res0 - q0 * d_lo) * q0)
+    q = q0 + (res0 - q0 * d_lo) * q0
     res = _residual(q, d_hi, factor, ns)
     up = (res - q * d_lo) >= 0.0  # the exact quotient is above q (or equal)
     neighbour = ns.nextafter(q, up)
-    h = ns.barrier((neighbour - q) * 0.5)  # exact: half the gap to the neighbour
+    h = (neighbour - q) * 0.5  # exact: half the gap to the neighbour
     # 1 - (q + h) * D with D = d_hi + d_lo, the midpoint m = q + h.
     g = (res - h * d_hi) - (q * d_lo + h * d_lo)
     beyond = ns.where(up, g > 0.0, g < 0.0)
