@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check (docs/gpu.md), in one run on a fresh CUDA machine without network. The
-# steps' time limits add up to 360 s (a stuck step cannot push the run past 6 minutes):
+# steps' time limits add up to 450 s (a stuck step cannot push the run past 7.5 minutes):
 #   1. environment  - versions, device, whether the Triton kernel is in use
 #   2. masks        - CUDA masks bit for bit with the NumPy oracle, tl.randint4x as an oracle,
 #                     values vs the CPU path, D8/D9 (benchmarks/gpu_masks.py)
@@ -11,10 +11,14 @@
 #   6. gpt          - the course GPT on CUDA: train-mode logits vs the NumPy oracle, loss and
 #                     gradients vs the CPU (SPEC X4); train-step times, dropout_layer (default
 #                     and portable) vs F.dropout at every site (benchmarks/gpu_gpt.py)
+#   7. compiled     - dropout-ref bench --compiled --device cuda (SPEC S1-S3): 100
+#                     torch.compile'd MLP steps with an early-linear rate and a new seed each
+#                     step as tensors: Dynamo graphs after warm-up, step time vs constants
 #
 # Usage, from anywhere:  bash benchmarks/gpu_check.sh
 # Outputs go to $OUT (if set) or ./gpu_check_out: one file per step, summary.txt, bench.json,
-# bench.md, gpt.json. Exit status: 0 when every step passed, else 1 (every step runs regardless).
+# bench.md, gpt.json, compiled.json. Exit status: 0 when every step passed, else 1 (every step
+# runs regardless).
 #
 # Needs python3 with torch (CUDA) and numpy; uses triton when importable. The project is
 # not installed: PYTHONPATH=src. Optional wheels (no network): put them in ./wheels/ and they
@@ -96,6 +100,8 @@ step bench 100 "$PY" -m dropout_ref bench --device cuda \
 cp "$OUT_DIR/bench.txt" "$OUT_DIR/bench.md" 2>/dev/null
 
 step gpt 60 "$PY" benchmarks/gpu_gpt.py --device cuda --json "$OUT_DIR/gpt.json"
+step compiled 90 "$PY" -m dropout_ref bench --compiled --backend torch --device cuda \
+    --steps 100 --output "$OUT_DIR/compiled.json"
 
 log "done: $([ "$FAILED" -eq 0 ] && echo 'every step passed' || echo 'some step FAILED') in ${SECONDS} s; outputs in $OUT_DIR"
 exit "$FAILED"

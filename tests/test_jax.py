@@ -156,13 +156,19 @@ def test_d7_jax_float64_with_x64_and_32_bit_words_without(tmp_path):
     assert seen == [["True", "float64"], ["False", "float32"]]
 
 
-def test_d1_jax_traced_rate_is_a_clear_type_error():
-    """Under jit a rate must be static: a traced one is refused naming dropout, not a JAX error."""
-    f = jax.jit(lambda x, p: dropout_layer(x, p, key=jax.random.key(0)))
-    with pytest.raises(TypeError, match=r"dropout must be a Python number.*static"):
-        f(jnp.ones(4), 0.5)
-    with pytest.raises(TypeError, match="seed must be None or an integer"):
-        jax.jit(lambda x, s: dropout_layer(x, 0.5, seed=s))(jnp.ones(4), 3)
+def test_s1_jax_traced_rate_and_seed_run_compiled():
+    """S1/S2 (superseding the static-rate rule): traced rates and seeds work under jit.
+
+    A traced rate or seed equals the eager call with the Python value; a traced
+    rate of an integer dtype is refused naming dropout, not with a JAX error.
+    """
+    key = jax.random.key(0)
+    f = jax.jit(lambda x, p: dropout_layer(x, p, key=key))
+    np.testing.assert_array_equal(f(jnp.ones(4), 0.5), dropout_layer(jnp.ones(4), 0.5, key=key))
+    g = jax.jit(lambda x, s: dropout_layer(x, 0.5, seed=s))
+    np.testing.assert_array_equal(g(jnp.ones(4), 3), dropout_layer(jnp.ones(4), 0.5, seed=3))
+    with pytest.raises(TypeError, match="dropout must be a floating 0-d array"):
+        f(jnp.ones(4), jnp.int32(1))
 
 
 def test_e1_jax_install_command_is_the_pinned_environment():

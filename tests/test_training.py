@@ -74,7 +74,7 @@ def test_t1_course_hyper_parameters_are_the_defaults(backend):
     params = inspect.signature(backend.MLP).parameters
     assert (params["dropout1"].default, params["dropout2"].default) == (0.2, 0.5)
     step_params = list(inspect.signature(steps_of(backend).sgd_step).parameters)
-    assert step_params == ["model", "images", "labels", "lr", "mask_seed"]
+    assert step_params == ["model", "images", "labels", "lr", "mask_seed", "rates"]
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from dropout_ref.bench.gpt_step import GPT_NATIVE, GPT_OURS, GPT_PORTABLE
 
 #: Backends benchmarked by default: those with a native dropout to compare with, and
 #: numpy (its seed= mode on the compiled CPU kernel against ``X * 2.0``).
-DEFAULT_BACKENDS = ("numpy", "torch", "tensorflow", "mxnet")
+DEFAULT_BACKENDS = ("numpy", "torch", "tensorflow", "mxnet", "jax")
 #: Backends with bench cases on a device other than the CPU (``--device cuda``).
 DEVICE_BACKENDS = ("torch",)
 

@@ -138,6 +138,31 @@ class DropoutOps(abc.ABC):
         """Portable mode in one fused kernel, or ``None``: bit for bit the unfused result."""
         return None
 
+    def is_runtime(self, value: Any) -> bool:
+        """Whether ``value`` (rate, seed or offset) is known only when compiled code runs (S1, S2).
+
+        Default ``False``: every value is read on the host (D1). A backend with
+        compiled steps returns ``True`` for its traced/symbolic 0-d tensors and
+        implements :meth:`runtime_dropout`.
+        """
+        return False
+
+    def runtime_dropout(
+        self, X: Any, rate: Any, seed: Any, offset: Any, noise: Any, key: Any
+    ) -> Any:
+        """Dropout whose rate, seed or offset is a runtime 0-d tensor (SPEC S1, S2).
+
+        ``rate`` is a checked Python float or a 0-d float tensor, ``seed`` ``None``,
+        a checked int or a 0-d integer tensor, ``offset`` likewise; ``noise`` the
+        checked noise shape. The result equals the eager call with the Python
+        values bit for bit; an invalid runtime rate fails loudly or gives an
+        all-NaN output. Default: refused with ``TypeError``.
+        """
+        raise TypeError(
+            f"the {self.name} backend takes dropout, seed and offset as Python numbers only "
+            "(no rate or seed known only inside compiled code); pass float(rate) and int(seed)"
+        )
+
     def check_key(self, key: Any) -> None:
         """Refuse ``key=`` (the default) or check it is one key of the framework's generator.
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from dropout_ref.core.blocks import Block, block_keep_mask, noise_block, validate_block
 from dropout_ref.core.contract import DropoutOps
+from dropout_ref.core.runtime import apply_runtime_dropout
 from dropout_ref.core.thresholds import inverse_keep_scale, word_threshold
 from dropout_ref.core.validation import (
     require_float_dtype,
@@ -109,6 +110,11 @@ def apply_dropout(
             ops, X_local, dropout, seed, offset, noise_shape, gshape, start, key=key
         )
         return rewrap(out)
+    if any(ops.is_runtime(v) for v in (dropout, seed, offset)):
+        # A rate or seed known only when compiled code runs (SPEC S1, S2).
+        return apply_runtime_dropout(
+            ops, X, dropout, seed, offset, noise_shape, global_shape, block_start, key
+        )
     ops.check_array(X)
     rate = validate_rate(dropout)
     require_float_dtype(ops.dtype_name(X), ops.name, ops.conversion_hint)

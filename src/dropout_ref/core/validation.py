@@ -59,6 +59,31 @@ def _scalar_from_tensor(value: Any, name: str) -> Any:
     return np.asarray(value).reshape(()).item()
 
 
+def integer_from_tensor(value: Any, name: str) -> Any:
+    """Unwrap a concrete 0-d integer array or tensor (an eager seed or offset) into a Python int.
+
+    Compiled steps pass seeds as 0-d integer tensors (SPEC S2); called eagerly,
+    the same step hands over concrete ones, which mean their value. Anything
+    else (floats, bools, larger tensors) is returned unchanged for the caller
+    to refuse.
+    """
+    shape = getattr(value, "shape", None)
+    if shape is None or isinstance(value, np.generic):
+        return value
+    try:
+        dims = tuple(shape)
+    except TypeError:  # unknown rank
+        return value
+    if dims != () or not _is_integer_dtype(value):
+        return value
+    return int(_scalar_from_tensor(value, name))
+
+
+def _is_integer_dtype(value: Any) -> bool:
+    text = str(getattr(value, "dtype", "")).lower()
+    return "int" in text and "bool" not in text
+
+
 def validate_rate(dropout: Any, name: str = "dropout") -> float:
     """Check a drop probability and return it as a Python float (SPEC D1).
 
@@ -119,6 +144,7 @@ def validate_seed(seed: Any, name: str = "seed") -> int | None:
     """
     if seed is None:
         return None
+    seed = integer_from_tensor(seed, name)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"{name} must be None or an integer in [0, 2**64), got {_describe(seed)}")
     value = int(seed)
@@ -153,6 +179,7 @@ def validate_offset(offset: Any, size: int | None, name: str = "offset") -> int:
     ValueError
         If ``offset`` is negative or the counters would overflow 64 bits.
     """
+    offset = integer_from_tensor(offset, name)
     if isinstance(offset, (bool, np.bool_)) or not isinstance(offset, numbers.Integral):
         raise TypeError(f"{name} must be a non-negative integer, got {_describe(offset)}")
     value = int(offset)

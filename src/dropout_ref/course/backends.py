@@ -27,7 +27,8 @@ TRAINING_MODULE = ToolModule(
     pattern="dropout_ref.course.{backend}.training",
     backends=COURSE_BACKENDS,
     required={
-        "sgd_step": "(model, images, labels, lr, *, mask_seed=None) -> float loss; updates model",
+        "sgd_step": "(model, images, labels, lr, mask_seed=None, rates=None) -> float loss; "
+                    "updates model; rates: the two dropouts' rates this step (SPEC S3)",
         "predict": "(model, images) -> numpy int labels, in eval mode",
     },
 )

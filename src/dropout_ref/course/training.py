@@ -2,9 +2,10 @@
 
 A backend takes part through two functions in ``dropout_ref.<backend>.training``:
 
-- ``sgd_step(model, images, labels, lr, mask_seed=None) -> float``: one SGD
-  step on the mean softmax cross-entropy over the batch, in training mode;
-  returns the batch loss.
+- ``sgd_step(model, images, labels, lr, mask_seed=None, rates=None) -> float``:
+  one SGD step on the mean softmax cross-entropy over the batch, in training
+  mode, with the two hidden dropouts at ``rates`` when given (a schedule's,
+  SPEC S3); returns the batch loss.
 - ``predict(model, images) -> numpy.ndarray``: eval-mode logits.
 
 Everything else (epochs, minibatches, metrics, progress, files, plot) lives
@@ -58,6 +59,9 @@ DATASET_DEFAULTS: dict[str, dict[str, float]] = {
 
 #: Names of the per-epoch metrics, in file column order.
 METRIC_FIELDS: tuple[str, ...] = ("epoch", "train_loss", "train_acc", "test_acc", "seconds")
+
+#: The MLP's dropout sites, in forward order (a schedule may name each, SPEC S3).
+SCHEDULE_SITES: tuple[str, str] = ("dropout1", "dropout2")
 
 #: Batch size used for evaluation only (memory bound, does not change results).
 EVAL_BATCH_SIZE = 2048
@@ -134,6 +138,7 @@ def train(
     *,
     progress: bool = True,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    schedule: Any = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` with minibatch SGD and return one metrics dict per epoch (SPEC T1, T3).
 
@@ -151,6 +156,12 @@ def train(
         Show a rich progress bar per epoch.
     on_epoch : callable, optional
         Called with each epoch's metrics as soon as they are known.
+    schedule : schedule or dict, optional
+        Dropout rates per SGD step (SPEC S3, :mod:`dropout_ref.schedules`): one
+        schedule for both hidden dropouts or ``{"dropout1": ..., "dropout2": ...}``.
+        Each step's rates, rounded to float32 so every backend applies the same
+        value, go to the step as runtime rates (S1: no rebuild, no recompilation)
+        and into the epoch's ``dropout_rates`` (one ``[rate1, rate2]`` per step).
 
     Returns
     -------
@@ -161,8 +172,11 @@ def train(
     """
     from dropout_ref.core.registry import get_backend
     from dropout_ref.course.data import minibatches
+    from dropout_ref.schedules import as_site_schedules, rates_at
 
     steps = step_functions(backend)
+    sites = None if schedule is None else as_site_schedules(schedule, SCHEDULE_SITES)
+    step_index = 0
     get_backend(backend).arrays.seed_global(config.seed)
     shuffle_rng = np.random.default_rng([config.seed, 1])
     n_train = len(dataset.train_labels)
@@ -180,8 +194,17 @@ def train(
                 shuffle=True,
                 rng=shuffle_rng,
             )
+            epoch_rates: list[list[float]] = []
             for images, labels in batches:
-                loss_sum += steps.sgd_step(model, images, labels, config.lr) * len(labels)
+                if sites is None:
+                    loss = steps.sgd_step(model, images, labels, config.lr)
+                else:
+                    now = rates_at(sites, step_index)
+                    rates = [float(np.float32(now[site])) for site in SCHEDULE_SITES]
+                    epoch_rates.append(rates)
+                    loss = steps.sgd_step(model, images, labels, config.lr, rates=tuple(rates))
+                step_index += 1
+                loss_sum += loss * len(labels)
                 bar.advance(task)
             seconds = time.perf_counter() - start
             row = {
@@ -195,6 +218,8 @@ def train(
                 ),
                 "seconds": seconds,
             }
+            if sites is not None:
+                row["dropout_rates"] = epoch_rates
             bar.update(
                 task,
                 description=(
@@ -346,6 +371,20 @@ def plot_curves(
     axes.set_xlim(min(epochs, default=1) - 0.5, max(epochs, default=1) + 0.5)
     axes.grid(True, alpha=0.3)
     axes.legend()
+    if results and "dropout_rates" in results[0]:
+        # The schedule's rates per step (SPEC S3), steps spread over their epoch.
+        rate_axes = axes.twinx()
+        for site, style in zip(SCHEDULE_SITES, ("c:", "y:"), strict=True):
+            xs, ys = [], []
+            for row in results:
+                per_step = row["dropout_rates"]
+                for i, rates in enumerate(per_step):
+                    xs.append(row["epoch"] - 0.5 + (i + 0.5) / len(per_step))
+                    ys.append(rates[SCHEDULE_SITES.index(site)])
+            rate_axes.plot(xs, ys, style, label=f"{site} rate")
+        rate_axes.set_ylabel("dropout rate")
+        rate_axes.set_ylim(0.0, 1.0)
+        rate_axes.legend(loc="upper center", fontsize=7)
     if title:
         axes.set_title(title, fontsize=9)
     return atomic_write_bytes(path, figure_png(figure))

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
-
 from dropout_ref.core.contract import Backend
 from dropout_ref.core.exports import exported_names, lazy_exports
 from dropout_ref.core.layer import apply_dropout
@@ -38,9 +36,10 @@ def dropout_layer(
 
     Each element is kept with probability ``1 - dropout`` and scaled by
     ``1 / (1 - dropout)``; dropped elements are exactly ``+0.0``. Works under
-    ``jax.jit`` (with ``dropout``, ``seed`` and ``offset`` static: Python
-    numbers), ``jax.grad`` (the gradient uses the forward's mask) and
-    ``jax.vmap`` (a batch of keys gives a batch of masks).
+    ``jax.jit`` (``dropout``, ``seed`` and ``offset`` static Python numbers, or
+    traced 0-d arrays: one program for every value, SPEC S1/S2), ``jax.grad``
+    (the gradient uses the forward's mask) and ``jax.vmap`` (a batch of keys gives a
+    batch of masks).
 
     Parameters
     ----------
@@ -88,12 +87,6 @@ def dropout_layer(
             "dropout_layer on the jax backend needs key= (a jax.random key, e.g. "
             "jax.random.key(0)) or seed= (an integer, the portable mask): JAX has no "
             "global random generator"
-        )
-    if isinstance(dropout, jax.core.Tracer):
-        raise TypeError(
-            "dropout must be a Python number, not a traced value: under jax.jit mark it "
-            "static, e.g. jax.jit(f, static_argnames='dropout') (the rate decides the "
-            "program: p=0 and p=1 need no mask)"
         )
     return apply_dropout(
         _OPS,

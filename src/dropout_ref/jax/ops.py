@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from dropout_ref.core.contract import DropoutOps
 from dropout_ref.core.thresholds import scale_compute_dtype, word_threshold
+from dropout_ref.jax import runtime
 from dropout_ref.jax.keys import KEYS
 from dropout_ref.jax.philox import JaxBlockArrays, keep_mask
 
@@ -103,6 +104,16 @@ class JaxOps(DropoutOps):
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> jax.Array:
         """Return the Philox keep mask (SPEC P) in 32-bit ``jnp`` ops."""
         return keep_mask(X, threshold, seed, offset)
+
+    def is_runtime(self, value: Any) -> bool:
+        """Return whether ``value`` is a tracer (SPEC S1, S2)."""
+        return runtime.is_runtime(value)
+
+    def runtime_dropout(
+        self, X: Any, rate: Any, seed: Any, offset: Any, noise: Any, key: Any
+    ) -> jax.Array:
+        """Dropout with traced values (:mod:`dropout_ref.jax.runtime`)."""
+        return runtime.runtime_dropout(X, rate, seed, offset, noise, key)
 
     def block_arrays(self, X: Any) -> Any:
         """Index data and reshape for block masks (SPEC P7)."""

@@ -9,6 +9,7 @@ import tensorflow as tf
 from dropout_ref.core.contract import DropoutOps
 from dropout_ref.core.philox import seed_key
 from dropout_ref.core.thresholds import float32_threshold, scale_compute_dtype, word_threshold
+from dropout_ref.tensorflow import runtime
 from dropout_ref.tensorflow.device import on_device_of
 from dropout_ref.tensorflow.fast import fusable_blocks, run_fused, select_scaled
 from dropout_ref.tensorflow.philox import TensorflowBlockArrays, keep_mask
@@ -83,6 +84,16 @@ class TensorflowOps(DropoutOps):
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:
         """Return the Philox keep mask (SPEC P), computed with TensorFlow ops on ``X``'s device."""
         return keep_mask(X, threshold, seed, offset)
+
+    def is_runtime(self, value: Any) -> bool:
+        """Return whether ``value`` is a symbolic tensor inside ``tf.function`` (SPEC S1, S2)."""
+        return runtime.is_runtime(value)
+
+    def runtime_dropout(
+        self, X: Any, rate: Any, seed: Any, offset: Any, noise: Any, key: Any
+    ) -> tf.Tensor:
+        """Dropout with symbolic values (:mod:`dropout_ref.tensorflow.runtime`)."""
+        return runtime.runtime_dropout(X, rate, seed, offset, noise, key)
 
     def block_arrays(self, X: Any) -> Any:
         """Index data and reshape on ``X``'s device for block masks (SPEC P7)."""

@@ -11,6 +11,7 @@ import torch
 
 from dropout_ref.core.contract import DropoutOps
 from dropout_ref.core.thresholds import float32_threshold, word_threshold
+from dropout_ref.torch import runtime
 from dropout_ref.torch.distributed import local_block
 from dropout_ref.torch.fast import custom_ops, triton_kernel
 from dropout_ref.torch.fast.eager import (
@@ -69,6 +70,16 @@ class TorchOps(DropoutOps):
             # Plain tensor ops: the graph's compiler fuses the generator itself.
             return keep_mask(X, threshold, seed, offset)
         return portable_keep_mask_eager(X, threshold, seed, offset)
+
+    def is_runtime(self, value: Any) -> bool:
+        """Return whether ``value`` is a tensor traced by ``torch.compile`` (SPEC S1, S2)."""
+        return runtime.is_runtime(value)
+
+    def runtime_dropout(
+        self, X: torch.Tensor, rate: Any, seed: Any, offset: Any, noise: Any, key: Any
+    ) -> torch.Tensor:
+        """Plain-op dropout with runtime values (:mod:`dropout_ref.torch.runtime`)."""
+        return runtime.runtime_dropout(X, rate, seed, offset, noise, key)
 
     def block_arrays(self, X: torch.Tensor) -> Any:
         """Index data and reshape on ``X``'s device for block masks (SPEC P7)."""

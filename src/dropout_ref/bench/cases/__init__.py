@@ -6,7 +6,7 @@ from dropout_ref.core.contract import ToolModule
 BENCH_CASES = ToolModule(
     tool="bench cases",
     pattern="dropout_ref.bench.cases.{backend}",
-    backends=("numpy", "torch", "mxnet", "tensorflow"),
+    backends=("numpy", "torch", "mxnet", "tensorflow", "jax"),
     required={
         "framework_version": "() -> str",
         "thread_count": "() -> int, the framework's intra-op threads",
@@ -20,5 +20,7 @@ BENCH_CASES = ToolModule(
         "check_device": (None, "(device) -> None, raise ValueError if it is absent; "
                                "None: CPU only"),
         "device_info": (None, "(device) -> str naming the device"),
+        "compiled_loop": (None, "(steps, device) -> dict, the compiled training loop with a "
+                                "runtime rate and seed per step (bench --compiled)"),
     },
 )

@@ -73,3 +73,42 @@ def mlp_epoch_cases() -> CaseSet:
     return epoch_cases(
         "tensorflow", native_dropout_layer, "tf.nn.dropout", ours_note="tf.function step"
     )
+
+
+def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
+    """Run the compiled-loop benchmark (:mod:`dropout_ref.bench.compiled_loop`) in TensorFlow.
+
+    The step is the course's ``tf.function`` step with an ``int64`` seed tensor and
+    float64 rate tensors; programs are its ``experimental_get_tracing_count()``.
+    """
+    from dropout_ref.bench.compiled_loop import WARMUP, loop_inputs, summary, time_steps
+    from dropout_ref.course.tensorflow.mlp import MLP
+    from dropout_ref.course.tensorflow.training import _graph_step, _step, runtime_rates
+
+    inputs = loop_inputs(steps)
+    with tf.device(device):
+        X, y = tf.constant(inputs.images), tf.constant(inputs.labels)
+        lr = tf.constant(inputs.lr, tf.float32)
+        runtime_model, constant_model = MLP(rng=0), MLP(rng=0)
+    step = _graph_step(runtime_model)
+    constant_step = tf.function(lambda X, y, lr: _step(constant_model, X, y, lr, 1234, None))
+
+    def run_runtime(i: int) -> None:
+        seed = tf.constant(inputs.seeds[i], tf.int64)
+        step(X, y, lr, seed, runtime_rates(inputs.rates[i])).numpy()
+
+    def run_constant(i: int) -> None:
+        constant_step(X, y, lr).numpy()
+
+    for i in range(WARMUP):
+        run_runtime(i)
+    warm = step.experimental_get_tracing_count()
+    runtime = time_steps(run_runtime, steps)
+    after = step.experimental_get_tracing_count()
+    for i in range(WARMUP):
+        run_constant(i)
+    constant = time_steps(run_constant, steps)
+    runtime += time_steps(run_runtime, steps)
+    constant += time_steps(run_constant, steps)
+    return summary(after, runtime, constant, recompiles_in_loop=after - warm,
+                   counter="tf.function.experimental_get_tracing_count()")

@@ -189,3 +189,50 @@ def mlp_epoch_cases(device: str = "cpu") -> CaseSet:
     target = torch.device(device)
     return epoch_cases("torch", native_dropout_layer, "F.dropout",
                        place=lambda model: model.to(target))
+
+
+def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
+    """Run the compiled-loop benchmark (:mod:`dropout_ref.bench.compiled_loop`) in torch.
+
+    The step is :func:`dropout_ref.course.torch.training.compiled_sgd_step`
+    (forward and loss one ``torch.compile(fullgraph=True)`` graph); programs
+    are Dynamo's ``unique_graphs`` counter.
+    """
+    from torch._dynamo.utils import counters
+
+    from dropout_ref.bench.compiled_loop import WARMUP, loop_inputs, summary, time_steps
+    from dropout_ref.course.torch.mlp import MLP
+    from dropout_ref.course.torch.training import compiled_sgd_step
+
+    inputs = loop_inputs(steps)
+    dev = torch.device(device)
+    X, y = torch.as_tensor(inputs.images, device=dev), torch.as_tensor(inputs.labels, device=dev)
+
+    def graphs() -> int:
+        return counters["stats"]["unique_graphs"]
+
+    runtime_step = compiled_sgd_step(MLP(rng=0).to(dev))
+
+    def run_runtime(i: int) -> None:
+        seed = torch.tensor(inputs.seeds[i], dtype=torch.int64, device=dev)
+        rates = tuple(torch.tensor(r, dtype=torch.float64, device=dev) for r in inputs.rates[i])
+        float(runtime_step(X, y, inputs.lr, seed, rates))  # float(): waits for the device
+
+    constant_step = compiled_sgd_step(MLP(rng=0).to(dev), constant_seed=1234)
+
+    def run_constant(i: int) -> None:
+        float(constant_step(X, y, inputs.lr, None, None))
+
+    start = graphs()
+    for i in range(WARMUP):
+        run_runtime(i)
+    warm = graphs()
+    runtime = time_steps(run_runtime, steps)
+    after = graphs()
+    for i in range(WARMUP):
+        run_constant(i)
+    constant = time_steps(run_constant, steps)
+    runtime += time_steps(run_runtime, steps)  # interleaved rounds: drift hits both alike
+    constant += time_steps(run_constant, steps)
+    return summary(after - start, runtime, constant, recompiles_in_loop=after - warm,
+                   counter="torch._dynamo.utils.counters['stats']['unique_graphs']")

@@ -46,6 +46,37 @@ def _backend(text: str) -> str:
     return name
 
 
+def _run_compiled(args: argparse.Namespace, device: str) -> int:
+    """Run ``bench --compiled`` (:mod:`dropout_ref.bench.compiled_loop`)."""
+    import json
+
+    from dropout_ref.bench.compiled_loop import (
+        COMPILED_BACKENDS,
+        format_report,
+        run_compiled_loops,
+    )
+
+    if args.steps < 1:
+        print(f"dropout-ref bench: --steps must be >= 1; got {args.steps}", file=sys.stderr)
+        return 2
+    backends = tuple(b for b in (args.backends or COMPILED_BACKENDS) if b in COMPILED_BACKENDS)
+    if not backends:
+        print(f"dropout-ref bench --compiled: only {', '.join(COMPILED_BACKENDS)} have compiled "
+              "steps", file=sys.stderr)
+        return 2
+    results = run_compiled_loops(
+        backends, args.steps, device,
+        progress=lambda name: print(f"compiled loop: {name} on {device}", file=sys.stderr),
+    )
+    text = json.dumps(results, indent=2)
+    if args.output:
+        from dropout_ref.course.training import atomic_write_bytes
+
+        atomic_write_bytes(args.output, (text + "\n").encode())
+    print(text if args.format == "json" else format_report(results))
+    return 0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options."""
     parser.add_argument("--backend", action="append", type=_backend, dest="backends",
@@ -72,6 +103,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"({', '.join(DEVICE_BACKENDS)} only); on a GPU: forward, forward + "
                         "backward, bytes saved for backward, the seed= mode, timed with CUDA "
                         "events")
+    parser.add_argument("--compiled", action="store_true",
+                        help="instead: the compiled training loop (SPEC S1-S3), 100 steps of "
+                        "the course MLP with an early-linear schedule and a new seed every "
+                        "step in torch, tensorflow and jax: programs compiled (the frameworks' "
+                        "counters) and step time against constant Python rate and seed")
+    parser.add_argument("--steps", type=int, default=100,
+                        help="steps of the --compiled loop (default 100)")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--output", help="also write the JSON results to this file")
 
@@ -85,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"dropout-ref bench: --rate must be in (0, 1); got {args.rate}", file=sys.stderr)
         return 2
     device = args.device.strip()
+    if args.compiled:
+        return _run_compiled(args, device)
     on_cpu = device == "cpu"
     default = DEFAULT_BACKENDS if on_cpu else DEVICE_BACKENDS
     backends = tuple(args.backends or default)

@@ -46,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="seeds init, shuffling and dropout (default 0)"
     )
+    parser.add_argument(
+        "--dropout-schedule",
+        metavar="SPEC",
+        help="dropout rate per SGD step (SPEC S3): constant:P, early:constant:STEPS, "
+        "early:linear:STEPS, late:START (each hidden dropout from its own rate; "
+        "append :P to set it); the rates go to metrics.json and the plot",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_gpt_arguments(parser)
 
@@ -114,6 +121,18 @@ def run(args: argparse.Namespace) -> int:
         num_inputs=dataset.num_inputs, num_outputs=dataset.num_classes, rng=config.seed
     )
     meta.update(dropout1=model.dropout1, dropout2=model.dropout2)
+    schedule = None
+    if args.dropout_schedule:
+        from dropout_ref import schedules
+
+        try:
+            schedule = {
+                "dropout1": schedules.parse(args.dropout_schedule, p=model.dropout1),
+                "dropout2": schedules.parse(args.dropout_schedule, p=model.dropout2),
+            }
+        except (TypeError, ValueError) as exc:
+            return _fail(str(exc))
+        meta["dropout_schedule"] = args.dropout_schedule
     done: list[dict[str, float]] = []
 
     def save(row: dict[str, float]) -> None:
@@ -122,7 +141,13 @@ def run(args: argparse.Namespace) -> int:
         write_metrics(done, out, meta)
 
     results = train(
-        args.backend, model, dataset, config, progress=not args.no_progress, on_epoch=save
+        args.backend,
+        model,
+        dataset,
+        config,
+        progress=not args.no_progress,
+        on_epoch=save,
+        schedule=schedule,
     )
     plot_curves(results, out / "curves.png", title=f"{args.backend} on {args.dataset}")
 

@@ -85,18 +85,23 @@ class Dropout(nnx.Module):
         self.rng_collection = rng_collection
         self.rngs = rngs
 
-    def __call__(self, X: jax.Array, *, mask_seed: int | None = None) -> jax.Array:
-        """Return ``X`` in eval mode; dropout with a key of ``rngs`` (or ``mask_seed``) in train."""
+    def __call__(self, X: jax.Array, *, mask_seed: Any = None, rate: Any = None) -> jax.Array:
+        """Return ``X`` in eval mode; dropout with a key of ``rngs`` (or ``mask_seed``) in train.
+
+        ``rate`` replaces ``self.rate`` for this call (a schedule's rate, SPEC S3; a
+        traced 0-d array under ``jit``, S1); ``mask_seed`` may be traced too (S2).
+        """
         if self.deterministic:
             return X
+        rate = self.rate if rate is None else rate
         if mask_seed is not None:
-            return dropout_layer(X, self.rate, seed=mask_seed, offset=self.offset)
+            return dropout_layer(X, rate, seed=mask_seed, offset=self.offset)
         if self.rngs is None:
             raise TypeError(
                 "Dropout in training mode needs rngs=nnx.Rngs(dropout=...) (JAX has no "
                 "global generator), or call it with mask_seed= for the portable mask"
             )
-        return dropout_layer(X, self.rate, key=self.rngs[self.rng_collection]())
+        return dropout_layer(X, rate, key=self.rngs[self.rng_collection]())
 
 
 class MLP(SpecRates, nnx.Module):
@@ -164,7 +169,7 @@ class MLP(SpecRates, nnx.Module):
         for name, value in validate_weights(weights, self.spec).items():
             self._param(name)[...] = jnp.asarray(value)
 
-    def __call__(self, X: Any, *, mask_seed: int | None = None) -> jax.Array:
+    def __call__(self, X: Any, *, mask_seed: Any = None, rates: Any = None) -> jax.Array:
         """Return the logits of ``X``; dropout after each hidden ReLU only after ``train()``.
 
         Parameters
@@ -172,14 +177,18 @@ class MLP(SpecRates, nnx.Module):
         X : jax.Array
             A batch whose trailing dimensions hold ``num_inputs`` elements.
         mask_seed : int, optional
-            Portable-mask seed for this step (SPEC P); ``None`` draws keys from
-            the model's ``rngs``.
+            Portable-mask seed for this step (SPEC P; a traced 0-d integer array
+            under ``jit``, S2); ``None`` draws keys from the model's ``rngs``.
+        rates : pair of float or 0-d arrays, optional
+            The two hidden dropouts' rates for this call instead of ``dropout1``/
+            ``dropout2`` (a schedule's rates, SPEC S3; traced under ``jit``, S1).
 
         """
         X = jnp.asarray(X, jnp.float32)
         X = X.reshape(flat_input_shape(X.shape, self.spec.num_inputs))
-        H1 = self.dropout_1(nnx.relu(self.linear1(X)), mask_seed=mask_seed)
-        H2 = self.dropout_2(nnx.relu(self.linear2(H1)), mask_seed=mask_seed)
+        rate1, rate2 = (None, None) if rates is None else rates
+        H1 = self.dropout_1(nnx.relu(self.linear1(X)), mask_seed=mask_seed, rate=rate1)
+        H2 = self.dropout_2(nnx.relu(self.linear2(H1)), mask_seed=mask_seed, rate=rate2)
         return self.linear3(H2)
 
 

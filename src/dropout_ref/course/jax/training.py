@@ -5,6 +5,8 @@ The step interface of :mod:`dropout_ref.course.training` (also used by ``dropout
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,25 +15,34 @@ from flax import nnx
 from dropout_ref.course.jax.mlp import MLP
 
 
-def _loss(model: MLP, X: jax.Array, y: jax.Array, mask_seed: int | None) -> jax.Array:
-    logits = model(X, mask_seed=mask_seed)
+def _loss(model: MLP, X: jax.Array, y: jax.Array, mask_seed: Any, rates: Any) -> jax.Array:
+    logits = model(X, mask_seed=mask_seed, rates=rates)
     # Mean softmax cross-entropy, log-sum-exp stabilised as every framework's own.
     picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
     return jnp.mean(jax.nn.logsumexp(logits, axis=1) - picked)
 
 
-def _update(model: MLP, X: jax.Array, y: jax.Array, lr: jax.Array, mask_seed: int | None):
-    loss, grads = nnx.value_and_grad(_loss)(model, X, y, mask_seed)
+def _update(model: MLP, X: jax.Array, y: jax.Array, lr: jax.Array, mask_seed: Any, rates: Any):
+    loss, grads = nnx.value_and_grad(_loss)(model, X, y, mask_seed, rates)
     params = nnx.state(model, nnx.Param)
     nnx.update(model, jax.tree.map(lambda p, g: p - lr * g, params, grads))
     return loss
 
 
 @nnx.jit
-def _compiled_step(model: MLP, X: jax.Array, y: jax.Array, lr: jax.Array) -> jax.Array:
+def _compiled_step(model: MLP, X: jax.Array, y: jax.Array, lr: jax.Array, rates: Any) -> jax.Array:
     # nnx.jit carries the model's state in and out: the updated parameters and the
-    # advanced dropout key counter of its Rngs.
-    return _update(model, X, y, lr, None)
+    # advanced dropout key counter of its Rngs. rates: None (the model's own, constants)
+    # or two traced 0-d arrays (SPEC S1): one program for every value.
+    return _update(model, X, y, lr, None, rates)
+
+
+@nnx.jit
+def _compiled_seeded_step(
+    model: MLP, X: jax.Array, y: jax.Array, lr: jax.Array, seed: jax.Array, rates: Any
+) -> jax.Array:
+    # The portable masks' seed is a traced uint32 (SPEC S2): one program for every seed.
+    return _update(model, X, y, lr, seed, rates)
 
 
 @nnx.jit
@@ -39,16 +50,28 @@ def _compiled_logits(model: MLP, X: jax.Array) -> jax.Array:
     return model(X)
 
 
+def runtime_rates(rates: Any) -> Any:
+    """Return a schedule's pair of rates as float32 0-d arrays (traced under ``jit``), or None."""
+    if rates is None:
+        return None
+    return tuple(jnp.asarray(r, jnp.float32) for r in rates)
+
+
 def sgd_step(
-    model: MLP, images: np.ndarray, labels: np.ndarray, lr: float, mask_seed: int | None = None
+    model: MLP,
+    images: np.ndarray,
+    labels: np.ndarray,
+    lr: float,
+    mask_seed: int | None = None,
+    rates: Any = None,
 ) -> float:
     """Take one SGD step on the batch's mean softmax cross-entropy in ``train()`` mode.
 
-    Without ``mask_seed`` the step is one ``nnx.jit`` program (compiled once per
-    batch shape; the masks' keys come from the model's ``nnx.Rngs``). With one,
-    it runs op by op, since a seed is a Python int that a compiled program
-    would bake in (the portable mask itself is still one compiled kernel whose
-    key is an argument).
+    The step is one ``nnx.jit`` program, compiled once per batch shape: the
+    masks' keys come from the model's ``nnx.Rngs``, or, with ``mask_seed``, the
+    portable masks take the seed as a traced ``uint32`` (SPEC S2), so one
+    program serves every seed below ``2**32`` (larger seeds run op by op:
+    JAX without x64 has no 64-bit integers to carry them).
 
     Parameters
     ----------
@@ -62,6 +85,9 @@ def sgd_step(
         Learning rate.
     mask_seed : int, optional
         Portable-mask seed of this step (SPEC P); ``None`` uses the model's ``rngs``.
+    rates : pair of float, optional
+        This step's rates of the two hidden dropouts (a schedule's, SPEC S3),
+        passed as traced float32 arrays (S1): changing them recompiles nothing.
 
     Returns
     -------
@@ -73,10 +99,13 @@ def sgd_step(
     y = jnp.asarray(np.asarray(labels).astype(np.int32))
     rate = jnp.asarray(lr, jnp.float32)
     model.train()
+    traced = runtime_rates(rates)
     if mask_seed is None:
-        loss = _compiled_step(model, X, y, rate)
+        loss = _compiled_step(model, X, y, rate, traced)
+    elif 0 <= mask_seed < 2**32:
+        loss = _compiled_seeded_step(model, X, y, rate, jnp.uint32(mask_seed), traced)
     else:
-        loss = _update(model, X, y, rate, mask_seed)
+        loss = _update(model, X, y, rate, mask_seed, rates)
     return float(loss)
 
 

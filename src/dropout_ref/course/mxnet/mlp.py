@@ -82,7 +82,7 @@ class MLP(SpecRates, gluon.Block):
         """Load weights in the neutral layout (SPEC M5); they are validated first."""
         self._load(validate_weights(weights, self.spec))
 
-    def forward(self, X, mask_seed: int | None = None):
+    def forward(self, X, mask_seed: int | None = None, rates=None):
         """Return the logits of ``X``; dropout only while ``autograd.is_training()``.
 
         Parameters
@@ -92,16 +92,20 @@ class MLP(SpecRates, gluon.Block):
         mask_seed : int, optional
             Portable-mask seed for this step (SPEC P); ``None`` draws from
             MXNet's global generator.
+        rates : pair of float or 0-d tensors, optional
+            The two hidden dropouts' rates for this call instead of ``dropout1``/
+            ``dropout2``: a schedule's rates (SPEC S3), runtime tensors in compiled steps (S1).
 
         """
         p = {name: param.data() for name, param in self.weight_params().items()}
         if not isinstance(X, mnp.ndarray):
             X = X.as_np_ndarray()
         X = X.reshape(flat_input_shape(X.shape, self.spec.num_inputs)).astype("float32")
+        rate1, rate2 = (self.dropout1, self.dropout2) if rates is None else rates
         H1 = npx.relu(mnp.dot(X, p["W1"]) + p["b1"])
         if autograd.is_training():
-            H1 = dropout_layer(H1, self.dropout1, seed=mask_seed, offset=DROPOUT_OFFSETS[0])
+            H1 = dropout_layer(H1, rate1, seed=mask_seed, offset=DROPOUT_OFFSETS[0])
         H2 = npx.relu(mnp.dot(H1, p["W2"]) + p["b2"])
         if autograd.is_training():
-            H2 = dropout_layer(H2, self.dropout2, seed=mask_seed, offset=DROPOUT_OFFSETS[1])
+            H2 = dropout_layer(H2, rate2, seed=mask_seed, offset=DROPOUT_OFFSETS[1])
         return mnp.dot(H2, p["W3"]) + p["b3"]

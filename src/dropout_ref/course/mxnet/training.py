@@ -32,7 +32,12 @@ def log_softmax(logits):
 # use_np: numpy semantics (0-d loss) for this call only, not process-wide like npx.set_np().
 @mx.util.use_np
 def sgd_step(
-    model: MLP, images: np.ndarray, labels: np.ndarray, lr: float, mask_seed: int | None = None
+    model: MLP,
+    images: np.ndarray,
+    labels: np.ndarray,
+    lr: float,
+    mask_seed: int | None = None,
+    rates: tuple[float, float] | None = None,
 ) -> float:
     """Take one SGD step on the batch's mean softmax cross-entropy under ``autograd.record()``.
 
@@ -48,6 +53,9 @@ def sgd_step(
         Learning rate.
     mask_seed : int, optional
         Portable-mask seed of this step (SPEC P); ``None`` uses MXNet's generator.
+    rates : pair of float, optional
+        This step's rates of the two hidden dropouts (a schedule's, SPEC S3);
+        ``None``: the model's own.
 
     Returns
     -------
@@ -59,7 +67,7 @@ def sgd_step(
     y = mnp.array(np.asarray(labels, dtype=np.int64), dtype="int64")
     with autograd.record(train_mode=True):
         # Gluon 1.x Block.__call__ takes positional arguments only.
-        logits = model(X, mask_seed)
+        logits = model(X, mask_seed, rates)
         log_probs = log_softmax(logits)
         loss = -npx.pick(log_probs, y, axis=-1).mean()
     loss.backward()

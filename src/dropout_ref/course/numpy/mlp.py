@@ -93,7 +93,9 @@ class MLP(SpecRates):
         """Load weights in the neutral layout (SPEC M5); they are validated and copied."""
         self.params = validate_weights(weights, self.spec)
 
-    def forward(self, X: Any, *, training: bool, mask_seed: int | None = None) -> np.ndarray:
+    def forward(
+        self, X: Any, *, training: bool, mask_seed: int | None = None, rates: Any = None
+    ) -> np.ndarray:
         """Return the logits of ``X``; dropout after each hidden ReLU only if ``training``.
 
         Parameters
@@ -106,6 +108,9 @@ class MLP(SpecRates):
         mask_seed : int, optional
             Portable-mask seed for this step (SPEC P); ``None`` draws from
             ``np.random``.
+        rates : pair of float or 0-d tensors, optional
+            The two hidden dropouts' rates for this call instead of ``dropout1``/
+            ``dropout2``: a schedule's rates (SPEC S3), runtime tensors in compiled steps (S1).
 
         Returns
         -------
@@ -118,12 +123,13 @@ class MLP(SpecRates):
         X = np.asarray(X)
         X = X.reshape(flat_input_shape(X.shape, self.spec.num_inputs)).astype(np.float32)
         p = self.params
+        rate1, rate2 = (self.dropout1, self.dropout2) if rates is None else rates
         H1 = np.maximum(X @ p["W1"] + p["b1"], np.float32(0))
         if training:
-            H1 = dropout_layer(H1, self.dropout1, seed=mask_seed, offset=DROPOUT_OFFSETS[0])
+            H1 = dropout_layer(H1, rate1, seed=mask_seed, offset=DROPOUT_OFFSETS[0])
         H2 = np.maximum(H1 @ p["W2"] + p["b2"], np.float32(0))
         if training:
-            H2 = dropout_layer(H2, self.dropout2, seed=mask_seed, offset=DROPOUT_OFFSETS[1])
+            H2 = dropout_layer(H2, rate2, seed=mask_seed, offset=DROPOUT_OFFSETS[1])
         logits = H2 @ p["W3"] + p["b3"]
         self._cache = {"X": X, "H1": H1, "H2": H2, "training": np.bool_(training)}
         return logits

@@ -40,7 +40,12 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
 
 
 def sgd_step(
-    model: MLP, images: np.ndarray, labels: np.ndarray, lr: float, mask_seed: int | None = None
+    model: MLP,
+    images: np.ndarray,
+    labels: np.ndarray,
+    lr: float,
+    mask_seed: int | None = None,
+    rates: tuple[float, float] | None = None,
 ) -> float:
     """Take one SGD step on the batch's mean softmax cross-entropy, in training mode.
 
@@ -56,6 +61,9 @@ def sgd_step(
         Learning rate.
     mask_seed : int, optional
         Portable-mask seed of this step (SPEC P); ``None`` uses ``np.random``.
+    rates : pair of float, optional
+        This step's rates of the two hidden dropouts (a schedule's, SPEC S3);
+        ``None``: the model's own.
 
     Returns
     -------
@@ -63,7 +71,7 @@ def sgd_step(
         The batch loss before the update.
 
     """
-    logits = model.forward(images, training=True, mask_seed=mask_seed)
+    logits = model.forward(images, training=True, mask_seed=mask_seed, rates=rates)
     loss, grad_logits = softmax_cross_entropy(logits, np.asarray(labels, dtype=np.int64))
     grads = model.backward(grad_logits)
     step = np.float32(lr)

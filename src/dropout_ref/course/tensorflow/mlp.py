@@ -113,7 +113,7 @@ class MLP(SpecRates, keras.Model):
         for name, value in validate_weights(weights, self.spec).items():
             self.weight_vars[name].assign(value)
 
-    def call(self, X, training=None, mask_seed: int | None = None):
+    def call(self, X, training=None, mask_seed: int | None = None, rates=None):
         """Return the logits of ``X``; dropout after each hidden ReLU only when ``training``.
 
         Parameters
@@ -125,6 +125,9 @@ class MLP(SpecRates, keras.Model):
         mask_seed : int, optional
             Portable-mask seed for this step (SPEC P); ``None`` draws from
             TensorFlow's global generator.
+        rates : pair of float or 0-d tensors, optional
+            The two hidden dropouts' rates for this call instead of ``dropout1``/
+            ``dropout2``: a schedule's rates (SPEC S3), runtime tensors in compiled steps (S1).
 
         """
         v = self.weight_vars
@@ -133,10 +136,11 @@ class MLP(SpecRates, keras.Model):
             X = tf.reshape(X, flat_input_shape(X.shape, self.spec.num_inputs))
         else:  # traced with an unknown batch size: checked at run time by reshape
             X = tf.reshape(X, (-1, self.spec.num_inputs))
+        rate1, rate2 = (self.dropout1, self.dropout2) if rates is None else rates
         H1 = tf.nn.relu(tf.matmul(X, v["W1"]) + v["b1"])
         if training:
-            H1 = dropout_layer(H1, self.dropout1, seed=mask_seed, offset=DROPOUT_OFFSETS[0])
+            H1 = dropout_layer(H1, rate1, seed=mask_seed, offset=DROPOUT_OFFSETS[0])
         H2 = tf.nn.relu(tf.matmul(H1, v["W2"]) + v["b2"])
         if training:
-            H2 = dropout_layer(H2, self.dropout2, seed=mask_seed, offset=DROPOUT_OFFSETS[1])
+            H2 = dropout_layer(H2, rate2, seed=mask_seed, offset=DROPOUT_OFFSETS[1])
         return tf.matmul(H2, v["W3"]) + v["b3"]

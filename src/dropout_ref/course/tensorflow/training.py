@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -22,10 +23,10 @@ _GRAPH_STEPS: weakref.WeakKeyDictionary[MLP, Callable[..., tf.Tensor]] = (
 )
 
 
-def _step(model: MLP, X: tf.Tensor, y: tf.Tensor, lr: tf.Tensor, mask_seed: int | None):
+def _step(model: MLP, X: tf.Tensor, y: tf.Tensor, lr: tf.Tensor, mask_seed: Any, rates: Any = None):
     variables = [model.weight_vars[name] for name in WEIGHT_NAMES]
     with tf.GradientTape() as tape:
-        logits = model(X, training=True, mask_seed=mask_seed)
+        logits = model(X, training=True, mask_seed=mask_seed, rates=rates)
         loss = tf.reduce_mean(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
         )
@@ -42,23 +43,39 @@ def _graph_step(model: MLP) -> Callable[..., tf.Tensor]:
         # model (variables, traced graph) alive for the life of the process.
         model_ref = weakref.ref(model)
 
+        # seed: None (TensorFlow's generator) or an int64 tensor; rates: None (the
+        # model's own, constants) or two float64 tensors (SPEC S1, S2): one trace per
+        # combination of kinds, none per value.
         @tf.function(reduce_retracing=True)
-        def step(X: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
-            return _step(model_ref(), X, y, lr, None)
+        def step(X: tf.Tensor, y: tf.Tensor, lr: tf.Tensor, seed: Any, rates: Any) -> tf.Tensor:
+            return _step(model_ref(), X, y, lr, seed, rates)
 
         _GRAPH_STEPS[model] = step
     return step
 
 
+def runtime_rates(rates: Any) -> Any:
+    """Return a schedule's pair of rates as float64 0-d tensors (exact), or ``None``."""
+    if rates is None:
+        return None
+    return tuple(tf.constant(float(r), tf.float64) for r in rates)
+
+
 def sgd_step(
-    model: MLP, images: np.ndarray, labels: np.ndarray, lr: float, mask_seed: int | None = None
+    model: MLP,
+    images: np.ndarray,
+    labels: np.ndarray,
+    lr: float,
+    mask_seed: int | None = None,
+    rates: Any = None,
 ) -> float:
     """Take one SGD step on the batch's mean softmax cross-entropy with ``training=True``.
 
-    Without ``mask_seed`` the step runs as a ``tf.function`` (traced once per
-    model; dropout draws from TensorFlow's global generator inside the graph);
-    with one it runs eagerly, since the seed is a Python int that a graph
-    would bake in.
+    The step runs as a ``tf.function`` traced once per model and kind of call:
+    without ``mask_seed`` dropout draws from TensorFlow's global generator inside
+    the graph; with one, the seed is an ``int64`` tensor (SPEC S2), so every
+    seed runs the same graph. ``rates`` (a schedule's, SPEC S3) enter as float64
+    tensors (S1): changing them retraces nothing.
 
     Parameters
     ----------
@@ -72,6 +89,8 @@ def sgd_step(
         Learning rate.
     mask_seed : int, optional
         Portable-mask seed of this step (SPEC P); ``None`` uses TensorFlow's generator.
+    rates : pair of float, optional
+        This step's rates of the two hidden dropouts; ``None``: the model's own.
 
     Returns
     -------
@@ -82,10 +101,10 @@ def sgd_step(
     X = tf.constant(np.asarray(images, dtype=np.float32))
     y = tf.constant(np.asarray(labels, dtype=np.int64))
     rate = tf.constant(lr, tf.float32)
-    if mask_seed is None:
-        loss = _graph_step(model)(X, y, rate)
-    else:
-        loss = _step(model, X, y, rate, mask_seed)
+    seed = None if mask_seed is None else tf.constant(
+        mask_seed - 2**64 if mask_seed >= 2**63 else mask_seed, tf.int64
+    )
+    loss = _graph_step(model)(X, y, rate, seed, runtime_rates(rates))
     return float(loss.numpy())
 
 

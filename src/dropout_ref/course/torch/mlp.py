@@ -9,6 +9,8 @@ out as in :mod:`dropout_ref.course.mlp_spec` (``H = X @ W + b``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -73,7 +75,9 @@ class MLP(SpecRates, nn.Module):
                 param = getattr(self, name)
                 param.copy_(torch.from_numpy(value).to(device=param.device, dtype=param.dtype))
 
-    def forward(self, X: torch.Tensor, mask_seed: int | None = None) -> torch.Tensor:
+    def forward(
+        self, X: torch.Tensor, mask_seed: int | None = None, rates: Any = None
+    ) -> torch.Tensor:
         """Return the logits of ``X``; dropout after each hidden ReLU only in ``train()`` mode.
 
         Parameters
@@ -83,13 +87,17 @@ class MLP(SpecRates, nn.Module):
         mask_seed : int, optional
             Portable-mask seed for this step (SPEC P); ``None`` draws from
             torch's global generator.
+        rates : pair of float or 0-d tensors, optional
+            The two hidden dropouts' rates for this call instead of ``dropout1``/
+            ``dropout2``: a schedule's rates (SPEC S3), runtime tensors in compiled steps (S1).
 
         """
         X = X.reshape(flat_input_shape(X.shape, self.spec.num_inputs)).to(self.W1.dtype)
+        rate1, rate2 = (self.dropout1, self.dropout2) if rates is None else rates
         H1 = torch.relu(X @ self.W1 + self.b1)
         if self.training:
-            H1 = dropout_layer(H1, self.dropout1, seed=mask_seed, offset=DROPOUT_OFFSETS[0])
+            H1 = dropout_layer(H1, rate1, seed=mask_seed, offset=DROPOUT_OFFSETS[0])
         H2 = torch.relu(H1 @ self.W2 + self.b2)
         if self.training:
-            H2 = dropout_layer(H2, self.dropout2, seed=mask_seed, offset=DROPOUT_OFFSETS[1])
+            H2 = dropout_layer(H2, rate2, seed=mask_seed, offset=DROPOUT_OFFSETS[1])
         return H2 @ self.W3 + self.b3

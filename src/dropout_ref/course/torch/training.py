@@ -3,9 +3,10 @@
 The step interface of :mod:`dropout_ref.course.training` (also used by ``dropout-ref compare``).
 """
 
-
-
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +20,12 @@ def _device(model: MLP) -> torch.device:
 
 
 def sgd_step(
-    model: MLP, images: np.ndarray, labels: np.ndarray, lr: float, mask_seed: int | None = None
+    model: MLP,
+    images: np.ndarray,
+    labels: np.ndarray,
+    lr: float,
+    mask_seed: int | None = None,
+    rates: Any = None,
 ) -> float:
     """Take one SGD step on the batch's mean softmax cross-entropy in ``train()`` mode.
 
@@ -35,6 +41,10 @@ def sgd_step(
         Learning rate.
     mask_seed : int, optional
         Portable-mask seed of this step (SPEC P); ``None`` uses torch's generator.
+    rates : pair of float, optional
+        This step's rates of the two hidden dropouts (a schedule's, SPEC S3);
+        ``None``: the model's own. (Eager: plain Python numbers; see
+        :func:`compiled_sgd_step` for the compiled step with runtime values.)
 
     Returns
     -------
@@ -47,12 +57,54 @@ def sgd_step(
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
     model.train()
     model.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(X, mask_seed=mask_seed), y)
+    loss = F.cross_entropy(model(X, mask_seed=mask_seed, rates=rates), y)
     loss.backward()
     with torch.no_grad():
         for param in model.parameters():
             param -= lr * param.grad
     return float(loss.item())
+
+
+def compiled_sgd_step(
+    model: MLP, constant_seed: int | None = None, constant_rates: Any = None
+) -> Callable[..., torch.Tensor]:
+    """Return an SGD step of ``model`` whose forward and backward run compiled (SPEC G1, S1, S2).
+
+    ``step(X, y, lr, seed, rates)``: ``X``/``y`` tensors on the model's device,
+    ``lr`` a float, ``seed`` ``None`` or a 0-d ``int64`` tensor, ``rates`` ``None`` or
+    two 0-d float tensors. The forward pass and the loss are one
+    ``torch.compile(fullgraph=True)`` graph (AOTAutograd compiles its backward);
+    tensor seeds and rates are graph inputs, so a new value every step recompiles
+    nothing. With ``constant_seed``/``constant_rates`` (Python numbers) the graph
+    bakes those in instead and ignores ``seed``/``rates`` (the benchmark's
+    constant step). Returns the loss (a 0-d tensor, before the update).
+    """
+    if constant_seed is None and constant_rates is None:
+
+        def forward_loss(X: torch.Tensor, y: torch.Tensor, seed: Any, rates: Any) -> torch.Tensor:
+            return F.cross_entropy(model(X, mask_seed=seed, rates=rates), y)
+
+    else:
+        # A code object of its own: Dynamo caches per code object, and would make a
+        # Python int that differs from the first call's a dynamic SymInt.
+        def forward_loss(X: torch.Tensor, y: torch.Tensor, seed: Any, rates: Any) -> torch.Tensor:
+            return F.cross_entropy(
+                model(X, mask_seed=constant_seed, rates=constant_rates), y
+            )
+
+    compiled = torch.compile(forward_loss, fullgraph=True)
+
+    def step(X: torch.Tensor, y: torch.Tensor, lr: float, seed: Any, rates: Any) -> torch.Tensor:
+        model.train()
+        model.zero_grad(set_to_none=True)
+        loss = compiled(X, y, seed, rates)
+        loss.backward()
+        with torch.no_grad():
+            for param in model.parameters():
+                param -= lr * param.grad
+        return loss.detach()
+
+    return step
 
 
 def predict(model: MLP, images: np.ndarray) -> np.ndarray:
