@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from dropout_ref.core.exports import exported_names
+
 
 class NotApplicable(Exception):  # noqa: N818 - reads as a verdict, like the report's "n/a"
     """Raised when a framework cannot express a check (e.g. gradients in NumPy)."""
@@ -293,6 +295,12 @@ class Backend:
     def module(self) -> ModuleType:
         """The adapter package ``dropout_ref.<name>`` (models resolve lazily from it)."""
         return importlib.import_module(f"dropout_ref.{self.name}")
+
+    def __getattr__(self, name: str) -> Any:
+        """Return one of the adapter's lazily exported names (``MLP``, ``GPT``: :mod:`.exports`)."""
+        if name in exported_names(self.__dict__["name"]):
+            return getattr(self.module, name)
+        raise AttributeError(f"{type(self).__name__} {self.__dict__['name']!r} has no {name!r}")
 
 
 def kit_dropout_layer(backend: Backend) -> Callable[..., Any]:
