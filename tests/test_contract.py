@@ -35,6 +35,7 @@ TOOL_PACKAGES = (
     "dropout_ref.conformance.natives",
     "dropout_ref.bench.cases",
     "dropout_ref.course.backends",
+    "dropout_ref.conformance.transformer",
 )
 
 
@@ -50,7 +51,7 @@ def test_every_tool_package_declares_a_tool():
     names = {tool.tool for tool in declared_tools()}
     assert {"native audit", "bench cases", "course MLP", "course training step",
             "model modes", "course GPT", "course GPT training step", "course forward",
-            "course GPT AdamW"} <= names
+            "course GPT AdamW", "transformer layer audit"} <= names
 
 
 @pytest.fixture(params=registry.known_backends())

@@ -22,12 +22,12 @@ dropout 0.1 at every site (the ``"gpt2-hf"`` preset).
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 from unittest import mock
 
 import numpy as np
 
+from dropout_ref.bench.cases import BENCH_CASES
 from dropout_ref.bench.cases.common import BenchCase, CaseSet
 from dropout_ref.course.backends import GPT_MODULE, GPT_TRAINING_MODULE
 
@@ -123,11 +123,12 @@ NATIVE_NAMES = {
 
 def native_for(backend: str) -> tuple[Any, str] | None:
     """Return the adapter's ``native_dropout_layer`` and its name, or ``None`` if it has none."""
+    if not BENCH_CASES.covers(backend):
+        return None
     try:
-        cases = importlib.import_module(f"dropout_ref.{backend}.bench_cases")
+        native = BENCH_CASES.load(backend).native_dropout_layer
     except ImportError:
         return None
-    native = getattr(cases, "native_dropout_layer", None)
     if native is None:
         return None
     return native, NATIVE_NAMES.get(backend, "native dropout")
@@ -140,9 +141,7 @@ def gpt_rows(backend: str, repeats: int) -> list[dict[str, Any]]:
     found = native_for(backend) if backend in GPT_STEP_BACKENDS else None
     if found is None:
         return []
-    try:
-        importlib.import_module(f"dropout_ref.course.{backend}.gpt_training")
-    except ImportError:
+    if not GPT_TRAINING_MODULE.covers(backend):
         return []
     case_set = gpt_step_cases(backend, *found)
     timings = time_interleaved(case_set.cases, repeats)

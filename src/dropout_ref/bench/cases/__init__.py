@@ -20,6 +20,9 @@ BENCH_CASES = ToolModule(
         "check_device": (None, "(device) -> None, raise ValueError if it is absent; "
                                "None: CPU only"),
         "device_info": (None, "(device) -> str naming the device"),
+        "native_dropout_layer": (None, "(X, dropout, *, seed=None, offset=0) -> the "
+                                       "framework's own dropout in dropout_layer's signature "
+                                       "(the MLP-epoch and GPT-step native cases)"),
         "compiled_loop": (None, "(steps, device) -> dict, the compiled training loop with a "
                                 "runtime rate and seed per step (bench --compiled)"),
     },

@@ -28,9 +28,10 @@ for the table of ``docs/transformer.md`` (:func:`markdown_table`).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from dropout_ref.core.contract import ToolModule
 
 SITES: tuple[str, ...] = (
     "embeddings",
@@ -150,6 +151,14 @@ class Recorder:
 #: Framework probe modules, each with ``audits() -> list[LayerAudit]``.
 FRAMEWORKS: tuple[str, ...] = ("torch", "keras", "flax")
 
+#: The contract of ``dropout_ref.conformance.transformer.<framework>``.
+TRANSFORMER_AUDIT = ToolModule(
+    tool="transformer layer audit",
+    pattern="dropout_ref.conformance.transformer.{backend}",
+    backends=FRAMEWORKS,
+    required={"audits": "() -> list[LayerAudit], the framework's Transformer layers probed"},
+)
+
 
 def audit_all(frameworks: Iterable[str] = FRAMEWORKS) -> tuple[list[LayerAudit], dict[str, str]]:
     """Run every installed framework's probes: ``(audits, {framework: why skipped})``."""
@@ -157,7 +166,7 @@ def audit_all(frameworks: Iterable[str] = FRAMEWORKS) -> tuple[list[LayerAudit],
     skipped: dict[str, str] = {}
     for name in frameworks:
         try:
-            module = importlib.import_module(f"dropout_ref.conformance.transformer.{name}")
+            module = TRANSFORMER_AUDIT.load(name)
             audits.extend(module.audits())
         except ImportError as exc:  # the framework (imported by the probe) is missing
             skipped[name] = f"not installed ({exc})"
