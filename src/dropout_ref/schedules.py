@@ -7,6 +7,8 @@ first ``until`` iterations and then stops, *late* dropout starts at ``start``.
 A schedule is plain Python (no framework): a training loop feeds its value to
 the compiled step as a runtime rate (SPEC S1), so changing it never recompiles.
 
+Examples
+--------
 >>> from dropout_ref.schedules import early
 >>> s = early(0.1, until=3, mode="linear")
 >>> [round(s(i), 3) for i in range(5)]
