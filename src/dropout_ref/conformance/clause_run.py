@@ -18,7 +18,12 @@ def first_line(exc: BaseException) -> str:
 
 
 def run_clause(
-    clause: str, check: Callable[[], str], counter: Any, per_test: float
+    clause: str,
+    check: Callable[[], str],
+    counter: Any,
+    per_test: float,
+    *,
+    random_tests: int = 0,
 ) -> ClauseResult:
     """Run ``check`` for ``clause`` and return its result.
 
@@ -30,10 +35,13 @@ def run_clause(
         Returns the evidence of a pass; raises :class:`Violation` (fail),
         :class:`NotApplicable` (n/a) or any other exception (a fail that names it:
         an implementation that crashes does not conform).
-    counter : object
-        Has ``random_tests_run``, the number of random tests spent so far.
+    counter : object or None
+        Has ``random_tests_run``, the number of random tests spent so far; ``None``
+        where the check's number of random tests is known in advance.
     per_test : float
         False-alarm probability of each random test.
+    random_tests : int, optional
+        With ``counter=None``: the random tests the check spends.
 
     Returns
     -------
@@ -41,7 +49,7 @@ def run_clause(
 
     """
     start = time.perf_counter()
-    before = counter.random_tests_run
+    before = counter.random_tests_run if counter is not None else 0
     try:
         status, message = PASS, check()
     except Violation as exc:
@@ -50,7 +58,7 @@ def run_clause(
         status, message = NOT_APPLICABLE, str(exc)
     except Exception as exc:
         status, message = FAIL, f"raised {type(exc).__name__}: {first_line(exc)}"
-    ran = counter.random_tests_run - before
+    ran = counter.random_tests_run - before if counter is not None else random_tests
     return ClauseResult(
         clause,
         status,

@@ -10,14 +10,14 @@ units (every logit of a row is then equal).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from dropout_ref.conformance.clause_run import run_clause
 from dropout_ref.conformance.context import Violation
-from dropout_ref.conformance.result import FAIL, PASS, ClauseResult, ConformanceReport
+from dropout_ref.conformance.result import ConformanceReport
 from dropout_ref.conformance.runner import (
     SEED_STRIDE,
     _validate_alpha,
@@ -215,19 +215,11 @@ def check_model(
     )
     for index, clause in enumerate(MODEL_CLAUSES):
         arrays.seed_global(seed * SEED_STRIDE + _SEED_OFFSET + index)
-        start = time.perf_counter()
-        try:
-            status, message = PASS, _CHECKS[clause](harness)
-        except Violation as exc:
-            status, message = FAIL, str(exc)
-        except Exception as exc:
-            status, message = FAIL, f"raised {type(exc).__name__}: {str(exc)[:160]}"
-        report.results[clause] = ClauseResult(
+        report.results[clause] = run_clause(
             clause,
-            status,
-            f"{clause}: {message}",
+            lambda check=_CHECKS[clause]: check(harness),
+            None,
+            per_test,
             random_tests=M4_TESTS if clause == "M4" else 0,
-            alpha=per_test if clause == "M4" else 0.0,
-            seconds=round(time.perf_counter() - start, 3),
         )
     return report

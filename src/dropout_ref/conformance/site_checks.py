@@ -42,15 +42,15 @@ from __future__ import annotations
 import contextlib
 import numbers
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from dropout_ref.conformance.clause_run import run_clause
 from dropout_ref.conformance.context import Violation
-from dropout_ref.conformance.result import FAIL, PASS, ClauseResult, ConformanceReport
+from dropout_ref.conformance.result import ConformanceReport
 from dropout_ref.conformance.runner import SEED_STRIDE, _validate_alpha, _validate_seed
 from dropout_ref.conformance.stats import DEFAULT_ALPHA, binomial_count_interval
 from dropout_ref.core.registry import get_backend
@@ -392,19 +392,11 @@ def check_sites(
     checks = {"X2": _x2, "X3": _x3, "X4": lambda h: _x4(h, mask_seed=seed + 1)}
     for index, clause in enumerate(SITE_CLAUSES):
         arrays.seed_global(seed * SEED_STRIDE + _SEED_OFFSET + index)
-        start = time.perf_counter()
-        try:
-            status, message = PASS, checks[clause](harness)
-        except Violation as exc:
-            status, message = FAIL, str(exc)
-        except Exception as exc:
-            status, message = FAIL, f"raised {type(exc).__name__}: {str(exc)[:160]}"
-        report.results[clause] = ClauseResult(
+        report.results[clause] = run_clause(
             clause,
-            status,
-            f"{clause}: {message}",
+            lambda check=checks[clause]: check(harness),
+            None,
+            per_test,
             random_tests=tests if clause == "X2" else 0,
-            alpha=per_test if clause == "X2" else 0.0,
-            seconds=round(time.perf_counter() - start, 3),
         )
     return report
