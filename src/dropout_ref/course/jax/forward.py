@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from dropout_ref.jax import arrays
+from dropout_ref.jax.keys import KEYS
 
 
 def forward_numpy(
@@ -19,8 +19,8 @@ def forward_numpy(
     Integer inputs (a GPT's token ids) stay integers, everything else (an MLP's
     images) becomes float32. In training without ``mask_seed``, the model's
     ``dropout`` stream is first reseeded (``nnx.reseed``) with the next key of
-    ``dropout_ref.jax.arrays``' stream, JAX's stand-in for a global generator
-    (D9): ``arrays.seed_global(s)`` then makes the tools' calls repeatable, as
+    :data:`dropout_ref.jax.keys.KEYS`, JAX's stand-in for a global generator
+    (D9): ``BACKEND.arrays.seed_global(s)`` then makes the tools' calls repeatable, as
     ``torch.manual_seed`` does for torch, and consecutive calls draw fresh masks.
     The model is left in the mode of the call (NNX keeps no single flag to restore).
     """
@@ -29,7 +29,7 @@ def forward_numpy(
     if training:
         model.train()
         if mask_seed is None:
-            nnx.reseed(model, dropout=arrays.keys.next())
+            nnx.reseed(model, dropout=KEYS.next())
     else:
         model.eval()
     return np.asarray(model(X, mask_seed=mask_seed))
