@@ -199,6 +199,28 @@ def test_s1_s2_tf_gpt_in_tf_function_traces_once_for_every_seed_and_rate():
     assert logits.experimental_get_tracing_count() == 1
 
 
+def test_s1_s2_torch_compiled_gpt_is_one_graph_for_every_seed_and_rate():
+    torch = pytest.importorskip("torch")
+    from torch._dynamo.utils import counters
+
+    from dropout_ref.course.torch.gpt import GPT
+
+    idx = torch.as_tensor(batch()[0])
+    model = GPT(GPTConfig(**TINY, dropout=0.1), rng=0).train()
+    torch._dynamo.reset()
+    # aot_eager: Dynamo decides what recompiles, whatever the backend; Inductor's C++
+    # build of this graph takes minutes on a shared CPU (bench --compiled measures it).
+    logits = torch.compile(lambda i, s, r: model(i, mask_seed=s, rates=r), fullgraph=True,
+                           backend="aot_eager")
+    before = counters["stats"]["unique_graphs"]
+    for seed, scale in ((1, 1.0), (2**40 + 3, 0.5), (17, 0.0)):
+        rates = runtime("torch", {site: r * scale for site, r in RATES.items()})
+        with torch.no_grad():
+            got = logits(idx, torch.tensor(seed), rates)
+            assert torch.equal(got, model(idx, mask_seed=seed, rates=rates)), seed
+    assert counters["stats"]["unique_graphs"] - before == 1
+
+
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_s3_train_gpt_dropout_schedule_records_each_steps_rates(backend, tmp_path, capsys):
     pytest.importorskip(IMPORT[backend])

@@ -221,9 +221,10 @@ class GPT(nn.Module):
         integer = not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
         check_idx_dtype("i" if integer else "f", dtype)
         _, T = check_idx_shape(idx.shape, cfg)
-        if idx.numel():
-            # One host sync per call: an out-of-range id would otherwise be an opaque
-            # index error inside the embedding (or a device-side assert on CUDA).
+        if idx.numel() and not torch.compiler.is_compiling():
+            # One host sync per eager call: an out-of-range id would otherwise be an opaque
+            # index error inside the embedding (or a device-side assert on CUDA). Compiled
+            # code skips it: reading the ids on the host would break the graph.
             low, high = torch.aminmax(idx)
             check_token_range(int(low), int(high), cfg)
         drop = _Sites(call_rates(cfg, rates), self.training, mask_seed)
