@@ -4,7 +4,7 @@ A backend takes part through two modules: ``dropout_ref.course.<backend>.gpt_ada
 (``gpt_adamw(model, lr=, weight_decay=, betas=)``: the framework's AdamW, decay on
 matrices only) and the step of ``dropout-ref compare --model gpt``,
 ``dropout_ref.course.<backend>.gpt_training.gpt_train_step(model, optimizer, idx,
-targets, mask_seed=)``. Evaluation needs only :func:`dropout_ref.forward_numpy`
+targets, mask_seed=, rates=)``. Evaluation needs only :func:`dropout_ref.forward_numpy`
 in eval mode; the cross-entropy is computed here, in float64.
 
 Everything else lives here and is the same in every backend: the weights'
