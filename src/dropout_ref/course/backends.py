@@ -64,8 +64,12 @@ GPT_TRAINING_MODULE = ToolModule(
     backends=GPT_TRAINING_BACKENDS,
     required={
         "gpt_optimizer": "(model, lr=0.1) -> the framework's plain SGD for the model",
-        "gpt_train_step": "(model, optimizer, idx, targets, *, mask_seed=None) -> float loss",
-        "gpt_loss_and_gradients": "(model, idx, targets, *, mask_seed=None) -> (loss, grads)",
+        "gpt_train_step": (
+            "(model, optimizer, idx, targets, *, mask_seed=None, rates=None) -> float loss"
+        ),
+        "gpt_loss_and_gradients": (
+            "(model, idx, targets, *, mask_seed=None, rates=None) -> (loss, grads)"
+        ),
     },
 )
 

@@ -9,8 +9,9 @@ whatever differs between their runs is floating-point rounding.
 Per-backend contract
     ``dropout_ref.course.<backend>.gpt_training`` provides
     ``gpt_optimizer(model, lr)``, ``gpt_train_step(model, optimizer, idx, targets,
-    *, mask_seed=None) -> float`` (the loss before the step) and
-    ``gpt_loss_and_gradients(model, idx, targets, *, mask_seed=None)``. A backend
+    *, mask_seed=None, rates=None) -> float`` (the loss before the step) and
+    ``gpt_loss_and_gradients(model, idx, targets, *, mask_seed=None, rates=None)``
+    (``rates``: a dict of per-site rates for the call, SPEC S3). A backend
     without that module (numpy: no backward pass) takes part as the forward
     oracle only: at every step its train-mode loss, computed from the reference
     backend's weights with the same ``mask_seed``, is compared with the

@@ -252,6 +252,37 @@ def site_offset(j: int) -> int:
     return int(j) * SITE_STRIDE
 
 
+def call_rates(config: GPTConfig, rates: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the rate of every site for one forward call: ``config.rates`` with ``rates`` over it.
+
+    ``rates`` (a schedule's, SPEC S3) maps some or all of :data:`SITE_NAMES` to a
+    Python float or a 0-d runtime tensor/array (S1); the values are not read here,
+    each site's ``dropout_layer`` checks them. ``None`` keeps the config's rates.
+
+    Raises
+    ------
+    TypeError
+        If ``rates`` is not a mapping.
+    ValueError
+        If it names an unknown site.
+    """
+    resolved = config.rates
+    if rates is None:
+        return resolved
+    if not isinstance(rates, Mapping):
+        raise TypeError(
+            f"rates must be a dict per site ({', '.join(SITE_NAMES)}), got {rates!r} "
+            f"({type(rates).__name__})"
+        )
+    unknown = [str(name) for name in rates if name not in SITE_NAMES]
+    if unknown:
+        raise ValueError(
+            f"rates: unknown site {unknown[0]!r}; the sites are {', '.join(SITE_NAMES)}"
+        )
+    resolved.update(rates)
+    return resolved
+
+
 # --- inputs ------------------------------------------------------------------------------
 
 

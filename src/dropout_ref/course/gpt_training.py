@@ -4,7 +4,7 @@ A backend takes part through two modules: ``dropout_ref.course.<backend>.gpt_ada
 (``gpt_adamw(model, lr=, weight_decay=, betas=)``: the framework's AdamW, decay on
 matrices only) and the step of ``dropout-ref compare --model gpt``,
 ``dropout_ref.course.<backend>.gpt_training.gpt_train_step(model, optimizer, idx,
-targets, mask_seed=)``. Evaluation needs only :func:`dropout_ref.forward_numpy`
+targets, mask_seed=, rates=)``. Evaluation needs only :func:`dropout_ref.forward_numpy`
 in eval mode; the cross-entropy is computed here, in float64.
 
 Everything else lives here and is the same in every backend: the weights'
@@ -26,6 +26,9 @@ evaluation, at step 0 and every ``eval_interval`` steps:
     evaluation (NaN at step 0).
 ``seconds``
     Wall time of the training steps so far (evaluations not included).
+``dropout_rates``
+    Only with a ``schedule``: one ``[embd, attn, resid]`` per training step since
+    the previous evaluation (empty at step 0), the rates that step used (SPEC S3).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import numpy as np
 
 from dropout_ref.course.backends import GPT_ADAMW_MODULE, GPT_MODULE, GPT_TRAINING_MODULE
 from dropout_ref.course.data.text import CharDataset, sample_batch
-from dropout_ref.course.gpt_config import GPTConfig
+from dropout_ref.course.gpt_config import SITE_NAMES, GPTConfig
 
 #: Columns of ``metrics.csv``, in order.
 GPT_METRIC_FIELDS: tuple[str, ...] = (
@@ -211,6 +214,7 @@ def train_gpt(
     *,
     progress: bool = True,
     on_eval: Callable[[dict[str, float], Any], None] | None = None,
+    schedule: Any = None,
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train a character GPT in ``backend`` and return ``(model, metrics rows)``.
 
@@ -227,6 +231,13 @@ def train_gpt(
     on_eval : callable, optional
         ``on_eval(row, model)`` after every evaluation (to write metrics and a
         checkpoint as the run goes).
+    schedule : schedule or dict, optional
+        Dropout rates per training step (SPEC S3, :mod:`dropout_ref.schedules`):
+        one schedule for every site or ``{"embd": ..., "attn": ..., "resid": ...}``,
+        called with the 0-based step number. Each step's rates, rounded to float32
+        so every backend applies the same value, go to the step as ``rates=``
+        (runtime rates, S1: no rebuild, no recompilation) and into the rows'
+        ``dropout_rates``.
 
     Returns
     -------
@@ -235,7 +246,9 @@ def train_gpt(
 
     """
     from dropout_ref.course.training import progress_bar
+    from dropout_ref.schedules import as_site_schedules, rates_at
 
+    sites = None if schedule is None else as_site_schedules(schedule, SITE_NAMES)
     adamw, steps = trainer_modules(backend)
     model_config = config.model_config(data.vocab_size)
     model = gpt_class(backend)(model_config, rng=config.seed)
@@ -275,24 +288,37 @@ def train_gpt(
     rows: list[dict[str, float]] = []
     seconds = 0.0
     step_losses: list[float] = []
+    step_rates: list[list[float]] = []
+
+    def record(row: dict[str, Any]) -> dict[str, Any]:
+        if sites is not None:
+            row["dropout_rates"] = list(step_rates)
+            step_rates.clear()
+        rows.append(row)
+        return row
+
     with progress_bar(progress) as bar:
         task = bar.add_task(f"{backend} GPT", total=config.steps)
-        rows.append(evaluate(0, [], 0.0))
+        record(evaluate(0, [], 0.0))
         if on_eval is not None:
             on_eval(rows[-1], model)
         for step in range(1, config.steps + 1):
             x, y = sample_batch(train_ids, config.batch_size, config.block_size, batch_rng)
             start = time.perf_counter()
             mask_seed = step_mask_seed(config.seed, step) if config.portable_masks else None
+            rates = None
+            if sites is not None:
+                now = rates_at(sites, step - 1)
+                rates = {site: float(np.float32(now[site])) for site in SITE_NAMES}
+                step_rates.append([rates[site] for site in SITE_NAMES])
             step_losses.append(
-                steps.gpt_train_step(model, optimizer, x, y, mask_seed=mask_seed)
+                steps.gpt_train_step(model, optimizer, x, y, mask_seed=mask_seed, rates=rates)
             )
             seconds += time.perf_counter() - start
             bar.advance(task)
             if step % config.eval_interval == 0 or step == config.steps:
-                row = evaluate(step, step_losses, seconds)
+                row = record(evaluate(step, step_losses, seconds))
                 step_losses = []
-                rows.append(row)
                 bar.update(
                     task,
                     description=(

@@ -353,12 +353,16 @@ def plot_curves(
     series: Sequence[tuple[str, str]] = (
         ("train_loss", "-"), ("train_acc", "m--"), ("test_acc", "g-.")
     ),
+    rate_sites: Sequence[str] = SCHEDULE_SITES,
 ) -> Path:
     """Draw train loss, train accuracy and test accuracy per epoch, like the book's plot (T3).
 
     Drawn on an Agg canvas of its own (no display needed, the caller's matplotlib
     backend untouched); the PNG is written atomically. ``x`` and ``series``
-    (key, matplotlib style) choose other columns of ``results``.
+    (key, matplotlib style) choose other columns of ``results``. Rows with
+    ``dropout_rates`` (one list per step, in the order of ``rate_sites``) add each
+    site's rate per step on a second axis: spread over their epoch when ``x`` is
+    ``"epoch"``, else at steps ``previous row's x + 1, ..., row's x``.
     """
     from dropout_ref.course.png import figure_png, new_figure
 
@@ -374,13 +378,18 @@ def plot_curves(
     if results and "dropout_rates" in results[0]:
         # The schedule's rates per step (SPEC S3), steps spread over their epoch.
         rate_axes = axes.twinx()
-        for site, style in zip(SCHEDULE_SITES, ("c:", "y:"), strict=True):
+        for k, (site, style) in enumerate(zip(rate_sites, ("c:", "y:", "k:"), strict=False)):
             xs, ys = [], []
+            previous = 0
             for row in results:
                 per_step = row["dropout_rates"]
                 for i, rates in enumerate(per_step):
-                    xs.append(row["epoch"] - 0.5 + (i + 0.5) / len(per_step))
-                    ys.append(rates[SCHEDULE_SITES.index(site)])
+                    if x == "epoch":
+                        xs.append(row["epoch"] - 0.5 + (i + 0.5) / len(per_step))
+                    else:
+                        xs.append(previous + i + 1)
+                    ys.append(rates[k])
+                previous = row[x]
             rate_axes.plot(xs, ys, style, label=f"{site} rate")
         rate_axes.set_ylabel("dropout rate")
         rate_axes.set_ylim(0.0, 1.0)

@@ -49,9 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dropout-schedule",
         metavar="SPEC",
-        help="dropout rate per SGD step (SPEC S3): constant:P, early:constant:STEPS, "
-        "early:linear:STEPS, late:START (each hidden dropout from its own rate; "
-        "append :P to set it); the rates go to metrics.json and the plot",
+        help="dropout rate per training step (SPEC S3): constant:P, early:constant:STEPS, "
+        "early:linear:STEPS, late:START (each dropout site, the MLP's hidden dropouts or "
+        "the GPT's embd/attn/resid, from its own rate; append :P to set it); the rates "
+        "go to metrics.json and the plot",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_gpt_arguments(parser)

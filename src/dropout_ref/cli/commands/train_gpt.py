@@ -97,6 +97,20 @@ def train_config(args: argparse.Namespace) -> Any:
     return replace(config, **given)
 
 
+def gpt_schedule(text: str | None, config: Any) -> dict[str, Any] | None:
+    """Return ``--dropout-schedule`` as a schedule per GPT site (SPEC S3), or None.
+
+    As for the MLP, the early and late kinds take each site's rate from the run's
+    ``--dropout`` (a preset's zero-rate site stays at 0) unless ``:P`` is appended.
+    """
+    if not text:
+        return None
+    from dropout_ref import schedules
+
+    rates = config.model_config(2).rates
+    return {site: schedules.parse(text, p=rate) for site, rate in rates.items()}
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, write ``metrics.json``/``.csv``, ``curves.png`` and the checkpoint."""
     from rich.console import Console
@@ -105,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from dropout_ref.cli.commands.output_paths import OutputPathError, prepare_output_dir
     from dropout_ref.course.checkpoint import save_checkpoint
     from dropout_ref.course.data.text import load_char_dataset
+    from dropout_ref.course.gpt_config import SITE_NAMES
     from dropout_ref.course.gpt_training import (
         GPT_METRIC_FIELDS,
         TRAINABLE,
@@ -123,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--epochs and --data-dir are for --model mlp; the GPT takes --steps")
     try:
         config = train_config(args)
+        schedule = gpt_schedule(args.dropout_schedule, config)
     except (TypeError, ValueError) as exc:
         return _fail(exc)
     try:
@@ -142,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
         "train": config.to_dict(),
         "data": {k: v for k, v in data.meta().items() if k != "chars"},
     }
+    if schedule is not None:
+        meta["dropout_schedule"] = args.dropout_schedule
     done: list[dict[str, float]] = []
 
     def save(row: dict[str, float], model: Any) -> None:
@@ -152,15 +170,23 @@ def run(args: argparse.Namespace) -> int:
         save_checkpoint(out, model.config, model.get_weights(), extra)
 
     _, rows = train_gpt(
-        args.backend, data, config, progress=not args.no_progress, on_eval=save
+        args.backend,
+        data,
+        config,
+        progress=not args.no_progress,
+        on_eval=save,
+        schedule=schedule,
     )
     title = f"{args.backend} GPT, dropout {config.dropout}"
+    if schedule is not None:
+        title += f", schedule {args.dropout_schedule}"
     plot_curves(
         rows,
         out / "curves.png",
         title=title,
         x="step",
         series=(("train_bpc", "-"), ("val_bpc", "g-.")),
+        rate_sites=SITE_NAMES,
     )
     table = Table(title=f"{title}: bits per character (eval mode)")
     for column in ("step", "train", "val", "train mode (dropout on)", "seconds"):

@@ -26,6 +26,7 @@ from dropout_ref.course.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
+    call_rates,
     check_idx_dtype,
     check_idx_shape,
     layer_sites,
@@ -137,14 +138,14 @@ class CausalSelfAttention(nnx.Module):
             config.rates["resid"], offset=site_offset(resid_site), rngs=rngs
         )
 
-    def __call__(self, x: jax.Array, mask_seed: int | None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask_seed: Any, rates: dict[str, Any]) -> jax.Array:
         """Return the attention branch of ``x`` (B, T, C), before the residual add."""
         c_attn, c_proj = self.c_attn, self.c_proj
         att, v = _attention_probs(x, c_attn.kernel[...], _value(c_attn.bias), self.n_head)
         # Site 1 + 3l: the (B, n_head, T, T) probabilities, row-major (X4).
-        att = self.attn_dropout(att, mask_seed=mask_seed)
+        att = self.attn_dropout(att, mask_seed=mask_seed, rate=rates["attn"])
         y = _attend(att, v, c_proj.kernel[...], _value(c_proj.bias))
-        return self.resid_dropout(y, mask_seed=mask_seed)
+        return self.resid_dropout(y, mask_seed=mask_seed, rate=rates["resid"])
 
 
 class MLPBlock(nnx.Module):
@@ -157,11 +158,11 @@ class MLPBlock(nnx.Module):
             config.rates["resid"], offset=site_offset(layer_sites(layer)[2]), rngs=rngs
         )
 
-    def __call__(self, x: jax.Array, mask_seed: int | None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask_seed: Any, rates: dict[str, Any]) -> jax.Array:
         """Return the MLP branch of ``x``, before the residual add."""
         c_fc, c_proj = self.c_fc, self.c_proj
         h = _mlp(x, c_fc.kernel[...], _value(c_fc.bias), c_proj.kernel[...], _value(c_proj.bias))
-        return self.dropout(h, mask_seed=mask_seed)
+        return self.dropout(h, mask_seed=mask_seed, rate=rates["resid"])
 
 
 class Block(nnx.Module):
@@ -173,10 +174,10 @@ class Block(nnx.Module):
         self.ln_2 = _layer_norm(config.n_embd, config.bias)
         self.mlp = MLPBlock(config, layer, rngs)
 
-    def __call__(self, x: jax.Array, mask_seed: int | None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask_seed: Any, rates: dict[str, Any]) -> jax.Array:
         """Return ``x`` after both residual branches."""
-        x = x + self.attn(_apply_layer_norm(self.ln_1, x), mask_seed)
-        return x + self.mlp(_apply_layer_norm(self.ln_2, x), mask_seed)
+        x = x + self.attn(_apply_layer_norm(self.ln_1, x), mask_seed, rates)
+        return x + self.mlp(_apply_layer_norm(self.ln_2, x), mask_seed, rates)
 
 
 #: Hugging Face name (after ``transformer.h.{i}.``) -> path of the NNX parameter in a Block.
@@ -275,7 +276,9 @@ class GPT(nnx.Module):
         """Load weights in Hugging Face GPT-2's names and layouts; they are validated first."""
         self._load(validate_weights(self.config, weights))
 
-    def __call__(self, idx: Any, mask_seed: int | None = None) -> jax.Array:
+    def __call__(
+        self, idx: Any, mask_seed: Any = None, rates: dict[str, Any] | None = None
+    ) -> jax.Array:
         """Return the logits (B, T, vocab_size) of token ids ``idx`` (B, T).
 
         Parameters
@@ -285,9 +288,15 @@ class GPT(nnx.Module):
         mask_seed : int, optional
             Portable-mask seed (X4): site ``j`` drops with ``seed=mask_seed,
             offset=j * 2**40``. ``None`` draws keys from the model's ``rngs``.
-            Only used after ``model.train()``.
+            Only used after ``model.train()``. A traced 0-d integer array under
+            ``jit`` (SPEC S2).
+        rates : dict of str to float or 0-d array, optional
+            Rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``) for this
+            call instead of the config's: a schedule's (SPEC S3), traced float32
+            arrays under ``jit`` (S1: one program for every value). Nothing is rebuilt.
 
         """
+        rates = call_rates(self.config, rates)
         if isinstance(idx, jax.core.Tracer):
             # Under jit the ids' values are unknown; the shape and dtype still are.
             check_idx_dtype(np.dtype(idx.dtype).kind, idx.dtype)
@@ -296,9 +305,9 @@ class GPT(nnx.Module):
             idx = validate_idx(np.asarray(idx), self.config)
         idx = jnp.asarray(idx, jnp.int32)
         x = _embed_tokens(idx, self.wte.embedding[...], self.wpe.embedding[...])
-        x = self.drop(x, mask_seed=mask_seed)
+        x = self.drop(x, mask_seed=mask_seed, rate=rates["embd"])
         for block in self.h:
-            x = block(x, mask_seed)
+            x = block(x, mask_seed, rates)
         ln_f = self.ln_f
         return _lm_head(x, ln_f.scale[...], _value(ln_f.bias), self.wte.embedding[...])
 

@@ -3,10 +3,11 @@
 One step: ``model.train()``, mean token cross-entropy of the train-mode logits
 (dropout at every site, portable with ``mask_seed``), ``nnx.value_and_grad``, and
 one update of the framework's own SGD (``optax.sgd`` through ``nnx.Optimizer``, no
-momentum, no weight decay). Without ``mask_seed`` the step is one ``nnx.jit``
-program whose dropout keys come from the model's ``nnx.Rngs``; with one it runs op
-by op, as the MLP's step: a portable seed is a Python int that a compiled
-program would bake in.
+momentum, no weight decay). The step is one ``nnx.jit`` program: without
+``mask_seed`` the dropout keys come from the model's ``nnx.Rngs``; with one below
+``2**32`` the seed is a traced ``uint32`` (SPEC S2), and a schedule's ``rates`` are
+traced float32 arrays (S1), so neither a new seed nor a new rate recompiles it.
+Larger seeds run op by op: JAX without x64 has no 64-bit integer to carry them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import optax
 from flax import nnx
 
 from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
-from dropout_ref.course.gpt_config import validate_batch
+from dropout_ref.course.gpt_config import call_rates, validate_batch
 from dropout_ref.course.jax.gpt import GPT
 
 
@@ -29,28 +30,56 @@ def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> nnx.Optimizer:
     return nnx.Optimizer(model, optax.sgd(validate_lr(lr)), wrt=nnx.Param)
 
 
-def _loss(model: GPT, idx: jax.Array, targets: jax.Array, mask_seed: int | None) -> jax.Array:
-    logits = model(idx, mask_seed=mask_seed)
+def _loss(
+    model: GPT, idx: jax.Array, targets: jax.Array, mask_seed: Any, rates: Any
+) -> jax.Array:
+    logits = model(idx, mask_seed=mask_seed, rates=rates)
     # Mean token cross-entropy, log-sum-exp stabilised as every framework's own.
     picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
     return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - picked)
 
 
 def _step(
-    model: GPT, optimizer: nnx.Optimizer, idx: jax.Array, targets: jax.Array, mask_seed: int | None
+    model: GPT,
+    optimizer: nnx.Optimizer,
+    idx: jax.Array,
+    targets: jax.Array,
+    mask_seed: Any,
+    rates: Any = None,
 ) -> jax.Array:
-    loss, grads = nnx.value_and_grad(_loss)(model, idx, targets, mask_seed)
+    loss, grads = nnx.value_and_grad(_loss)(model, idx, targets, mask_seed, rates)
     optimizer.update(model, grads)
     return loss
 
 
 @nnx.jit
 def _compiled_step(
-    model: GPT, optimizer: nnx.Optimizer, idx: jax.Array, targets: jax.Array
+    model: GPT, optimizer: nnx.Optimizer, idx: jax.Array, targets: jax.Array, rates: Any
 ) -> jax.Array:
     # nnx.jit carries the state in and out: parameters, optimizer state and the
-    # advanced key counter of the model's Rngs.
-    return _step(model, optimizer, idx, targets, None)
+    # advanced key counter of the model's Rngs. rates: None (the config's, constants)
+    # or a dict of traced float32 0-d arrays: one program for every value.
+    return _step(model, optimizer, idx, targets, None, rates)
+
+
+@nnx.jit
+def _compiled_seeded_step(
+    model: GPT,
+    optimizer: nnx.Optimizer,
+    idx: jax.Array,
+    targets: jax.Array,
+    seed: jax.Array,
+    rates: Any,
+) -> jax.Array:
+    # The portable masks' seed is a traced uint32 (SPEC S2): one program for every seed.
+    return _step(model, optimizer, idx, targets, seed, rates)
+
+
+def runtime_rates(rates: Any) -> Any:
+    """Return a dict of site rates as float32 0-d arrays (traced under ``jit``), or None."""
+    if rates is None:
+        return None
+    return {site: jnp.asarray(rate, jnp.float32) for site, rate in rates.items()}
 
 
 def _batch(model: GPT, idx: Any, targets: Any) -> tuple[jax.Array, jax.Array]:
@@ -59,12 +88,15 @@ def _batch(model: GPT, idx: Any, targets: Any) -> tuple[jax.Array, jax.Array]:
 
 
 def gpt_loss_and_gradients(
-    model: GPT, idx: Any, targets: Any, *, mask_seed: int | None = None
+    model: GPT, idx: Any, targets: Any, *, mask_seed: int | None = None, rates: Any = None
 ) -> tuple[float, dict[str, np.ndarray]]:
-    """Return the train-mode loss and its gradient per weight (HF names), without a step."""
+    """Return the train-mode loss and its gradient per weight (HF names), without a step.
+
+    ``rates``: this call's rates of some or all sites (a schedule's, SPEC S3).
+    """
     x, y = _batch(model, idx, targets)
     model.train()
-    loss, grads = nnx.value_and_grad(_loss)(model, x, y, mask_seed)
+    loss, grads = nnx.value_and_grad(_loss)(model, x, y, mask_seed, rates)
     # The gradient State mirrors the model: a GPT over it reads the names back out.
     view = nnx.merge(nnx.graphdef(model), grads, nnx.state(model, nnx.Not(nnx.Param)))
     return float(loss), view.get_weights()
@@ -77,6 +109,7 @@ def gpt_train_step(
     targets: Any,
     *,
     mask_seed: int | None = None,
+    rates: Any = None,
 ) -> float:
     """Take one optimizer step on the mean token cross-entropy; return the loss before it.
 
@@ -90,12 +123,19 @@ def gpt_train_step(
         Token ids and the ids to predict at each position.
     mask_seed : int, optional
         Portable masks of this step (SPEC X4); ``None`` uses the model's ``nnx.Rngs``.
+    rates : dict of str to float, optional
+        This step's rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``;
+        a schedule's, SPEC S3) instead of the config's, passed as traced float32
+        arrays (S1): changing them recompiles nothing.
 
     """
     x, y = _batch(model, idx, targets)
     model.train()
+    traced = runtime_rates(call_rates(model.config, rates) if rates is not None else None)
     if mask_seed is None:
-        loss = _compiled_step(model, optimizer, x, y)
+        loss = _compiled_step(model, optimizer, x, y, traced)
+    elif 0 <= mask_seed < 2**32:
+        loss = _compiled_seeded_step(model, optimizer, x, y, jnp.uint32(mask_seed), traced)
     else:
-        loss = _step(model, optimizer, x, y, mask_seed)
+        loss = _step(model, optimizer, x, y, mask_seed, rates)
     return float(loss)

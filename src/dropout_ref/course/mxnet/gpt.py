@@ -21,6 +21,7 @@ from dropout_ref.course.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
+    call_rates,
     layer_sites,
     resolve_weights,
     site_offset,
@@ -123,7 +124,9 @@ class GPT(gluon.Block):
             return x
         return dropout_layer(x, rate, seed=mask_seed, offset=site_offset(site))
 
-    def forward(self, idx: Any, mask_seed: int | None = None) -> Any:
+    def forward(
+        self, idx: Any, mask_seed: int | None = None, rates: dict[str, Any] | None = None
+    ) -> Any:
         """Return the logits (B, T, vocab_size) of token ids ``idx`` (B, T).
 
         Parameters
@@ -135,11 +138,15 @@ class GPT(gluon.Block):
             Portable-mask seed (X4): site ``j`` drops with ``seed=mask_seed,
             offset=j * 2**40``; ``None`` draws from MXNet's generator. Dropout
             applies only while ``autograd.is_training()``.
+        rates : dict of str to float, optional
+            Rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``) for this
+            call instead of the config's (a schedule's, SPEC S3). Gluon's ``__call__``
+            takes positional arguments only: ``model(idx, mask_seed, rates)``.
 
         """
         host = idx.asnumpy() if isinstance(idx, (mnp.ndarray, mx.nd.NDArray)) else np.asarray(idx)
         tokens = mnp.array(validate_idx(host, self.config), dtype="int32")
-        cfg, rates = self.config, self.config.rates
+        cfg, rates = self.config, call_rates(self.config, rates)
         p = {name: param.data() for name, param in self._weights.items()}
         B, T = tokens.shape
         C, nh = cfg.n_embd, cfg.n_head

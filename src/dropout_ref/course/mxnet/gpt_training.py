@@ -30,23 +30,28 @@ def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> gluon.Trainer:
 
 
 @mx.util.use_np
-def _recorded_loss(model: GPT, idx: Any, targets: Any, mask_seed: int | None) -> Any:
+def _recorded_loss(
+    model: GPT, idx: Any, targets: Any, mask_seed: int | None, rates: Any = None
+) -> Any:
     idx, targets = validate_batch(idx, targets, model.config)
     x = mnp.array(idx, dtype="int32")
     y = mnp.array(targets, dtype="int32")
     with autograd.record(train_mode=True):
         # Gluon 1.x Block.__call__ takes positional arguments only.
-        logits = model(x, mask_seed)
+        logits = model(x, mask_seed, rates)
         loss = -npx.pick(log_softmax(logits), y, axis=-1).mean()
     loss.backward()
     return loss
 
 
 def gpt_loss_and_gradients(
-    model: GPT, idx: Any, targets: Any, *, mask_seed: int | None = None
+    model: GPT, idx: Any, targets: Any, *, mask_seed: int | None = None, rates: Any = None
 ) -> tuple[float, dict[str, np.ndarray]]:
-    """Return the train-mode loss and its gradient per weight (HF names), without a step."""
-    loss = _recorded_loss(model, idx, targets, mask_seed)
+    """Return the train-mode loss and its gradient per weight (HF names), without a step.
+
+    ``rates``: this call's rates of some or all sites (a schedule's, SPEC S3).
+    """
+    loss = _recorded_loss(model, idx, targets, mask_seed, rates)
     grads = {name: p.grad().asnumpy().copy() for name, p in model.weight_params().items()}
     return float(loss.item()), grads
 
@@ -59,6 +64,7 @@ def gpt_train_step(
     targets: Any,
     *,
     mask_seed: int | None = None,
+    rates: Any = None,
 ) -> float:
     """Take one optimizer step on the mean token cross-entropy; return the loss before it.
 
@@ -72,9 +78,12 @@ def gpt_train_step(
         Token ids and the ids to predict at each position.
     mask_seed : int, optional
         Portable masks of this step (SPEC X4); ``None`` uses MXNet's generator.
+    rates : dict of str to float, optional
+        This step's rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``;
+        a schedule's, SPEC S3) instead of the config's; the model is not rebuilt.
 
     """
-    loss = _recorded_loss(model, idx, targets, mask_seed)
+    loss = _recorded_loss(model, idx, targets, mask_seed, rates)
     # step(1): the loss is already a mean, so no further rescaling of the gradients.
     optimizer.step(1)
     return float(loss.item())

@@ -19,6 +19,7 @@ from dropout_ref.course.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
+    call_rates,
     layer_sites,
     resolve_weights,
     site_offset,
@@ -87,7 +88,12 @@ class GPT:
         return self.params.get(name)
 
     def __call__(
-        self, idx: Any, *, training: bool = False, mask_seed: int | None = None
+        self,
+        idx: Any,
+        *,
+        training: bool = False,
+        mask_seed: int | None = None,
+        rates: dict[str, float] | None = None,
     ) -> np.ndarray:
         """Return float32 logits of shape ``(B, T, vocab_size)`` for token ids ``idx``.
 
@@ -100,6 +106,9 @@ class GPT:
         mask_seed : int, optional
             Portable masks (SPEC X4): site ``j`` uses ``seed=mask_seed,
             offset=j * 2**40``. ``None`` draws from ``np.random``.
+        rates : dict of str to float, optional
+            Rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``) for this
+            call instead of the config's (a schedule's, SPEC S3).
 
         """
         if not isinstance(training, (bool, np.bool_)):
@@ -107,7 +116,7 @@ class GPT:
         cfg, p = self.config, self.params
         idx = validate_idx(idx, cfg)
         B, T = idx.shape
-        rates = cfg.rates
+        rates = call_rates(cfg, rates)
 
         def drop(x: np.ndarray, site: str, j: int) -> np.ndarray:
             if not training:

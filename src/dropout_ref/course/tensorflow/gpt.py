@@ -23,6 +23,7 @@ from dropout_ref.course.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
+    call_rates,
     check_idx_dtype,
     check_idx_shape,
     check_token_range,
@@ -141,7 +142,7 @@ class GPT(keras.Model):
         with tf.control_dependencies(checks):
             return tf.identity(idx)
 
-    def call(self, idx, training=None, mask_seed: int | None = None):
+    def call(self, idx, training=None, mask_seed: int | None = None, rates=None):
         """Return logits ``(B, T, vocab_size)``; dropout at every site only when ``training``.
 
         Parameters
@@ -153,10 +154,15 @@ class GPT(keras.Model):
         mask_seed : int, optional
             Portable masks (SPEC X4): site ``j`` uses ``seed=mask_seed,
             offset=j * 2**40``; ``None`` draws from TensorFlow's global generator.
+            An int64 tensor inside ``tf.function`` (SPEC S2).
+        rates : dict of str to float or 0-d tensor, optional
+            Rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``) for this
+            call instead of the config's: a schedule's (SPEC S3), 0-d float tensors
+            inside ``tf.function`` (S1: no retrace per value). Nothing is rebuilt.
 
         """
         cfg, v = self.config, self.weight_vars
-        rates = cfg.rates
+        rates = call_rates(cfg, rates)
         idx = self._check_idx(tf.convert_to_tensor(idx))
 
         def drop(x: tf.Tensor, site: str, j: int) -> tf.Tensor:

@@ -26,12 +26,12 @@ def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> keras.optimizers.Optimi
 
 
 def _loss_and_grads(
-    model: GPT, idx: Any, targets: Any, mask_seed: int | None
+    model: GPT, idx: Any, targets: Any, mask_seed: int | None, rates: Any
 ) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Variable]]:
     idx, targets = validate_batch(idx, targets, model.config)
     variables = list(model.weight_vars.values())
     with tf.GradientTape() as tape:
-        logits = model(tf.constant(idx), training=True, mask_seed=mask_seed)
+        logits = model(tf.constant(idx), training=True, mask_seed=mask_seed, rates=rates)
         loss = tf.reduce_mean(
             tf.nn.sparse_softmax_cross_entropy_with_logits(
                 labels=tf.constant(targets), logits=logits
@@ -41,10 +41,13 @@ def _loss_and_grads(
 
 
 def gpt_loss_and_gradients(
-    model: GPT, idx: Any, targets: Any, *, mask_seed: int | None = None
+    model: GPT, idx: Any, targets: Any, *, mask_seed: int | None = None, rates: Any = None
 ) -> tuple[float, dict[str, np.ndarray]]:
-    """Return the train-mode loss and its gradient per weight (HF names), without a step."""
-    loss, grads, _ = _loss_and_grads(model, idx, targets, mask_seed)
+    """Return the train-mode loss and its gradient per weight (HF names), without a step.
+
+    ``rates``: this call's rates of some or all sites (a schedule's, SPEC S3).
+    """
+    loss, grads, _ = _loss_and_grads(model, idx, targets, mask_seed, rates)
     names = list(model.weight_vars)
     return float(loss.numpy()), {
         name: np.asarray(tf.convert_to_tensor(g)) for name, g in zip(names, grads, strict=True)
@@ -58,6 +61,7 @@ def gpt_train_step(
     targets: Any,
     *,
     mask_seed: int | None = None,
+    rates: Any = None,
 ) -> float:
     """Take one optimizer step on the mean token cross-entropy; return the loss before it.
 
@@ -71,8 +75,11 @@ def gpt_train_step(
         Token ids and the ids to predict at each position.
     mask_seed : int, optional
         Portable masks of this step (SPEC X4); ``None`` uses TensorFlow's generator.
+    rates : dict of str to float, optional
+        This step's rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``;
+        a schedule's, SPEC S3) instead of the config's; the model is not rebuilt.
 
     """
-    loss, grads, variables = _loss_and_grads(model, idx, targets, mask_seed)
+    loss, grads, variables = _loss_and_grads(model, idx, targets, mask_seed, rates)
     optimizer.apply_gradients(zip(grads, variables, strict=True))
     return float(loss.numpy())

@@ -30,6 +30,7 @@ from dropout_ref.course.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
+    call_rates,
     check_idx_dtype,
     check_idx_shape,
     check_token_range,
@@ -58,8 +59,17 @@ class Conv1D(nn.Module):
 class _Sites:
     """The dropout calls of one forward pass: rates, mode and portable seed (SPEC X4)."""
 
-    def __init__(self, rates: dict[str, float], training: bool, mask_seed: int | None) -> None:
+    def __init__(self, rates: dict[str, Any], training: bool, mask_seed: Any) -> None:
         self.rates, self.training, self.mask_seed = rates, training, mask_seed
+
+    def explicit_attention(self) -> bool:
+        """Whether the attention probabilities go through ``dropout_layer`` (X2).
+
+        A runtime (tensor) rate always does: its value is not read on the host, so
+        one graph serves every rate, 0 included (SPEC S1).
+        """
+        rate = self.rates["attn"]
+        return self.training and (isinstance(rate, torch.Tensor) or rate > 0)
 
     def __call__(self, x: torch.Tensor, site: str, j: int) -> torch.Tensor:
         if not self.training:
@@ -85,7 +95,7 @@ class CausalSelfAttention(nn.Module):
             part.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
             for part in self.c_attn(x).split(C, dim=2)
         )
-        if drop.training and drop.rates["attn"] > 0:
+        if drop.explicit_attention():
             # Explicit attention: the probabilities must pass through dropout_layer (X2).
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
             causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
@@ -186,7 +196,9 @@ class GPT(nn.Module):
         """
         self._load(validate_weights(self.config, weights))
 
-    def forward(self, idx: torch.Tensor, mask_seed: int | None = None) -> torch.Tensor:
+    def forward(
+        self, idx: torch.Tensor, mask_seed: Any = None, rates: dict[str, Any] | None = None
+    ) -> torch.Tensor:
         """Return logits ``(B, T, vocab_size)``; dropout at every site only in ``train()`` mode.
 
         Parameters
@@ -195,7 +207,12 @@ class GPT(nn.Module):
             Token ids in ``[0, vocab_size)``, ``T <= block_size``.
         mask_seed : int, optional
             Portable masks (SPEC X4): site ``j`` uses ``seed=mask_seed,
-            offset=j * 2**40``; ``None`` draws from torch's global generator.
+            offset=j * 2**40``; ``None`` draws from torch's global generator. A 0-d
+            int64 tensor in compiled code (SPEC S2).
+        rates : dict of str to float or 0-d tensor, optional
+            Rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``) for this
+            call instead of the config's: a schedule's (SPEC S3), 0-d float tensors in
+            compiled code (S1). Nothing is rebuilt.
 
         """
         cfg = self.config
@@ -204,12 +221,13 @@ class GPT(nn.Module):
         integer = not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
         check_idx_dtype("i" if integer else "f", dtype)
         _, T = check_idx_shape(idx.shape, cfg)
-        if idx.numel():
-            # One host sync per call: an out-of-range id would otherwise be an opaque
-            # index error inside the embedding (or a device-side assert on CUDA).
+        if idx.numel() and not torch.compiler.is_compiling():
+            # One host sync per eager call: an out-of-range id would otherwise be an opaque
+            # index error inside the embedding (or a device-side assert on CUDA). Compiled
+            # code skips it: reading the ids on the host would break the graph.
             low, high = torch.aminmax(idx)
             check_token_range(int(low), int(high), cfg)
-        drop = _Sites(cfg.rates, self.training, mask_seed)
+        drop = _Sites(call_rates(cfg, rates), self.training, mask_seed)
         wte = self.transformer["wte"]
         pos = torch.arange(T, device=idx.device)
         x = drop(wte(idx) + self.transformer["wpe"](pos), "embd", EMBD_SITE)

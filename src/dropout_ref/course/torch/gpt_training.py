@@ -24,21 +24,26 @@ def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> torch.optim.SGD:
     return torch.optim.SGD(model.parameters(), lr=validate_lr(lr))
 
 
-def _train_loss(model: GPT, idx: Any, targets: Any, mask_seed: int | None) -> torch.Tensor:
+def _train_loss(
+    model: GPT, idx: Any, targets: Any, mask_seed: int | None, rates: Any
+) -> torch.Tensor:
     idx, targets = validate_batch(idx, targets, model.config)
     device = model.transformer["wte"].weight.device
     model.train()
-    logits = model(torch.as_tensor(idx, device=device), mask_seed=mask_seed)
+    logits = model(torch.as_tensor(idx, device=device), mask_seed=mask_seed, rates=rates)
     y = torch.as_tensor(targets, device=device)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
 def gpt_loss_and_gradients(
-    model: GPT, idx: Any, targets: Any, *, mask_seed: int | None = None
+    model: GPT, idx: Any, targets: Any, *, mask_seed: int | None = None, rates: Any = None
 ) -> tuple[float, dict[str, np.ndarray]]:
-    """Return the train-mode loss and its gradient per weight (HF names), without a step."""
+    """Return the train-mode loss and its gradient per weight (HF names), without a step.
+
+    ``rates``: this call's rates of some or all sites (a schedule's, SPEC S3).
+    """
     model.zero_grad(set_to_none=True)
-    loss = _train_loss(model, idx, targets, mask_seed)
+    loss = _train_loss(model, idx, targets, mask_seed, rates)
     loss.backward()
     grads = {
         name: param.grad.detach().cpu().numpy().copy()
@@ -55,6 +60,7 @@ def gpt_train_step(
     targets: Any,
     *,
     mask_seed: int | None = None,
+    rates: Any = None,
 ) -> float:
     """Take one optimizer step on the mean token cross-entropy; return the loss before it.
 
@@ -68,10 +74,13 @@ def gpt_train_step(
         Token ids and the ids to predict at each position.
     mask_seed : int, optional
         Portable masks of this step (SPEC X4); ``None`` uses torch's generator.
+    rates : dict of str to float, optional
+        This step's rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``;
+        a schedule's, SPEC S3) instead of the config's; the model is not rebuilt.
 
     """
     optimizer.zero_grad(set_to_none=True)
-    loss = _train_loss(model, idx, targets, mask_seed)
+    loss = _train_loss(model, idx, targets, mask_seed, rates)
     loss.backward()
     optimizer.step()
     return float(loss.item())
