@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from dropout_ref.cli.main import main
-from dropout_ref.core.registry import get_backend, known_backends
+from dropout_ref.core.registry import get_backend
+from dropout_ref.course.backends import GPT_MODULE
 from dropout_ref.course.checkpoint import save_checkpoint
 from dropout_ref.course.generate import generate
 from dropout_ref.course.gpt_config import GPTConfig, init_weights
@@ -49,7 +50,7 @@ def reference():
     }
 
 
-@pytest.mark.parametrize("backend", [b for b in known_backends() if b != "numpy"])
+@pytest.mark.parametrize("backend", [b for b in GPT_MODULE.backends if b != "numpy"])
 def test_x6_same_seed_same_tokens_in_every_backend(backend, reference):
     adapter, model = _model(backend)
     for (top_k, seed), expected in reference.items():
