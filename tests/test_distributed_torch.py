@@ -148,10 +148,15 @@ def test_p7_sharded_example_runs_with_one_command():
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
-    done = subprocess.run(
-        [sys.executable, str(root / "examples" / "sharded_dropout.py"), "--world", "2"],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )  # fmt: skip
+    for _attempt in range(2):
+        done = subprocess.run(
+            [sys.executable, str(root / "examples" / "sharded_dropout.py"), "--world", "2"],
+            capture_output=True, text=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+        # gloo's transport threads now and then abort a worker at process teardown
+        # (std::terminate, SIGABRT; seen once in a CI dry run): one more run, the same checks.
+        if "terminate called without an active exception" not in done.stderr:
+            break
     assert done.returncode == 0, done.stderr[-2000:]
     verdicts = [line for line in done.stdout.splitlines() if "full_tensor()" in line]
     assert len(verdicts) == 4, done.stdout
