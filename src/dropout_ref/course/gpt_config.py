@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dropout_ref.core.validation import validate_rate
-from dropout_ref.course.mlp_spec import WEIGHT_DTYPE, _positive_int, as_generator
+from dropout_ref.course.mlp_spec import WEIGHT_DTYPE, _positive_int, as_generator, checked_weight
 
 #: The dropout sites, in the order of :attr:`GPTConfig.rates`.
 SITE_NAMES: tuple[str, ...] = ("embd", "attn", "resid")
@@ -499,17 +499,7 @@ def validate_weights(
         )
     checked = {}
     for name, shape in expected.items():
-        value = _as_array(name, weights[name])
-        if value.dtype.kind != "f":
-            raise TypeError(
-                f"weights[{name!r}] must have a floating dtype (float32 expected), "
-                f"got {value.dtype}"
-            )
-        if value.shape != shape:
-            raise ValueError(f"weights[{name!r}] must have shape {shape}, got {value.shape}")
-        if finite and not np.all(np.isfinite(value)):
-            raise ValueError(f"weights[{name!r}] holds NaN or inf")
-        checked[name] = np.ascontiguousarray(value, dtype=WEIGHT_DTYPE).copy()
+        checked[name] = checked_weight(name, _as_array(name, weights[name]), shape, finite=finite)
     if LM_HEAD_KEY in weights:
         head = _as_array(LM_HEAD_KEY, weights[LM_HEAD_KEY])
         if head.shape != expected["transformer.wte.weight"] or not np.array_equal(

@@ -188,6 +188,32 @@ def init_weights(
     return weights
 
 
+def checked_weight(
+    name: str, value: np.ndarray, shape: tuple[int, ...], *, finite: bool = True
+) -> np.ndarray:
+    """Return a float32 copy of weight ``name`` after checking its dtype, shape and values.
+
+    Shared by every model's weight check (the MLP's here, the GPT's in
+    :mod:`dropout_ref.course.gpt_config`).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not of a floating dtype.
+    ValueError
+        If its shape is not ``shape``, or (with ``finite``) it holds NaN or inf.
+    """
+    if value.dtype.kind != "f":
+        raise TypeError(
+            f"weights[{name!r}] must have a floating dtype (float32 expected), got {value.dtype}"
+        )
+    if value.shape != shape:
+        raise ValueError(f"weights[{name!r}] must have shape {shape}, got {value.shape}")
+    if finite and not np.all(np.isfinite(value)):
+        raise ValueError(f"weights[{name!r}] holds NaN or inf")
+    return np.ascontiguousarray(value, dtype=WEIGHT_DTYPE).copy()
+
+
 def validate_weights(
     weights: Any, spec: MLPSpec, *, finite: bool = True
 ) -> dict[str, np.ndarray]:
@@ -240,16 +266,7 @@ def validate_weights(
                 f"weights[{name!r}] must be a numpy.ndarray, got {type(value).__name__}; "
                 "convert framework tensors with the backend's get_weights()"
             )
-        if value.dtype.kind != "f":
-            raise TypeError(
-                f"weights[{name!r}] must have a floating dtype (float32 expected), "
-                f"got {value.dtype}"
-            )
-        if value.shape != shape:
-            raise ValueError(f"weights[{name!r}] must have shape {shape}, got {value.shape}")
-        if finite and not np.all(np.isfinite(value)):
-            raise ValueError(f"weights[{name!r}] holds NaN or inf")
-        checked[name] = np.ascontiguousarray(value, dtype=WEIGHT_DTYPE).copy()
+        checked[name] = checked_weight(name, value, shape, finite=finite)
     return checked
 
 
