@@ -54,19 +54,26 @@ def _distribute(style: Any, module: nn.Module, mesh: DeviceMesh, partition: Any)
     )
 
 
+def _shard_parameters(
+    module: nn.Module, mesh: DeviceMesh, weight: Any, bias: Any, src_data_rank: Any
+) -> None:
+    """Replace ``module``'s weight and bias by DTensors with the given placements."""
+    for pname, param in list(module.named_parameters()):
+        placement = weight if pname == "weight" else bias
+        module.register_parameter(
+            pname,
+            nn.Parameter(
+                distribute_tensor(param, mesh, [placement], src_data_rank=src_data_rank),
+                requires_grad=param.requires_grad,
+            ),
+        )
+
+
 class Conv1DColwiseParallel(ColwiseParallel):
     """``ColwiseParallel`` for GPT-2's ``Conv1D``: weight ``(in, out)`` split on ``out`` (dim 1)."""
 
     def _partition_conv1d(self, name: str, module: nn.Module, mesh: DeviceMesh) -> None:
-        for pname, param in list(module.named_parameters()):
-            placement = Shard(1) if pname == "weight" else Shard(0)
-            module.register_parameter(
-                pname,
-                nn.Parameter(
-                    distribute_tensor(param, mesh, [placement], src_data_rank=self.src_data_rank),
-                    requires_grad=param.requires_grad,
-                ),
-            )
+        _shard_parameters(module, mesh, Shard(1), Shard(0), self.src_data_rank)
 
     def _apply(self, module: nn.Module, device_mesh: DeviceMesh) -> nn.Module:
         if not isinstance(module, Conv1D):
@@ -78,15 +85,7 @@ class Conv1DRowwiseParallel(RowwiseParallel):
     """``RowwiseParallel`` for ``Conv1D``: weight split on ``in`` (dim 0), bias replicated."""
 
     def _partition_conv1d(self, name: str, module: nn.Module, mesh: DeviceMesh) -> None:
-        for pname, param in list(module.named_parameters()):
-            placement = Shard(0) if pname == "weight" else Replicate()
-            module.register_parameter(
-                pname,
-                nn.Parameter(
-                    distribute_tensor(param, mesh, [placement], src_data_rank=self.src_data_rank),
-                    requires_grad=param.requires_grad,
-                ),
-            )
+        _shard_parameters(module, mesh, Shard(0), Replicate(), self.src_data_rank)
 
     def _apply(self, module: nn.Module, device_mesh: DeviceMesh) -> nn.Module:
         if not isinstance(module, Conv1D):
