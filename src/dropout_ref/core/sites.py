@@ -24,11 +24,14 @@ and leave a context in the same thread.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from dropout_ref.core.validation import validate_seed
 
@@ -52,11 +55,11 @@ def site_offset(j: int) -> int:
         If ``j`` is not an integer in ``[0, MAX_SITES)``.
 
     """
-    if isinstance(j, bool) or not isinstance(j, int):
+    if isinstance(j, (bool, np.bool_)) or not isinstance(j, numbers.Integral):
         raise TypeError(f"site index j must be an integer, got {j!r} ({type(j).__name__})")
     if not 0 <= j < MAX_SITES:
         raise ValueError(f"site index j must be in [0, {MAX_SITES}), got {j}")
-    return j * SITE_STRIDE
+    return int(j) * SITE_STRIDE
 
 
 def validate_context_seed(seed: Any) -> int:

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dropout_ref.core.sites import SITE_STRIDE, site_offset  # noqa: F401  (X4 numbers the sites)
 from dropout_ref.core.validation import validate_rate
 from dropout_ref.course.mlp_spec import WEIGHT_DTYPE, _positive_int, as_generator, checked_weight
 
@@ -63,9 +64,6 @@ PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType(
         "nanogpt-char": MappingProxyType({"embd": 0.2, "attn": 0.2, "resid": 0.2}),
     }
 )
-
-#: Distance between the Philox counter offsets of consecutive sites (SPEC X4).
-SITE_STRIDE = 2**40
 
 #: Site number of the embedding dropout (SPEC X4).
 EMBD_SITE = 0
@@ -243,13 +241,6 @@ def dropout_sites(n_layer: int) -> list[Site]:
             Site(resid_mlp, "resid", f"h.{layer} MLP output projection (B, T, n_embd)"),
         ]
     return sites
-
-
-def site_offset(j: int) -> int:
-    """Return the Philox counter offset of site ``j``: ``j * SITE_STRIDE`` (SPEC X4)."""
-    if isinstance(j, (bool, np.bool_)) or not isinstance(j, numbers.Integral) or j < 0:
-        raise ValueError(f"j must be a non-negative integer site number, got {j!r}")
-    return int(j) * SITE_STRIDE
 
 
 def call_rates(config: GPTConfig, rates: Mapping[str, Any] | None) -> dict[str, Any]:

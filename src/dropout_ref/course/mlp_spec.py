@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from dropout_ref.core.sites import SITE_STRIDE
 from dropout_ref.core.validation import validate_rate
 
 #: Names of the weights, in the order of the forward pass.
@@ -41,7 +42,7 @@ WEIGHT_NAMES: tuple[str, ...] = ("W1", "b1", "W2", "b2", "W3", "b3")
 
 #: Philox counter offset of hidden dropout layer k (SPEC P4): layer k uses
 #: ``offset=DROPOUT_OFFSETS[k]`` with the step's ``mask_seed``.
-DROPOUT_OFFSETS: tuple[int, int] = (0, 2**40)
+DROPOUT_OFFSETS: tuple[int, int] = (0, SITE_STRIDE)
 
 #: Standard deviation of the default weight init (SPEC M5).
 INIT_STD = 0.01
