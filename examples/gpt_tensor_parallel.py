@@ -20,8 +20,6 @@ RNG, as Megatron-LM seeds it, would drop different elements for every layout.)
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import socket
 
 import torch
@@ -31,7 +29,6 @@ STEPS, LR, SEED = 5, 0.5, 2026
 
 def worker(rank: int, world: int, port: int, steps: int) -> None:
     """Train the whole and the sharded GPT side by side; rank 0 prints the comparison."""
-    import torch.distributed as dist
     import torch.nn.functional as F
     from torch.distributed.device_mesh import init_device_mesh
 
@@ -42,12 +39,9 @@ def worker(rank: int, world: int, port: int, steps: int) -> None:
         tp_forward,
     )
     from dropout_ref.torch import GPT
+    from dropout_ref.torch.distributed import gloo_process_group
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group(
-        "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120)
-    )
-    try:
+    with gloo_process_group(rank, world, port):
         config = GPTConfig(vocab_size=32, block_size=16, n_layer=2, n_head=4, n_embd=32,
                            dropout="gpt2-hf")
         whole = GPT(config, rng=0).train()
@@ -76,9 +70,6 @@ def worker(rank: int, world: int, port: int, steps: int) -> None:
             if rank == 0:
                 print(f"step {step}: loss whole {losses[0]:.6f}, tensor parallel x{world} "
                       f"{losses[1]:.6f}; largest weight difference {diff:.2e}")
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
 
 
 def main() -> None:

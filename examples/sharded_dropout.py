@@ -18,8 +18,6 @@ network (the collectives inside ``dropout_layer`` are counted: 0).
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import socket
 
 import torch
@@ -52,13 +50,9 @@ def worker(rank: int, world: int, port: int) -> None:
     from torch.distributed.tensor.debug import CommDebugMode
 
     from dropout_ref.torch import dropout_layer
+    from dropout_ref.torch.distributed import gloo_process_group
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    # A bounded timeout: a failed peer ends the run in a minute, not gloo's 30.
-    dist.init_process_group(
-        "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120)
-    )
-    try:
+    with gloo_process_group(rank, world, port):
         torch.manual_seed(0)
         full = torch.rand(SHAPE) + 0.5
         for name, mesh_shape, placements, noise in layouts(world):
@@ -82,9 +76,6 @@ def worker(rank: int, world: int, port: int) -> None:
                 )
                 if not same:
                     raise SystemExit("the sharded result differs from the unsharded one")
-        dist.barrier()  # every rank done before any tears the group down
-    finally:
-        dist.destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,9 +10,7 @@ masks follow the global index (SPEC P7, X4), whatever the layout.
 
 from __future__ import annotations
 
-import datetime
 import importlib
-import os
 import socket
 
 import pytest
@@ -25,7 +23,6 @@ MASK_SEED = 2**33 + 5
 
 
 def _worker(rank: int, world: int, port: int) -> None:
-    import torch.distributed as dist
     import torch.nn.functional as F
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import DTensor
@@ -39,13 +36,10 @@ def _worker(rank: int, world: int, port: int) -> None:
         tp_forward,
     )
     from dropout_ref.torch import GPT
+    from dropout_ref.torch.distributed import gloo_process_group
 
     gpt_module = importlib.import_module("dropout_ref.course.torch.gpt")
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group(
-        "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120)
-    )
-    try:
+    with gloo_process_group(rank, world, port):
         config = GPTConfig(vocab_size=13, block_size=8, n_layer=2, n_head=4, n_embd=16,
                            dropout=0.3)
         g = torch.Generator().manual_seed(1)
@@ -89,9 +83,6 @@ def _worker(rank: int, world: int, port: int) -> None:
             torch.testing.assert_close(
                 grads[name], param.grad, rtol=1e-4, atol=1e-6, msg=f"{what}: {name}"
             )
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
 
 
 def _free_port() -> int:

@@ -15,7 +15,11 @@ rank's global generator knows nothing of the other ranks' blocks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import datetime
+import os
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -73,3 +77,49 @@ def local_block(
         )
 
     return local, global_shape, tuple(int(s) for s in start), rewrap
+
+
+@contextlib.contextmanager
+def gloo_process_group(
+    rank: int, world: int, port: int, *, timeout_s: float = 120.0
+) -> Iterator[None]:
+    """One CPU process of a gloo group on this machine, for examples and tests.
+
+    On entry the process joins the group at ``127.0.0.1:port``. A bounded
+    timeout ends a run in two minutes when a peer has failed, not in gloo's 30.
+    On a normal exit every rank waits for the others (``barrier``), destroys
+    every group, flushes its streams and ends at once with ``os._exit(0)``.
+
+    The immediate exit is why this helper exists: gloo's worker threads can
+    still hold tensors when the interpreter finalizes, and releasing them then
+    aborts the process now and then with "terminate called without an active
+    exception" (SIGABRT) even after ``destroy_process_group()`` (seen in CI;
+    pytorch/pytorch#179291, #190489). ``os._exit`` skips that finalization. An
+    exception leaves normally: the group is destroyed and the exception
+    propagates, so ``torch.multiprocessing.spawn`` reports it.
+
+    Parameters
+    ----------
+    rank, world : int
+        This process's rank and the number of processes.
+    port : int
+        A free TCP port on 127.0.0.1, the same for every rank.
+    timeout_s : float, optional
+        Seconds a collective waits for a peer.
+    """
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group(
+        "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=timeout_s)
+    )
+    try:
+        yield
+        dist.barrier()
+    except BaseException:
+        dist.destroy_process_group()
+        raise
+    dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
