@@ -112,8 +112,8 @@ def test_m6_cli_exits_1_past_tolerance(installed, tmp_path, monkeypatch, capsys)
         pytest.skip("only numpy is installed")
     real = compare.backend_step_function
 
-    def faulty(name, spec):
-        step = real(name, spec)
+    def faulty(name, spec, **kwargs):
+        step = real(name, spec, **kwargs)
         return step if name == "numpy" else perturbed(step, loss_by=2 * CURVE_TOLERANCE)
 
     monkeypatch.setattr(compare, "backend_step_function", faulty)

@@ -31,6 +31,14 @@ TRAINING_MODULE = ToolModule(
                     "updates model; rates: the two dropouts' rates this step (SPEC S3)",
         "predict": "(model, images) -> numpy int labels, in eval mode",
     },
+    optional={
+        "compiled_sgd_step": (
+            None,
+            "sgd_step's signature: the same step compiled, seed and rates as runtime "
+            "values (SPEC S1, S2); None where sgd_step is itself compiled (tensorflow, "
+            "jax) or the framework has no compiler",
+        ),
+    },
 )
 
 #: ``dropout_ref.course.<backend>.model_modes``: the train/eval idiom (SPEC M2, M3).

@@ -217,8 +217,12 @@ def from_model(
     return step
 
 
-def backend_step_function(name: str, spec: MLPSpec) -> StepFunction:
+def backend_step_function(name: str, spec: MLPSpec, *, compiled: bool = False) -> StepFunction:
     """Return backend ``name``'s ``MLP`` and ``sgd_step`` as a :class:`StepFunction`.
+
+    With ``compiled``, the backend's ``compiled_sgd_step`` where it declares one
+    (torch: ``torch.compile``; tensorflow's and jax's ``sgd_step`` are compiled
+    already), so a comparison also checks the compiled program (SPEC S2).
 
     Raises
     ------
@@ -238,7 +242,10 @@ def backend_step_function(name: str, spec: MLPSpec) -> StepFunction:
         dropout2=spec.dropout2,
         weights=init_weights(spec, 0),
     )
-    step = from_model(model, steps.sgd_step)
+    sgd_step = steps.sgd_step
+    if compiled and steps.compiled_sgd_step is not None:
+        sgd_step = steps.compiled_sgd_step
+    step = from_model(model, sgd_step)
     step.__name__ = step.__qualname__ = f"{name}_sgd_step"
     return step
 
@@ -257,6 +264,10 @@ class CompareConfig:
         Minibatch size.
     seed : int
         In ``[0, 2**32)``: seeds the init, the batch order and the mask seeds.
+    compiled : bool
+        Run each backend's compiled step where it has one (torch's
+        ``torch.compile`` step; tensorflow's and jax's steps are always compiled);
+        ``False``: torch's eager step.
 
     """
 
@@ -264,6 +275,7 @@ class CompareConfig:
     lr: float = 0.5
     batch_size: int = 256
     seed: int = 0
+    compiled: bool = True
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -274,6 +286,8 @@ class CompareConfig:
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 < lr < math.inf):
             raise ValueError(f"lr must be a positive finite number, got {lr!r}")
         _non_negative_int(self.seed, "seed", MASK_SEED_STRIDE)
+        if not isinstance(self.compiled, bool):
+            raise TypeError(f"compiled must be True or False, got {self.compiled!r}")
 
 
 @dataclass
@@ -371,7 +385,8 @@ class Comparison:
                 "max_loss_diff": max(r.loss_diffs[name] for r in self.records),
                 "max_loss_diff_step": max(self.records, key=lambda r: r.loss_diffs[name]).step,
                 "max_weight_diff": max(r.weight_diffs[name] for r in self.records),
-                "seconds_per_step": float(np.mean([r.seconds[name] for r in self.records])),
+                # The median: a compiled step's first call includes its compilation.
+                "seconds_per_step": float(np.median([r.seconds[name] for r in self.records])),
             }
         return result
 
@@ -385,6 +400,7 @@ class Comparison:
             "lr": self.config.lr,
             "batch_size": self.config.batch_size,
             "seed": self.config.seed,
+            "compiled": self.config.compiled,
             "mask_seed": "seed * 2**32 + step",
             "one_step_tolerance": ONE_STEP_TOLERANCE,
             "curve_tolerance": CURVE_TOLERANCE,
@@ -451,7 +467,9 @@ def run_comparison(
         spec = MLPSpec(num_inputs=dataset.num_inputs, num_outputs=dataset.num_classes)
     overrides = dict(step_functions or {})
     steps = {
-        name: overrides[name] if name in overrides else backend_step_function(name, spec)
+        name: overrides[name]
+        if name in overrides
+        else backend_step_function(name, spec, compiled=config.compiled)
         for name in names
     }
     initial = init_weights(spec, config.seed)

@@ -119,7 +119,6 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     seeded += time_steps(run_seeded, steps)
     keyed += time_steps(run_keyed, steps)
     seeded_ms, keyed_ms = (float(np.median(t)) * 1e3 for t in (seeded, keyed))
-    return summary(after - before, runtime, constant, recompiles_in_loop=after - warm,
-                   seeded_step_ms=seeded_ms, key_step_ms=keyed_ms,
-                   seeded_over_key=seeded_ms / keyed_ms,
+    return summary(after - before, runtime, constant, seeded, recompiles_in_loop=after - warm,
+                   key_step_ms=keyed_ms, seeded_over_key=seeded_ms / keyed_ms,
                    counter="jax.jit _cache_size() of the seeded nnx.jit step")

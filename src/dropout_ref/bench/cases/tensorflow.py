@@ -78,7 +78,7 @@ def mlp_epoch_cases() -> CaseSet:
 def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     """Run the compiled-loop benchmark (:mod:`dropout_ref.bench.compiled_loop`) in TensorFlow.
 
-    The step is the course's ``tf.function`` step with an ``int64`` seed tensor and
+    The step is the course's XLA-compiled ``tf.function`` step with an ``int64`` seed tensor and
     float64 rate tensors; programs are its ``experimental_get_tracing_count()``.
     """
     from dropout_ref.bench.compiled_loop import WARMUP, loop_inputs, summary, time_steps
@@ -89,9 +89,11 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     with tf.device(device):
         X, y = tf.constant(inputs.images), tf.constant(inputs.labels)
         lr = tf.constant(inputs.lr, tf.float32)
-        runtime_model, constant_model = MLP(rng=0), MLP(rng=0)
+        runtime_model, constant_model, seeded_model = MLP(rng=0), MLP(rng=0), MLP(rng=0)
     step = _graph_step(runtime_model)
-    constant_step = tf.function(lambda X, y, lr: _step(constant_model, X, y, lr, 1234, None))
+    constant_step = tf.function(
+        lambda X, y, lr: _step(constant_model, X, y, lr, 1234, None), jit_compile=True
+    )
 
     def run_runtime(i: int) -> None:
         seed = tf.constant(inputs.seeds[i], tf.int64)
@@ -100,6 +102,11 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     def run_constant(i: int) -> None:
         constant_step(X, y, lr).numpy()
 
+    seeded_step = _graph_step(seeded_model)
+
+    def run_seeded(i: int) -> None:
+        seeded_step(X, y, lr, tf.constant(inputs.seeds[i], tf.int64), None).numpy()
+
     for i in range(WARMUP):
         run_runtime(i)
     warm = step.experimental_get_tracing_count()
@@ -107,8 +114,10 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     after = step.experimental_get_tracing_count()
     for i in range(WARMUP):
         run_constant(i)
-    constant = time_steps(run_constant, steps)
+        run_seeded(i)
+    constant, seeded = time_steps(run_constant, steps), time_steps(run_seeded, steps)
     runtime += time_steps(run_runtime, steps)
     constant += time_steps(run_constant, steps)
-    return summary(after, runtime, constant, recompiles_in_loop=after - warm,
+    seeded += time_steps(run_seeded, steps)
+    return summary(after, runtime, constant, seeded, recompiles_in_loop=after - warm,
                    counter="tf.function.experimental_get_tracing_count()")

@@ -194,7 +194,7 @@ def mlp_epoch_cases(device: str = "cpu") -> CaseSet:
 def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     """Run the compiled-loop benchmark (:mod:`dropout_ref.bench.compiled_loop`) in torch.
 
-    The step is :func:`dropout_ref.course.torch.training.compiled_sgd_step`
+    The step is :func:`dropout_ref.course.torch.training.make_compiled_sgd_step`
     (forward and loss one ``torch.compile(fullgraph=True)`` graph); programs
     are Dynamo's ``unique_graphs`` counter.
     """
@@ -202,7 +202,7 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
 
     from dropout_ref.bench.compiled_loop import WARMUP, loop_inputs, summary, time_steps
     from dropout_ref.course.torch.mlp import MLP
-    from dropout_ref.course.torch.training import compiled_sgd_step
+    from dropout_ref.course.torch.training import make_compiled_sgd_step
 
     inputs = loop_inputs(steps)
     dev = torch.device(device)
@@ -211,17 +211,23 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     def graphs() -> int:
         return counters["stats"]["unique_graphs"]
 
-    runtime_step = compiled_sgd_step(MLP(rng=0).to(dev))
+    runtime_step = make_compiled_sgd_step(MLP(rng=0).to(dev))
 
     def run_runtime(i: int) -> None:
         seed = torch.tensor(inputs.seeds[i], dtype=torch.int64, device=dev)
         rates = tuple(torch.tensor(r, dtype=torch.float64, device=dev) for r in inputs.rates[i])
         float(runtime_step(X, y, inputs.lr, seed, rates))  # float(): waits for the device
 
-    constant_step = compiled_sgd_step(MLP(rng=0).to(dev), constant_seed=1234)
+    constant_step = make_compiled_sgd_step(MLP(rng=0).to(dev), constant_seed=1234)
 
     def run_constant(i: int) -> None:
         float(constant_step(X, y, inputs.lr, None, None))
+
+    seeded_step = make_compiled_sgd_step(MLP(rng=0).to(dev))
+
+    def run_seeded(i: int) -> None:
+        seed = torch.tensor(inputs.seeds[i], dtype=torch.int64, device=dev)
+        float(seeded_step(X, y, inputs.lr, seed, None))  # the model's own rates
 
     start = graphs()
     for i in range(WARMUP):
@@ -231,8 +237,10 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     after = graphs()
     for i in range(WARMUP):
         run_constant(i)
-    constant = time_steps(run_constant, steps)
-    runtime += time_steps(run_runtime, steps)  # interleaved rounds: drift hits both alike
+        run_seeded(i)
+    constant, seeded = time_steps(run_constant, steps), time_steps(run_seeded, steps)
+    runtime += time_steps(run_runtime, steps)  # interleaved rounds: drift hits all alike
     constant += time_steps(run_constant, steps)
-    return summary(after - start, runtime, constant, recompiles_in_loop=after - warm,
+    seeded += time_steps(run_seeded, steps)
+    return summary(after - start, runtime, constant, seeded, recompiles_in_loop=after - warm,
                    counter="torch._dynamo.utils.counters['stats']['unique_graphs']")

@@ -71,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "dropout_ref.course.user_model.UserModel, or a step function); its training step runs "
         "inside portable_masks(mask_seed) (SPEC P8). Without --backends only numpy runs beside it",
     )
+    parser.add_argument(
+        "--eager",
+        action="store_true",
+        help="run torch's steps eagerly (default: compiled where the framework compiles a step: "
+        "torch.compile, tf.function, jax.jit; seeds and rates enter as runtime values, SPEC S2)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -110,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             lr=0.5 if args.lr is None else args.lr,
             batch_size=256 if args.batch_size is None else args.batch_size,
             seed=args.seed,
+            compiled=not args.eager,
         )
     except (TypeError, ValueError) as exc:
         return _fail(str(exc))
@@ -192,7 +199,7 @@ def _summary_table(comparison, seconds: float):
         f"step 0 weights (<= {ONE_STEP_TOLERANCE:g})",
         f"max loss (<= {CURVE_TOLERANCE:g})",
         "max weights",
-        "ms/step",
+        "ms/step (median)",
     ):
         table.add_column(column, justify="right")
     for name, row in comparison.summary().items():

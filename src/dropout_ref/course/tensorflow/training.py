@@ -17,10 +17,11 @@ import tensorflow as tf
 from dropout_ref.course.mlp_spec import WEIGHT_NAMES
 from dropout_ref.course.tensorflow.mlp import MLP
 
-#: One compiled step per model, for the unseeded path (see :func:`sgd_step`).
-_GRAPH_STEPS: weakref.WeakKeyDictionary[MLP, Callable[..., tf.Tensor]] = (
-    weakref.WeakKeyDictionary()
-)
+#: One compiled step per model and path: portable masks (XLA) or TensorFlow's generator.
+_GRAPH_STEPS: dict[bool, weakref.WeakKeyDictionary[MLP, Callable[..., tf.Tensor]]] = {
+    True: weakref.WeakKeyDictionary(),
+    False: weakref.WeakKeyDictionary(),
+}
 
 
 def _step(model: MLP, X: tf.Tensor, y: tf.Tensor, lr: tf.Tensor, mask_seed: Any, rates: Any = None):
@@ -36,8 +37,16 @@ def _step(model: MLP, X: tf.Tensor, y: tf.Tensor, lr: tf.Tensor, mask_seed: Any,
     return loss
 
 
-def _graph_step(model: MLP) -> Callable[..., tf.Tensor]:
-    step = _GRAPH_STEPS.get(model)
+def _graph_step(model: MLP, portable: bool = True) -> Callable[..., tf.Tensor]:
+    """Return the model's ``tf.function`` step: XLA-compiled for portable masks (``portable``).
+
+    XLA fuses the runtime-rate arithmetic (SPEC S1) and the Philox words into the
+    step; measured on 2 CPU cores (``dropout-ref bench --compiled``): runtime
+    rates cost 15% of a graph-mode step and nothing under XLA. TensorFlow's own
+    generator (``portable=False``) stays in graph mode: its stateful ops under
+    XLA would draw other numbers than the same graph without it.
+    """
+    step = _GRAPH_STEPS[portable].get(model)
     if step is None:
         # A weak reference: a value that held its own key strongly would keep every
         # model (variables, traced graph) alive for the life of the process.
@@ -46,11 +55,11 @@ def _graph_step(model: MLP) -> Callable[..., tf.Tensor]:
         # seed: None (TensorFlow's generator) or an int64 tensor; rates: None (the
         # model's own, constants) or two float64 tensors (SPEC S1, S2): one trace per
         # combination of kinds, none per value.
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, jit_compile=portable)
         def step(X: tf.Tensor, y: tf.Tensor, lr: tf.Tensor, seed: Any, rates: Any) -> tf.Tensor:
             return _step(model_ref(), X, y, lr, seed, rates)
 
-        _GRAPH_STEPS[model] = step
+        _GRAPH_STEPS[portable][model] = step
     return step
 
 
@@ -73,8 +82,8 @@ def sgd_step(
 
     The step runs as a ``tf.function`` traced once per model and kind of call:
     without ``mask_seed`` dropout draws from TensorFlow's global generator inside
-    the graph; with one, the seed is an ``int64`` tensor (SPEC S2), so every
-    seed runs the same graph. ``rates`` (a schedule's, SPEC S3) enter as float64
+    the graph; with one, the step is compiled by XLA (``jit_compile=True``) and
+    the seed is an ``int64`` tensor (SPEC S2), so every seed runs the same program. ``rates`` (a schedule's, SPEC S3) enter as float64
     tensors (S1): changing them retraces nothing.
 
     Parameters
@@ -104,7 +113,7 @@ def sgd_step(
     seed = None if mask_seed is None else tf.constant(
         mask_seed - 2**64 if mask_seed >= 2**63 else mask_seed, tf.int64
     )
-    loss = _graph_step(model)(X, y, rate, seed, runtime_rates(rates))
+    loss = _graph_step(model, portable=seed is not None)(X, y, rate, seed, runtime_rates(rates))
     return float(loss.numpy())
 
 

@@ -5,6 +5,7 @@ The step interface of :mod:`dropout_ref.course.training` (also used by ``dropout
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,7 @@ def sgd_step(
     rates : pair of float, optional
         This step's rates of the two hidden dropouts (a schedule's, SPEC S3);
         ``None``: the model's own. (Eager: plain Python numbers; see
-        :func:`compiled_sgd_step` for the compiled step with runtime values.)
+        :func:`compiled_sgd_step` for the same step compiled, with runtime values.)
 
     Returns
     -------
@@ -65,7 +66,7 @@ def sgd_step(
     return float(loss.item())
 
 
-def compiled_sgd_step(
+def make_compiled_sgd_step(
     model: MLP, constant_seed: int | None = None, constant_rates: Any = None
 ) -> Callable[..., torch.Tensor]:
     """Return an SGD step of ``model`` whose forward and backward run compiled (SPEC G1, S1, S2).
@@ -105,6 +106,44 @@ def compiled_sgd_step(
         return loss.detach()
 
     return step
+
+
+#: One compiled step per model (see :func:`compiled_sgd_step`).
+_COMPILED_STEPS: weakref.WeakKeyDictionary[MLP, Callable[..., torch.Tensor]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def compiled_sgd_step(
+    model: MLP,
+    images: np.ndarray,
+    labels: np.ndarray,
+    lr: float,
+    mask_seed: int | None = None,
+    rates: Any = None,
+) -> float:
+    """:func:`sgd_step` compiled: the same step, bit for bit in its masks (SPEC S1, S2, M6).
+
+    The step of :func:`make_compiled_sgd_step`, built once per model. The seed
+    enters as an ``int64`` tensor holding its 64 bits and the rates as float64
+    tensors, so every seed and every schedule's rate runs one Dynamo graph.
+    ``dropout-ref compare`` takes this step for torch. Without ``mask_seed``
+    the step is the eager :func:`sgd_step` (torch's generator under Dynamo is
+    a graph break).
+    """
+    if mask_seed is None:
+        return sgd_step(model, images, labels, lr, None, rates)
+    step = _COMPILED_STEPS.get(model)
+    if step is None:
+        step = _COMPILED_STEPS[model] = make_compiled_sgd_step(model)
+    device = _device(model)
+    X = torch.as_tensor(np.asarray(images, dtype=np.float32), device=device)
+    y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
+    seed = torch.tensor(int(mask_seed) - 2**64 if mask_seed >= 2**63 else int(mask_seed),
+                        dtype=torch.int64, device=device)
+    if rates is not None:
+        rates = tuple(torch.tensor(float(r), dtype=torch.float64, device=device) for r in rates)
+    return float(step(X, y, float(lr), seed, rates).item())
 
 
 def predict(model: MLP, images: np.ndarray) -> np.ndarray:
