@@ -199,6 +199,34 @@ def test_s1_s2_tf_gpt_in_tf_function_traces_once_for_every_seed_and_rate():
     assert logits.experimental_get_tracing_count() == 1
 
 
+def test_s1_s2_tf_gpt_train_step_is_one_xla_program_equal_to_the_eager_step():
+    """S1, S2: the seeded Keras GPT step (forward, gradients, SGD) compiles once for every
+    seed and rate, and its losses and weights follow the eager step's (float32 rounding)."""
+    tf = pytest.importorskip("tensorflow")
+    from dropout_ref.course.tensorflow import gpt_training
+    from dropout_ref.course.tensorflow.gpt import GPT
+
+    idx, targets = batch()
+    config = GPTConfig(**TINY, dropout=0.1)
+    compiled, eager = GPT(config, rng=0), GPT(config, rng=0)
+    optimizers = {id(m): gpt_training.gpt_optimizer(m, lr=0.5) for m in (compiled, eager)}
+    for seed, scale in ((1, 1.0), (2**40 + 3, 0.5), (2**64 - 1, 0.0), (17, None)):
+        rates = None if scale is None else {site: r * scale for site, r in RATES.items()}
+        loss = gpt_training.gpt_train_step(compiled, optimizers[id(compiled)], idx, targets,
+                                           mask_seed=seed, rates=rates)
+        want, grads, variables = gpt_training._loss_and_grads(eager, idx, targets, seed, rates)
+        optimizers[id(eager)].apply_gradients(zip(grads, variables, strict=True))
+        assert loss == pytest.approx(float(want), rel=1e-5), seed
+    step = gpt_training._compiled_step(compiled, optimizers[id(compiled)])
+    assert step.experimental_get_tracing_count() == 2  # rates: a dict of tensors, None
+    for name, value in compiled.get_weights().items():
+        np.testing.assert_allclose(value, eager.get_weights()[name], rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match=r"rates\['attn'\]"):
+        gpt_training.gpt_train_step(compiled, optimizers[id(compiled)], idx, targets,
+                                    mask_seed=1, rates={"attn": 1.5})
+    assert isinstance(loss, float) and tf.executing_eagerly()
+
+
 def test_s1_s2_torch_compiled_gpt_is_one_graph_for_every_seed_and_rate():
     torch = pytest.importorskip("torch")
     from torch._dynamo.utils import counters

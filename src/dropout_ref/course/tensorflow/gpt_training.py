@@ -3,18 +3,26 @@
 One step: mean token cross-entropy of ``model(idx, training=True)`` (dropout at
 every site, portable with ``mask_seed``) under a ``GradientTape``, and one step of
 the framework's own SGD (``keras.optimizers.SGD``, no momentum, no weight decay);
-see :mod:`dropout_ref.course.gpt_compare` for why SGD and not AdamW. The step runs
-eagerly: a portable seed is a Python int that a traced graph would bake in.
+see :mod:`dropout_ref.course.gpt_compare` for why SGD and not AdamW.
+
+With ``mask_seed`` the step (forward, gradients and the optimizer's update) is
+one XLA program per model and optimizer (``tf.function(jit_compile=True)``):
+the seed enters as an ``int64`` tensor (SPEC S2) and a schedule's rates as
+float64 tensors (S1), so no seed or rate retraces it. Without ``mask_seed``
+(TensorFlow's own generator) the step runs eagerly.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
+from dropout_ref.core.validation import validate_rate, validate_seed
 from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
 from dropout_ref.course.gpt_config import validate_batch
 from dropout_ref.course.tensorflow.gpt import GPT
@@ -31,13 +39,59 @@ def _loss_and_grads(
     idx, targets = validate_batch(idx, targets, model.config)
     variables = list(model.weight_vars.values())
     with tf.GradientTape() as tape:
-        logits = model(tf.constant(idx), training=True, mask_seed=mask_seed, rates=rates)
-        loss = tf.reduce_mean(
-            tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=tf.constant(targets), logits=logits
-            )
-        )
+        loss = _token_loss(model, tf.constant(idx), tf.constant(targets), mask_seed, rates)
     return loss, tape.gradient(loss, variables), variables
+
+
+def _token_loss(model: GPT, idx: tf.Tensor, targets: tf.Tensor, mask_seed: Any, rates: Any):
+    logits = model(idx, training=True, mask_seed=mask_seed, rates=rates)
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    )
+
+
+#: One compiled step per model and optimizer (see :func:`gpt_train_step`).
+_COMPILED_STEPS: weakref.WeakKeyDictionary[GPT, dict[int, Callable[..., tf.Tensor]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _compiled_step(model: GPT, optimizer: keras.optimizers.Optimizer) -> Callable[..., tf.Tensor]:
+    steps = _COMPILED_STEPS.setdefault(model, {})
+    step = steps.get(id(optimizer))
+    if step is None:
+        variables = list(model.weight_vars.values())
+        # The optimizer's slots exist before tracing: tf.function creates no variables
+        # after its first trace, and a Keras optimizer builds them on first use.
+        optimizer.build(variables)
+        model_ref, optimizer_ref = weakref.ref(model), weakref.ref(optimizer)
+
+        @tf.function(jit_compile=True, reduce_retracing=True)
+        def step(idx: tf.Tensor, targets: tf.Tensor, seed: tf.Tensor, rates: Any) -> tf.Tensor:
+            model = model_ref()
+            with tf.GradientTape() as tape:
+                loss = _token_loss(model, idx, targets, seed, rates)
+            grads = tape.gradient(loss, variables)
+            optimizer_ref().apply_gradients(zip(grads, variables, strict=True))
+            return loss
+
+        steps[id(optimizer)] = step
+    return step
+
+
+def _runtime_seed(mask_seed: int) -> tf.Tensor:
+    """Return a checked seed as the ``int64`` tensor holding its 64 bits."""
+    return tf.constant(mask_seed - 2**64 if mask_seed >= 2**63 else mask_seed, tf.int64)
+
+
+def _runtime_rates(rates: Any) -> Any:
+    """Return a dict of site rates as float64 0-d tensors (exact for every float), or ``None``."""
+    if rates is None:
+        return None
+    return {
+        site: tf.constant(validate_rate(rate, f"rates[{site!r}]"), tf.float64)
+        for site, rate in dict(rates).items()
+    }
 
 
 def gpt_loss_and_gradients(
@@ -80,6 +134,12 @@ def gpt_train_step(
         a schedule's, SPEC S3) instead of the config's; the model is not rebuilt.
 
     """
-    loss, grads, variables = _loss_and_grads(model, idx, targets, mask_seed, rates)
-    optimizer.apply_gradients(zip(grads, variables, strict=True))
+    if mask_seed is None:
+        loss, grads, variables = _loss_and_grads(model, idx, targets, None, rates)
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return float(loss.numpy())
+    idx, targets = validate_batch(idx, targets, model.config)
+    step = _compiled_step(model, optimizer)
+    loss = step(tf.constant(idx), tf.constant(targets), _runtime_seed(validate_seed(mask_seed)),
+                _runtime_rates(rates))
     return float(loss.numpy())
