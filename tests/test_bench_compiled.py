@@ -1,4 +1,4 @@
-"""``dropout-ref bench --compiled`` (SPEC S1, S2): one program for a loop whose rate and seed change.
+"""``dropout-ref bench --compiled`` (SPEC S1, S2): one program while the rate and seed change.
 
 A short loop (3 steps after warm-up) per installed framework: the frameworks' own
 counters (Dynamo's unique graphs, ``tf.function`` traces, the ``jax.jit`` cache)

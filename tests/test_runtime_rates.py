@@ -166,6 +166,25 @@ def test_s1_s2_jax_jit_equals_eager_with_one_program():
         assert np.isnan(np.asarray(step(X, jnp.float32(bad), jnp.uint32(1), jnp.uint32(0)))).all()
 
 
+def test_s2_jax_64_bit_seeds_and_offsets_as_two_words_are_one_program():
+    """S2 without x64: a seed/offset as uint32[2] (low, high words) reaches all of [0, 2**64)."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from dropout_ref.jax import dropout_layer
+    from dropout_ref.jax.runtime import seed_words
+
+    step = jax.jit(lambda x, s, o: dropout_layer(x, 0.375, seed=s, offset=o))
+    X = jax.random.normal(jax.random.key(0), SHAPE)
+    for seed, offset in ((0, 0), (2**32, 5), (2**40 + 7, 2**40 + 1), (2**64 - 1, 2**63 + 3)):
+        got = step(X, seed_words(seed), seed_words(offset))
+        ref = dropout_layer(X, 0.375, seed=seed, offset=offset)
+        assert same_bits(np.asarray(got), np.asarray(ref)), (seed, offset)
+    assert step._cache_size() == 1
+    with pytest.raises(TypeError, match="seed as two 32-bit words must be a uint32 array"):
+        step(X, jnp.asarray([1, 2], jnp.int32), seed_words(0))
+
+
 def test_s1_jax_eager_keeps_d1():
     pytest.importorskip("jax")
     import jax.numpy as jnp
@@ -214,7 +233,8 @@ def test_s2_s3_jax_seeded_step_is_one_program_for_every_seed_and_rate():
     reference.train()
     before = training._compiled_seeded_step.jitted_fn._cache_size()
     for step, (seed, rates) in enumerate([(5, None), (6, (0.1, 0.3)), (7, (0.0, 1.0)),
-                                          (2**32 - 1, (0.25, 0.5))]):
+                                          (2**32 - 1, (0.25, 0.5)), (2**40 + 3, None),
+                                          (2**64 - 1, (0.5, 0.125))]):
         loss = training.sgd_step(compiled, images, labels, 0.5, mask_seed=seed, rates=rates)
         # The op-by-op update with Python values: the same masks and arithmetic.
         import jax.numpy as jnp

@@ -10,7 +10,10 @@ Without ``jax_enable_x64`` the arithmetic runs in float32 and integers are
 32-bit: seeds and offsets are ``int32``/``uint32`` arrays read as their 32
 bits (``[0, 2**32)``; a negative ``int32`` ``v`` means ``v + 2**32``); with x64,
 ``int64``/``uint64`` reach ``[0, 2**64)`` and the rate arithmetic runs in
-float64. JAX has no run-time check inside ``jit`` short of ``checkify`` (which
+float64. Without x64 a traced seed or offset may also be a ``uint32`` array of
+shape ``(2,)``, its low and high words (:func:`seed_words`), as ``jax.random``'s
+raw keys are: every 64-bit seed then runs the same program. JAX has no run-time
+check inside ``jit`` short of ``checkify`` (which
 the caller would have to wrap the whole step in), so an invalid runtime rate
 (NaN, < 0, > 1) makes the whole output NaN, and its mask is never drawn.
 """
@@ -82,10 +85,29 @@ def _scalar(value: Any, name: str, kind: str) -> jax.Array:
     return value
 
 
+def seed_words(value: int) -> jax.Array:
+    """Return a checked 64-bit seed or offset as ``uint32[2]``: its low and high words.
+
+    Pass it as ``seed=``/``offset=`` of a call traced by ``jax.jit``: one
+    program serves every value in ``[0, 2**64)`` without ``jax_enable_x64``.
+    """
+    return jnp.asarray([value & MASK32, value >> 32], jnp.uint32)
+
+
 def _halves(value: Any, name: str) -> tuple[jax.Array, jax.Array]:
-    """Return the low and high 32 bits of a checked Python int or a 0-d integer array."""
+    """Return the low and high 32 bits of a checked Python int or a 0-d integer array.
+
+    A ``uint32`` array of shape ``(2,)`` is read as the (low, high) words of
+    :func:`seed_words`.
+    """
     if isinstance(value, int):
         return jnp.uint32(value & MASK32), jnp.uint32(value >> 32)
+    if getattr(value, "shape", None) == (2,):
+        if value.dtype != jnp.uint32:
+            raise TypeError(
+                f"{name} as two 32-bit words must be a uint32 array, got dtype {value.dtype}"
+            )
+        return value[0], value[1]
     value = _scalar(value, name, "int")
     if jnp.dtype(value.dtype).itemsize <= 4:
         return value.astype(jnp.uint32), jnp.uint32(0)

@@ -71,7 +71,7 @@ def make_cases(size: int, dtype: str, *, fused: bool, rate: float) -> CaseSet:
 def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     """Run the compiled-loop benchmark (:mod:`dropout_ref.bench.compiled_loop`) in JAX.
 
-    The seeded step is the course's ``nnx.jit`` step with a traced ``uint32`` seed
+    The seeded step is the course's ``nnx.jit`` step with a traced ``uint32[2]`` seed
     and traced float32 rates; programs are its ``jax.jit`` cache size. Also times
     the key-mode step (the masks' keys from ``nnx.Rngs``) against the seeded step
     with the model's own rates, the issue's target for the seeded JAX step.
@@ -79,6 +79,7 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     from dropout_ref.bench.compiled_loop import WARMUP, loop_inputs, summary, time_steps
     from dropout_ref.course.jax.mlp import MLP
     from dropout_ref.course.jax.training import _compiled_seeded_step, _compiled_step, _update
+    from dropout_ref.jax.runtime import seed_words
 
     inputs = loop_inputs(steps)
     X, y = jnp.asarray(inputs.images), jnp.asarray(inputs.labels.astype(np.int32))
@@ -91,13 +92,13 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
 
     def run_runtime(i: int) -> None:
         rates = tuple(jnp.float32(r) for r in inputs.rates[i])
-        float(_compiled_seeded_step(runtime_model, X, y, lr, jnp.uint32(inputs.seeds[i]), rates))
+        float(_compiled_seeded_step(runtime_model, X, y, lr, seed_words(inputs.seeds[i]), rates))
 
     def run_constant(i: int) -> None:
         float(constant_step(constant_model, X, y, lr))
 
     def run_seeded(i: int) -> None:
-        float(_compiled_seeded_step(seeded_model, X, y, lr, jnp.uint32(inputs.seeds[i]), None))
+        float(_compiled_seeded_step(seeded_model, X, y, lr, seed_words(inputs.seeds[i]), None))
 
     def run_keyed(i: int) -> None:
         float(_compiled_step(keyed_model, X, y, lr, None))

@@ -4,10 +4,10 @@ One step: ``model.train()``, mean token cross-entropy of the train-mode logits
 (dropout at every site, portable with ``mask_seed``), ``nnx.value_and_grad``, and
 one update of the framework's own SGD (``optax.sgd`` through ``nnx.Optimizer``, no
 momentum, no weight decay). The step is one ``nnx.jit`` program: without
-``mask_seed`` the dropout keys come from the model's ``nnx.Rngs``; with one below
-``2**32`` the seed is a traced ``uint32`` (SPEC S2), and a schedule's ``rates`` are
-traced float32 arrays (S1), so neither a new seed nor a new rate recompiles it.
-Larger seeds run op by op: JAX without x64 has no 64-bit integer to carry them.
+``mask_seed`` the dropout keys come from the model's ``nnx.Rngs``; with one the
+seed is traced as its two 32-bit words (``uint32[2]``, SPEC S2: JAX without x64
+has no 64-bit integers), and a schedule's ``rates`` are traced float32 arrays
+(S1), so neither a new seed nor a new rate recompiles it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ import numpy as np
 import optax
 from flax import nnx
 
+from dropout_ref.core.validation import validate_seed
 from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
 from dropout_ref.course.gpt_config import call_rates, validate_batch
 from dropout_ref.course.jax.gpt import GPT
+from dropout_ref.jax.runtime import seed_words
 
 
 def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> nnx.Optimizer:
@@ -71,7 +73,7 @@ def _compiled_seeded_step(
     seed: jax.Array,
     rates: Any,
 ) -> jax.Array:
-    # The portable masks' seed is a traced uint32 (SPEC S2): one program for every seed.
+    # The portable masks' seed is traced as uint32[2] (SPEC S2): one program for every seed.
     return _step(model, optimizer, idx, targets, seed, rates)
 
 
@@ -134,8 +136,7 @@ def gpt_train_step(
     traced = runtime_rates(call_rates(model.config, rates) if rates is not None else None)
     if mask_seed is None:
         loss = _compiled_step(model, optimizer, x, y, traced)
-    elif 0 <= mask_seed < 2**32:
-        loss = _compiled_seeded_step(model, optimizer, x, y, jnp.uint32(mask_seed), traced)
     else:
-        loss = _step(model, optimizer, x, y, mask_seed, rates)
+        seed = seed_words(validate_seed(mask_seed, "mask_seed"))
+        loss = _compiled_seeded_step(model, optimizer, x, y, seed, traced)
     return float(loss)

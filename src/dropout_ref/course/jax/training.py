@@ -12,7 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from dropout_ref.core.validation import validate_seed
 from dropout_ref.course.jax.mlp import MLP
+from dropout_ref.jax.runtime import seed_words
 
 
 def _loss(model: MLP, X: jax.Array, y: jax.Array, mask_seed: Any, rates: Any) -> jax.Array:
@@ -41,7 +43,7 @@ def _compiled_step(model: MLP, X: jax.Array, y: jax.Array, lr: jax.Array, rates:
 def _compiled_seeded_step(
     model: MLP, X: jax.Array, y: jax.Array, lr: jax.Array, seed: jax.Array, rates: Any
 ) -> jax.Array:
-    # The portable masks' seed is a traced uint32 (SPEC S2): one program for every seed.
+    # The portable masks' seed is traced as uint32[2] (SPEC S2): one program for every seed.
     return _update(model, X, y, lr, seed, rates)
 
 
@@ -69,9 +71,9 @@ def sgd_step(
 
     The step is one ``nnx.jit`` program, compiled once per batch shape: the
     masks' keys come from the model's ``nnx.Rngs``, or, with ``mask_seed``, the
-    portable masks take the seed as a traced ``uint32`` (SPEC S2), so one
-    program serves every seed below ``2**32`` (larger seeds run op by op:
-    JAX without x64 has no 64-bit integers to carry them).
+    portable masks take the seed as its two traced 32-bit words
+    (``uint32[2]``, SPEC S2; JAX without x64 has no 64-bit integers), so one
+    program serves every seed.
 
     Parameters
     ----------
@@ -102,10 +104,9 @@ def sgd_step(
     traced = runtime_rates(rates)
     if mask_seed is None:
         loss = _compiled_step(model, X, y, rate, traced)
-    elif 0 <= mask_seed < 2**32:
-        loss = _compiled_seeded_step(model, X, y, rate, jnp.uint32(mask_seed), traced)
     else:
-        loss = _update(model, X, y, rate, mask_seed, rates)
+        seed = seed_words(validate_seed(mask_seed, "mask_seed"))
+        loss = _compiled_seeded_step(model, X, y, rate, seed, traced)
     return float(loss)
 
 

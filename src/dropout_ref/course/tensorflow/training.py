@@ -83,8 +83,9 @@ def sgd_step(
     The step runs as a ``tf.function`` traced once per model and kind of call:
     without ``mask_seed`` dropout draws from TensorFlow's global generator inside
     the graph; with one, the step is compiled by XLA (``jit_compile=True``) and
-    the seed is an ``int64`` tensor (SPEC S2), so every seed runs the same program. ``rates`` (a schedule's, SPEC S3) enter as float64
-    tensors (S1): changing them retraces nothing.
+    the seed is an ``int64`` tensor (SPEC S2), so every seed runs the same program.
+    ``rates`` (a schedule's, SPEC S3) enter as float64 tensors (S1): changing them
+    retraces nothing.
 
     Parameters
     ----------
