@@ -227,6 +227,41 @@ def test_s1_s2_tf_gpt_train_step_is_one_xla_program_equal_to_the_eager_step():
     assert isinstance(loss, float) and tf.executing_eagerly()
 
 
+def test_s1_s2_torch_compiled_gpt_train_step_is_one_graph_equal_to_the_eager_step(monkeypatch):
+    """S1, S2: compiled_gpt_train_step (what compare --model gpt runs for torch) compiles one
+    Dynamo graph for every seed and rate; losses and weights follow the eager step."""
+    torch = pytest.importorskip("torch")
+    from torch._dynamo.utils import counters
+
+    from dropout_ref.course.torch import gpt_training
+    from dropout_ref.course.torch.gpt import GPT
+
+    # aot_eager: Dynamo and AOTAutograd as in the real step, without Inductor's C++ build
+    # (the compare command's test runs the Inductor step).
+    monkeypatch.setattr(gpt_training, "COMPILE_BACKEND", "aot_eager")
+    idx, targets = batch()
+    config = GPTConfig(**TINY, dropout=0.1)
+    compiled, eager = GPT(config, rng=0), GPT(config, rng=0)
+    optimizers = {id(m): gpt_training.gpt_optimizer(m, lr=0.5) for m in (compiled, eager)}
+    before = counters["stats"]["unique_graphs"]
+    for seed, scale in ((1, 1.0), (2**40 + 3, 0.5), (2**64 - 1, 0.0)):
+        rates = {site: r * scale for site, r in RATES.items()}
+        loss = gpt_training.compiled_gpt_train_step(
+            compiled, optimizers[id(compiled)], idx, targets, mask_seed=seed, rates=rates
+        )
+        want = gpt_training.gpt_train_step(
+            eager, optimizers[id(eager)], idx, targets, mask_seed=seed, rates=rates
+        )
+        assert loss == pytest.approx(want, rel=1e-6), seed
+    assert counters["stats"]["unique_graphs"] - before == 1
+    with torch.no_grad():
+        for (name, p), q in zip(compiled.named_parameters(), eager.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7, msg=name)
+    with pytest.raises(ValueError, match=r"rates\['resid'\]"):
+        gpt_training.compiled_gpt_train_step(compiled, optimizers[id(compiled)], idx, targets,
+                                             mask_seed=1, rates={"resid": -0.5})
+
+
 def test_s1_s2_torch_compiled_gpt_is_one_graph_for_every_seed_and_rate():
     torch = pytest.importorskip("torch")
     from torch._dynamo.utils import counters

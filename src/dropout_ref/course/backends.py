@@ -79,6 +79,14 @@ GPT_TRAINING_MODULE = ToolModule(
             "(model, idx, targets, *, mask_seed=None, rates=None) -> (loss, grads)"
         ),
     },
+    optional={
+        "compiled_gpt_train_step": (
+            None,
+            "gpt_train_step's signature: the same step compiled, seed and rates as runtime "
+            "values (SPEC S1, S2); None where gpt_train_step is itself compiled with "
+            "mask_seed (tensorflow, jax) or the framework has no compiler",
+        ),
+    },
 )
 
 #: ``dropout_ref.course.<backend>.forward``: any of our models' forward pass as NumPy.

@@ -150,6 +150,8 @@ class GPTComparison:
     seconds: dict[str, float] = field(default_factory=dict)
     #: Backends asked for that have no GPT.
     skipped: list[str] = field(default_factory=list)
+    #: Whether the compiled steps ran (torch.compile; TF's and JAX's seeded steps always are).
+    compiled: bool = True
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per compared backend: step-0 and largest loss/weight differences."""
@@ -196,6 +198,7 @@ class GPTComparison:
                 "lr": self.lr,
                 "batch_size": self.batch_size,
                 "seed": self.seed,
+                "compiled": self.compiled,
                 "mask_seed": "seed * 2**32 + step",
                 "one_step_tolerance": ONE_STEP_TOLERANCE,
                 "curve_tolerance": CURVE_TOLERANCE,
@@ -218,6 +221,7 @@ def run_gpt_comparison(
     lr: float = DEFAULT_LR,
     batch_size: int = 16,
     seed: int = 0,
+    compiled: bool = True,
     on_step: Callable[[int], None] | None = None,
 ) -> GPTComparison:
     """Train the GPT in every backend of ``backends`` with a training step; compare.
@@ -233,6 +237,10 @@ def run_gpt_comparison(
     steps, lr, batch_size, seed : optional
         Number of SGD steps, learning rate, sequences per batch, seed of the
         init, batches and masks (``seed`` in ``[0, 2**32)``).
+    compiled : bool, optional
+        Run each backend's compiled step where it declares one
+        (``compiled_gpt_train_step``: torch's ``torch.compile`` step); the
+        seeded TensorFlow and JAX steps are compiled either way.
     on_step : callable, optional
         Called with the step number after every step.
 
@@ -246,11 +254,13 @@ def run_gpt_comparison(
     from dropout_ref.course.compare import mask_seed_for_step
 
     lr = validate_lr(lr)
+    if not isinstance(compiled, bool):
+        raise TypeError(f"compiled must be True or False, got {compiled!r}")
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     mask_seed_for_step(seed, 0)  # refuses a seed outside [0, 2**32) before any work
-    trained, oracles, tools, models, optimizers = [], [], {}, {}, {}
+    trained, oracles, steppers, models, optimizers = [], [], {}, {}, {}
     initial = init_weights(config, seed)
     skipped = []
     for name in dict.fromkeys(backends):
@@ -264,7 +274,9 @@ def run_gpt_comparison(
             oracles.append(name)
         else:
             trained.append(name)
-            tools[name] = module
+            steppers[name] = module.gpt_train_step
+            if compiled and module.compiled_gpt_train_step is not None:
+                steppers[name] = module.compiled_gpt_train_step
             optimizers[name] = module.gpt_optimizer(models[name], lr)
     if not trained or len(trained) + len(oracles) < 2:
         raise ValueError(
@@ -274,6 +286,7 @@ def run_gpt_comparison(
     reference = trained[0]
     result = GPTComparison(reference, trained, oracles, config, steps, lr, batch_size, seed)
     result.skipped = skipped
+    result.compiled = compiled
     result.seconds = dict.fromkeys([*trained, *oracles], 0.0)
     for k, (idx, targets) in enumerate(synthetic_batches(config, batch_size, steps, seed)):
         mask_seed = mask_seed_for_step(seed, k)
@@ -287,7 +300,7 @@ def run_gpt_comparison(
             result.seconds[name] += time.perf_counter() - start
         for name in trained:
             start = time.perf_counter()
-            losses[name] = tools[name].gpt_train_step(
+            losses[name] = steppers[name](
                 models[name], optimizers[name], idx, targets, mask_seed=mask_seed
             )
             result.seconds[name] += time.perf_counter() - start

@@ -258,6 +258,7 @@ def _run_gpt(args: argparse.Namespace) -> int:
                 lr=lr,
                 batch_size=batch_size,
                 seed=args.seed,
+                compiled=not args.eager,
                 on_step=lambda k: bar.advance(task),
             )
     except (TypeError, ValueError) as exc:
