@@ -114,3 +114,34 @@ def test_s3_early_dropout_example_runs(tmp_path):
     assert out.stat().st_size > 0 and out.with_suffix(".json").exists()
     assert set(results) == {"no dropout", "constant p=0.1", "early p=0.1 until step 10"}
     assert all(len(r["train_loss"]) == 2 for r in results.values())
+
+
+def test_s3_d1_checked_rates_names_the_bad_rate():
+    """A step's rates are checked on the host as D1 checks a rate, before they become tensors."""
+    from dropout_ref.core.runtime import checked_rates
+
+    assert checked_rates(None) is None
+    assert checked_rates([0.5, 1]) == (0.5, 1.0)
+    assert checked_rates({"attn": 0.25}) == {"attn": 0.25}
+    with pytest.raises(ValueError, match=r"rates\[1\].*1\.5"):
+        checked_rates((0.1, 1.5))
+    with pytest.raises(ValueError, match=r"rates\['resid'\]"):
+        checked_rates({"embd": 0.1, "resid": float("nan")})
+    with pytest.raises(TypeError, match=r"rates\[0\]"):
+        checked_rates(["0.1"])
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow", "jax"])
+def test_s3_compiled_steps_refuse_a_bad_schedule_rate_on_the_host(backend):
+    """The compiled steps take rates as tensors; a bad one fails first, named (D1)."""
+    import importlib
+
+    pytest.importorskip({"torch": "torch", "tensorflow": "tensorflow", "jax": "flax.nnx"}[backend])
+    training = importlib.import_module(f"dropout_ref.course.{backend}.training")
+    model = importlib.import_module(f"dropout_ref.course.{backend}.mlp").MLP(
+        num_inputs=4, num_outputs=2, num_hiddens1=3, num_hiddens2=3, rng=0
+    )
+    step = training.compiled_sgd_step if backend == "torch" else training.sgd_step
+    images, labels = np.ones((2, 4), np.float32), np.zeros(2, np.int64)
+    with pytest.raises(ValueError, match=r"rates\[1\]"):
+        step(model, images, labels, 0.1, mask_seed=3, rates=(0.2, -0.5))

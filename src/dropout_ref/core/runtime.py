@@ -31,6 +31,7 @@ Exactness, for a rate ``r`` of dtype float16, bfloat16, float32 or float64:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -238,3 +239,33 @@ def apply_runtime_dropout(
     if isinstance(rate, float) and rate == 0.0:
         return X  # D2, decided on the host
     return ops.runtime_dropout(X, rate, seed, offset, noise, key)
+
+
+def checked_rates(rates: Any) -> Any:
+    """Check a step's rates on the host before they become runtime values (SPEC D1, S3).
+
+    A compiled step receives a schedule's rates as tensors, where a bad value
+    could at best make the output NaN (S1). Checked here first, a bad rate
+    fails as an eager call's would, naming it.
+
+    Parameters
+    ----------
+    rates : None, sequence of float or mapping of str to float
+        The MLP's rates per hidden dropout, or the GPT's per site.
+
+    Returns
+    -------
+    None, tuple of float or dict of str to float
+        The rates as Python floats, in the same structure.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a rate that ``dropout_layer`` would refuse, named ``rates[i]`` or
+        ``rates['site']``.
+    """
+    if rates is None:
+        return None
+    if isinstance(rates, Mapping):
+        return {site: validate_rate(rate, f"rates[{site!r}]") for site, rate in rates.items()}
+    return tuple(validate_rate(rate, f"rates[{i}]") for i, rate in enumerate(rates))

@@ -20,6 +20,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from dropout_ref.core.runtime import checked_rates
 from dropout_ref.core.validation import validate_seed
 from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
 from dropout_ref.course.gpt_config import call_rates, validate_batch
@@ -81,7 +82,7 @@ def runtime_rates(rates: Any) -> Any:
     """Return a dict of site rates as float32 0-d arrays (traced under ``jit``), or None."""
     if rates is None:
         return None
-    return {site: jnp.asarray(rate, jnp.float32) for site, rate in rates.items()}
+    return {site: jnp.asarray(r, jnp.float32) for site, r in checked_rates(rates).items()}
 
 
 def _batch(model: GPT, idx: Any, targets: Any) -> tuple[jax.Array, jax.Array]:

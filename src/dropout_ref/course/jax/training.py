@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from dropout_ref.core.runtime import checked_rates
 from dropout_ref.core.validation import validate_seed
 from dropout_ref.course.jax.mlp import MLP
 from dropout_ref.jax.runtime import seed_words
@@ -56,7 +57,7 @@ def runtime_rates(rates: Any) -> Any:
     """Return a schedule's pair of rates as float32 0-d arrays (traced under ``jit``), or None."""
     if rates is None:
         return None
-    return tuple(jnp.asarray(r, jnp.float32) for r in rates)
+    return tuple(jnp.asarray(r, jnp.float32) for r in checked_rates(rates))
 
 
 def sgd_step(

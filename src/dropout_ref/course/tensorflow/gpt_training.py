@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
-from dropout_ref.core.validation import validate_rate, validate_seed
+from dropout_ref.core.runtime import checked_rates
+from dropout_ref.core.validation import validate_seed
 from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
 from dropout_ref.course.gpt_config import validate_batch
 from dropout_ref.course.tensorflow.gpt import GPT
@@ -88,10 +89,7 @@ def _runtime_rates(rates: Any) -> Any:
     """Return a dict of site rates as float64 0-d tensors (exact for every float), or ``None``."""
     if rates is None:
         return None
-    return {
-        site: tf.constant(validate_rate(rate, f"rates[{site!r}]"), tf.float64)
-        for site, rate in dict(rates).items()
-    }
+    return {site: tf.constant(r, tf.float64) for site, r in checked_rates(dict(rates)).items()}
 
 
 def gpt_loss_and_gradients(

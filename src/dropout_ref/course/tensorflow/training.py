@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from dropout_ref.core.runtime import checked_rates
 from dropout_ref.course.mlp_spec import WEIGHT_NAMES
 from dropout_ref.course.tensorflow.mlp import MLP
 
@@ -67,7 +68,7 @@ def runtime_rates(rates: Any) -> Any:
     """Return a schedule's pair of rates as float64 0-d tensors (exact), or ``None``."""
     if rates is None:
         return None
-    return tuple(tf.constant(float(r), tf.float64) for r in rates)
+    return tuple(tf.constant(r, tf.float64) for r in checked_rates(rates))
 
 
 def sgd_step(

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dropout_ref.core.validation import validate_rate, validate_seed
+from dropout_ref.core.runtime import checked_rates
+from dropout_ref.core.validation import validate_seed
 from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
 from dropout_ref.course.gpt_config import validate_batch
 from dropout_ref.course.torch.gpt import GPT
@@ -140,9 +141,8 @@ def compiled_gpt_train_step(
     device = model.transformer["wte"].weight.device
     if rates is not None:
         rates = {
-            site: torch.tensor(validate_rate(rate, f"rates[{site!r}]"), dtype=torch.float64,
-                               device=device)
-            for site, rate in dict(rates).items()
+            site: torch.tensor(rate, dtype=torch.float64, device=device)
+            for site, rate in checked_rates(dict(rates)).items()
         }
     model.train()
     optimizer.zero_grad(set_to_none=True)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dropout_ref.core.runtime import checked_rates
 from dropout_ref.course.torch.mlp import MLP
 
 
@@ -142,7 +143,9 @@ def compiled_sgd_step(
     seed = torch.tensor(int(mask_seed) - 2**64 if mask_seed >= 2**63 else int(mask_seed),
                         dtype=torch.int64, device=device)
     if rates is not None:
-        rates = tuple(torch.tensor(float(r), dtype=torch.float64, device=device) for r in rates)
+        rates = tuple(
+            torch.tensor(r, dtype=torch.float64, device=device) for r in checked_rates(rates)
+        )
     return float(step(X, y, float(lr), seed, rates).item())
 
 
