@@ -22,7 +22,8 @@ def test_native_case_runs_the_framework_dropout_at_every_site(monkeypatch):
 
     gpt_module = importlib.import_module("dropout_ref.course.torch.gpt")
 
-    native, name = native_for("torch")
+    native, name, model_hook = native_for("torch")
+    assert model_hook is None  # torch: dropout_layer is patched
     calls = {"ours": 0, "native": 0}
     ours = gpt_module.dropout_layer
 
@@ -42,6 +43,37 @@ def test_native_case_runs_the_framework_dropout_at_every_site(monkeypatch):
     cases[GPT_OURS].run()
     cases[GPT_PORTABLE].run()
     assert calls == {"ours": 2 * 3 * sites, "native": 3 * sites}
+
+
+def test_jax_native_case_runs_flax_dropout_at_every_site(monkeypatch):
+    """JAX: the native model holds flax.nnx.Dropout at every site and never calls ours."""
+    pytest.importorskip("flax.nnx")
+    import math
+
+    from flax import nnx
+
+    from dropout_ref.bench.gpt_step import bench_config
+    from dropout_ref.course.jax import mlp as course_mlp
+    from dropout_ref.jax import GPT
+
+    native, name, model_hook = native_for("jax")
+    assert native is None and name == "flax.nnx.Dropout" and model_hook is not None
+    calls = []
+    ours = course_mlp.dropout_layer
+
+    def counting_ours(*args, **kwargs):
+        calls.append(1)
+        return ours(*args, **kwargs)
+
+    monkeypatch.setattr(course_mlp, "dropout_layer", counting_ours)
+    case_set = gpt_step_cases("jax", native, name, native_model=model_hook)
+    cases = {case.name: case for case in case_set.cases}
+    assert math.isfinite(cases[GPT_NATIVE].run())
+    assert calls == []  # traced with flax's dropout only
+    model = model_hook(GPT(bench_config(), rng=0))
+    flax_sites = [m for _, m in model.iter_modules() if isinstance(m, nnx.Dropout)]
+    assert len(flax_sites) == 1 + 3 * 2  # SPEC X4: embd, then attn, resid, resid per block
+    assert not any(isinstance(m, course_mlp.Dropout) for _, m in model.iter_modules())
 
 
 def test_gpt_line_reports_both_ratios_and_targets():

@@ -11,8 +11,11 @@ batches, differing only in the dropout at every site (SPEC X2):
     ``dropout_layer`` with portable masks (``mask_seed=s``, SPEC X4).
 ``gpt_step_native``
     The framework's own dropout at every site: the model module's
-    ``dropout_layer`` is patched with the adapter's ``native_dropout_layer``
+    ``dropout_layer`` is patched with the bench cases' ``native_dropout_layer``
     (``F.dropout``, ``tf.nn.dropout``, ...), so the steps are otherwise identical.
+    JAX's steps are ``nnx.jit`` programs cached per model structure, so there the
+    model's dropout modules are replaced by ``flax.nnx.Dropout``
+    (``native_gpt_model``) instead.
 
 The targets of issue 15: ours <= 1.10 x native, portable <= 1.3 x native.
 The model is small enough for a CPU and large enough that dropout is a real
@@ -63,7 +66,11 @@ def batches(config: Any, count: int = STEPS_PER_CALL, batch: int = 16) -> list[t
 
 
 def gpt_step_cases(
-    backend: str, native_dropout_layer: Any, native_name: str, place: Any = None
+    backend: str,
+    native_dropout_layer: Any,
+    native_name: str,
+    place: Any = None,
+    native_model: Any = None,
 ) -> CaseSet:
     """Return the three cases of one backend (module docstring).
 
@@ -77,6 +84,9 @@ def gpt_step_cases(
         Its name, for the table.
     place : callable, optional
         Moves a new model to the benchmark's device (``model -> model``).
+    native_model : callable, optional
+        ``model -> model`` with the framework's dropout modules at every site; used
+        instead of patching ``dropout_layer`` when given.
 
     """
     model_module = GPT_MODULE.load(backend).module
@@ -86,6 +96,8 @@ def gpt_step_cases(
     models = {}
     for name in (GPT_OURS, GPT_PORTABLE, GPT_NATIVE):
         model = model_module.GPT(config, rng=0)
+        if name == GPT_NATIVE and native_model is not None:
+            model = native_model(model)
         models[name] = place(model) if place is not None else model
     optimizers = {
         name: steps.gpt_optimizer(model, LEARNING_RATE) for name, model in models.items()
@@ -100,6 +112,8 @@ def gpt_step_cases(
         return loss
 
     def native() -> float:
+        if native_model is not None:
+            return run(GPT_NATIVE, None)
         with mock.patch.object(model_module, "dropout_layer", native_dropout_layer):
             return run(GPT_NATIVE, None)
 
@@ -116,22 +130,30 @@ def gpt_step_cases(
 NATIVE_NAMES = {
     "torch": "F.dropout",
     "tensorflow": "tf.nn.dropout",
-    "jax": "flax dropout",
+    "jax": "flax.nnx.Dropout",
     "mxnet": "npx.dropout",
 }
 
 
-def native_for(backend: str) -> tuple[Any, str] | None:
-    """Return the adapter's ``native_dropout_layer`` and its name, or ``None`` if it has none."""
+def native_for(backend: str) -> tuple[Any, str, Any] | None:
+    """Return the native dropout of ``backend``'s GPT step, or ``None`` if it has none.
+
+    Returns
+    -------
+    tuple or None
+        The bench cases' ``native_dropout_layer``, the native's name and
+        ``native_gpt_model`` (either hook may be ``None``, not both).
+    """
     if not BENCH_CASES.covers(backend):
         return None
     try:
-        native = BENCH_CASES.load(backend).native_dropout_layer
+        cases = BENCH_CASES.load(backend)
     except ImportError:
         return None
-    if native is None:
+    if cases.native_dropout_layer is None and cases.native_gpt_model is None:
         return None
-    return native, NATIVE_NAMES.get(backend, "native dropout")
+    name = NATIVE_NAMES.get(backend, "native dropout")
+    return cases.native_dropout_layer, name, cases.native_gpt_model
 
 
 def gpt_rows(backend: str, repeats: int) -> list[dict[str, Any]]:
@@ -143,7 +165,8 @@ def gpt_rows(backend: str, repeats: int) -> list[dict[str, Any]]:
         return []
     if not GPT_TRAINING_MODULE.covers(backend):
         return []
-    case_set = gpt_step_cases(backend, *found)
+    native_layer, native_name, native_model = found
+    case_set = gpt_step_cases(backend, native_layer, native_name, native_model=native_model)
     timings = time_interleaved(case_set.cases, repeats)
     return [
         {

@@ -23,6 +23,10 @@ BENCH_CASES = ToolModule(
         "native_dropout_layer": (None, "(X, dropout, *, seed=None, offset=0) -> the "
                                        "framework's own dropout in dropout_layer's signature "
                                        "(the MLP-epoch and GPT-step native cases)"),
+        "native_gpt_model": (None, "(model) -> the course GPT with the framework's own "
+                                   "dropout module at every site, for frameworks whose "
+                                   "compiled steps are cached per model structure, where "
+                                   "patching dropout_layer would reuse our program (jax)"),
         "compiled_loop": (None, "(steps, device) -> dict, the compiled training loop with a "
                                 "runtime rate and seed per step (bench --compiled)"),
     },

@@ -123,3 +123,30 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     return summary(after - before, runtime, constant, seeded, recompiles_in_loop=after - warm,
                    key_step_ms=keyed_ms, seeded_over_key=seeded_ms / keyed_ms,
                    counter="jax.jit _cache_size() of the seeded nnx.jit step")
+
+
+class _NativeDropout(nnx.Module):
+    """``flax.nnx.Dropout`` behind the course ``Dropout``'s call signature."""
+
+    def __init__(self, rate: float, rngs: nnx.Rngs) -> None:
+        self.inner = nnx.Dropout(rate, rngs=rngs)
+
+    def __call__(self, x: jax.Array, *, mask_seed: Any = None, rate: Any = None) -> jax.Array:
+        return self.inner(x)
+
+
+def native_gpt_model(model: Any) -> Any:
+    """Return the course GPT with ``flax.nnx.Dropout`` at every site, in place.
+
+    A module of another class changes the model's graph definition, so the
+    ``nnx.jit`` step compiles a program of its own for it (patching
+    ``dropout_layer`` would reuse the program traced with ours).
+    """
+    rngs = nnx.Rngs(dropout=SEED)
+    model.drop = _NativeDropout(model.drop.rate, rngs)
+    for block in model.h:
+        attn, mlp = block.attn, block.mlp
+        attn.attn_dropout = _NativeDropout(attn.attn_dropout.rate, rngs)
+        attn.resid_dropout = _NativeDropout(attn.resid_dropout.rate, rngs)
+        mlp.dropout = _NativeDropout(mlp.dropout.rate, rngs)
+    return model
