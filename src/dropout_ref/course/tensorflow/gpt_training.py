@@ -5,11 +5,11 @@ every site, portable with ``mask_seed``) under a ``GradientTape``, and one step 
 the framework's own SGD (``keras.optimizers.SGD``, no momentum, no weight decay);
 see :mod:`dropout_ref.course.gpt_compare` for why SGD and not AdamW.
 
-With ``mask_seed`` the step (forward, gradients and the optimizer's update) is
-one XLA program per model and optimizer (``tf.function(jit_compile=True)``):
-the seed enters as an ``int64`` tensor (SPEC S2) and a schedule's rates as
-float64 tensors (S1), so no seed or rate retraces it. Without ``mask_seed``
-(TensorFlow's own generator) the step runs eagerly.
+The step (forward, gradients and the optimizer's update) is one ``tf.function``
+per model and optimizer. With ``mask_seed`` it is compiled by XLA
+(``jit_compile=True``): the seed enters as an ``int64`` tensor (SPEC S2) and a
+schedule's rates as float64 tensors (S1), so no seed or rate retraces it.
+Without ``mask_seed`` (TensorFlow's own generator) it runs in graph mode.
 """
 
 from __future__ import annotations
@@ -51,15 +51,22 @@ def _token_loss(model: GPT, idx: tf.Tensor, targets: tf.Tensor, mask_seed: Any, 
     )
 
 
-#: One compiled step per model and optimizer (see :func:`gpt_train_step`).
-_COMPILED_STEPS: weakref.WeakKeyDictionary[GPT, dict[int, Callable[..., tf.Tensor]]] = (
-    weakref.WeakKeyDictionary()
-)
+#: One compiled step per model, optimizer and path (see :func:`gpt_train_step`).
+_COMPILED_STEPS: weakref.WeakKeyDictionary[
+    GPT, dict[tuple[int, bool], Callable[..., tf.Tensor]]
+] = weakref.WeakKeyDictionary()
 
 
-def _compiled_step(model: GPT, optimizer: keras.optimizers.Optimizer) -> Callable[..., tf.Tensor]:
+def _compiled_step(
+    model: GPT, optimizer: keras.optimizers.Optimizer, portable: bool = True
+) -> Callable[..., tf.Tensor]:
+    """Return the step as a ``tf.function``: XLA-compiled for portable masks (``portable``).
+
+    TensorFlow's own generator (``portable=False``, the seed ``None``) stays in
+    graph mode: its stateful ops under XLA would draw other numbers.
+    """
     steps = _COMPILED_STEPS.setdefault(model, {})
-    step = steps.get(id(optimizer))
+    step = steps.get((id(optimizer), portable))
     if step is None:
         variables = list(model.weight_vars.values())
         # The optimizer's slots exist before tracing: tf.function creates no variables
@@ -67,8 +74,8 @@ def _compiled_step(model: GPT, optimizer: keras.optimizers.Optimizer) -> Callabl
         optimizer.build(variables)
         model_ref, optimizer_ref = weakref.ref(model), weakref.ref(optimizer)
 
-        @tf.function(jit_compile=True, reduce_retracing=True)
-        def step(idx: tf.Tensor, targets: tf.Tensor, seed: tf.Tensor, rates: Any) -> tf.Tensor:
+        @tf.function(jit_compile=portable, reduce_retracing=True)
+        def step(idx: tf.Tensor, targets: tf.Tensor, seed: Any, rates: Any) -> tf.Tensor:
             model = model_ref()
             with tf.GradientTape() as tape:
                 loss = _token_loss(model, idx, targets, seed, rates)
@@ -76,7 +83,7 @@ def _compiled_step(model: GPT, optimizer: keras.optimizers.Optimizer) -> Callabl
             optimizer_ref().apply_gradients(zip(grads, variables, strict=True))
             return loss
 
-        steps[id(optimizer)] = step
+        steps[(id(optimizer), portable)] = step
     return step
 
 
@@ -132,12 +139,8 @@ def gpt_train_step(
         a schedule's, SPEC S3) instead of the config's; the model is not rebuilt.
 
     """
-    if mask_seed is None:
-        loss, grads, variables = _loss_and_grads(model, idx, targets, None, rates)
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return float(loss.numpy())
     idx, targets = validate_batch(idx, targets, model.config)
-    step = _compiled_step(model, optimizer)
-    loss = step(tf.constant(idx), tf.constant(targets), _runtime_seed(validate_seed(mask_seed)),
-                _runtime_rates(rates))
+    seed = None if mask_seed is None else _runtime_seed(validate_seed(mask_seed))
+    step = _compiled_step(model, optimizer, portable=seed is not None)
+    loss = step(tf.constant(idx), tf.constant(targets), seed, _runtime_rates(rates))
     return float(loss.numpy())
