@@ -75,13 +75,23 @@ def test_g1_p1_seed_mode_compiled_equals_eager_bit_for_bit(dtype):
     assert torch.equal(x.grad, expected)
 
 
-def test_g3_seed_mode_saves_nothing_per_element_for_backward():
-    """G3/D8 seed mode: backward recomputes the mask from (key, counters): autograd saves no
-    tensor; the default mode on the CPU saves exactly the 1-byte mask."""
+def test_g3_seed_mode_saves_at_most_the_native_mask_for_backward(monkeypatch):
+    """G3/D8 seed mode: where one fused kernel draws the mask (Triton, the compiled CPU
+    kernel), backward recomputes it from (key, counters) and autograd saves no tensor; where
+    it is drawn op by op (a small CPU tensor), regenerating it costs as much as drawing it,
+    so the 1-byte mask is saved, as the default mode and native dropout save theirs."""
+    from dropout_ref.torch.fast import custom_ops
+
     x = torch.randn(4099).requires_grad_(True)
     out, saved = saved_numels(lambda t: dropout_layer(t, 0.5, seed=7, offset=1), x)
-    assert saved == []
+    assert saved == [(4099, torch.bool)]
     out.backward(torch.ones_like(out))
+    assert torch.equal(x.grad, torch.where(out.detach() != 0, 2.0, 0.0))
+    monkeypatch.setattr(custom_ops, "mask_is_fused", lambda x, offset: True)
+    x.grad = None
+    fused_out, saved = saved_numels(lambda t: dropout_layer(t, 0.5, seed=7, offset=1), x)
+    assert saved == [] and torch.equal(fused_out, out)
+    fused_out.backward(torch.ones_like(fused_out))
     assert torch.equal(x.grad, torch.where(out.detach() != 0, 2.0, 0.0))
     _, saved = saved_numels(lambda t: dropout_layer(t, 0.5), x)
     assert saved == [(4099, torch.bool)]

@@ -40,6 +40,7 @@ import torch
 
 from dropout_ref.core import thresholds
 from dropout_ref.core.philox import MASK32
+from dropout_ref.torch.fast import compiled as fused
 from dropout_ref.torch.fast import eager as _eager
 from dropout_ref.torch.fast import triton_kernel
 
@@ -85,6 +86,13 @@ def philox_eager(
     if triton_kernel.applies(x, first_block):
         return triton_kernel.dropout(x, threshold, scale, seed=seed, offset=offset)
     return _eager.portable_dropout_eager(x, threshold, seed, offset, scale)
+
+
+def mask_is_fused(x: torch.Tensor, offset: int) -> bool:
+    """Whether :func:`philox_eager` draws the mask of ``x`` in one fused kernel, not op by op."""
+    if triton_kernel.applies(x, offset // 4):
+        return True
+    return x.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(x, offset)
 
 
 def keyed_dropout_eager(
