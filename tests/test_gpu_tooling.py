@@ -69,8 +69,10 @@ def test_bench_device_other_than_cpu_is_torch_only(capsys):
 
 
 def test_g3_device_cases_measure_saved_bytes_and_time_forward_backward():
-    """The GPU case set, run on the CPU: every case runs; autograd saves nothing per element in
-    the seed= mode (mask recomputed) and the 1-byte mask in the CPU default mode."""
+    """The GPU case set, run on the CPU: every case runs; autograd saves at most the native
+    op's byte per element (G3): on the CPU the seed= mode's mask is drawn op by op at this
+    size, so its byte is saved rather than drawn again (on CUDA Triton draws it and the
+    backward recomputes it: nothing saved), and the default mode saves its 1-byte mask."""
     from dropout_ref.bench.cases.torch import device_cases
     from dropout_ref.bench.timing import time_interleaved
 
@@ -79,7 +81,7 @@ def test_g3_device_cases_measure_saved_bytes_and_time_forward_backward():
     assert {"baseline", "native", "ours", "ours_portable", "native_fwd_bwd", "ours_fwd_bwd",
             "ours_portable_fwd_bwd"} == names
     extra = {case.name: case.extra for case in cases}
-    assert extra["ours_portable"]["saved_bytes_per_element"] == 0.0
+    assert extra["ours_portable"]["saved_bytes_per_element"] == 1.0
     assert extra["ours"]["saved_bytes_per_element"] == 1.0
     assert extra["native"]["saved_bytes_per_element"] >= 1.0
     timings = time_interleaved(cases, 2)
