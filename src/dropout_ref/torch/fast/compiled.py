@@ -100,6 +100,11 @@ def fusable(x: torch.Tensor, offset: int) -> bool:
     return (first_block & MASK32) + n_blocks <= 2**32
 
 
+def chosen_for(x: torch.Tensor, offset: int) -> bool:
+    """Whether eager calls take the compiled kernel for ``x``: large enough and fusable."""
+    return x.numel() >= FUSE_MIN_SIZE and fusable(x, offset)
+
+
 def fused_keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.Tensor:
     """Return the portable keep mask of ``x`` (SPEC P), computed by one compiled kernel.
 

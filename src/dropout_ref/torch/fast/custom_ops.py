@@ -92,7 +92,7 @@ def mask_is_fused(x: torch.Tensor, offset: int) -> bool:
     """Whether :func:`philox_eager` draws the mask of ``x`` in one fused kernel, not op by op."""
     if triton_kernel.applies(x, offset // 4):
         return True
-    return x.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(x, offset)
+    return fused.chosen_for(x, offset)
 
 
 def keyed_dropout_eager(

@@ -73,7 +73,7 @@ def portable_dropout_eager(
     (mask and select together); below it, or where the compiled kernel cannot run, the
     keep mask and then the select.
     """
-    if x.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(x, offset):
+    if fused.chosen_for(x, offset):
         out = fused.try_compiled(
             "dropout", fused.fused_philox_dropout, x, threshold, seed, offset, scale
         )
@@ -86,7 +86,7 @@ def portable_keep_mask_eager(
     x: torch.Tensor, threshold: int, seed: int, offset: int
 ) -> torch.Tensor:
     """Return the Philox keep mask on real tensors: compiled for large inputs, else op by op."""
-    if x.numel() >= fused.FUSE_MIN_SIZE and fused.fusable(x, offset):
+    if fused.chosen_for(x, offset):
         mask = fused.try_compiled("mask", fused.fused_keep_mask, x, threshold, seed, offset)
         if mask is not None:
             return mask
