@@ -225,6 +225,10 @@ def test_s1_s2_tf_gpt_train_step_is_one_xla_program_equal_to_the_eager_step():
         gpt_training.gpt_train_step(compiled, optimizers[id(compiled)], idx, targets,
                                     mask_seed=1, rates={"attn": 1.5})
     assert isinstance(loss, float) and tf.executing_eagerly()
+    # A second optimizer gets a program of its own (steps are cached per optimizer object).
+    fresh = gpt_training.gpt_optimizer(compiled, lr=0.5)
+    assert np.isfinite(gpt_training.gpt_train_step(compiled, fresh, idx, targets, mask_seed=5))
+    assert gpt_training._compiled_step(compiled, fresh) is not step
 
 
 def test_s1_s2_torch_compiled_gpt_train_step_is_one_graph_equal_to_the_eager_step(monkeypatch):

@@ -123,6 +123,7 @@ def test_s3_d1_checked_rates_names_the_bad_rate():
     assert checked_rates(None) is None
     assert checked_rates([0.5, 1]) == (0.5, 1.0)
     assert checked_rates({"attn": 0.25}) == {"attn": 0.25}
+    assert checked_rates((0.5, 0.25), convert=lambda r: -r) == (-0.5, -0.25)
     with pytest.raises(ValueError, match=r"rates\[1\].*1\.5"):
         checked_rates((0.1, 1.5))
     with pytest.raises(ValueError, match=r"rates\['resid'\]"):
@@ -133,7 +134,7 @@ def test_s3_d1_checked_rates_names_the_bad_rate():
 
 @pytest.mark.parametrize("backend", ["torch", "tensorflow", "jax"])
 def test_s3_compiled_steps_refuse_a_bad_schedule_rate_on_the_host(backend):
-    """The compiled steps take rates as tensors; a bad one fails first, named (D1)."""
+    """The compiled steps take rates and seeds as tensors; a bad one fails first, named (D1)."""
     import importlib
 
     pytest.importorskip({"torch": "torch", "tensorflow": "tensorflow", "jax": "flax.nnx"}[backend])
@@ -145,3 +146,8 @@ def test_s3_compiled_steps_refuse_a_bad_schedule_rate_on_the_host(backend):
     images, labels = np.ones((2, 4), np.float32), np.zeros(2, np.int64)
     with pytest.raises(ValueError, match=r"rates\[1\]"):
         step(model, images, labels, 0.1, mask_seed=3, rates=(0.2, -0.5))
+    # The seed too: a negative one must not travel as an int64 read as its 64 bits (D1).
+    with pytest.raises(ValueError, match=r"mask_seed must be in \[0, 2\*\*64\), got -1"):
+        step(model, images, labels, 0.1, mask_seed=-1)
+    with pytest.raises(TypeError, match="mask_seed"):
+        step(model, images, labels, 0.1, mask_seed=1.5)

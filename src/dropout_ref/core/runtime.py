@@ -31,7 +31,7 @@ Exactness, for a rate ``r`` of dtype float16, bfloat16, float32 or float64:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -241,7 +241,7 @@ def apply_runtime_dropout(
     return ops.runtime_dropout(X, rate, seed, offset, noise, key)
 
 
-def checked_rates(rates: Any) -> Any:
+def checked_rates(rates: Any, convert: Callable[[float], Any] | None = None) -> Any:
     """Check a step's rates on the host before they become runtime values (SPEC D1, S3).
 
     A compiled step receives a schedule's rates as tensors, where a bad value
@@ -252,11 +252,14 @@ def checked_rates(rates: Any) -> Any:
     ----------
     rates : None, sequence of float or mapping of str to float
         The MLP's rates per hidden dropout, or the GPT's per site.
+    convert : callable, optional
+        Applied to each checked rate (e.g. making it a 0-d float64 tensor).
 
     Returns
     -------
-    None, tuple of float or dict of str to float
-        The rates as Python floats, in the same structure.
+    None, tuple or dict
+        ``convert`` of each rate as a Python float, in the same structure
+        (the floats themselves without ``convert``).
 
     Raises
     ------
@@ -266,6 +269,9 @@ def checked_rates(rates: Any) -> Any:
     """
     if rates is None:
         return None
+    convert = convert or float
     if isinstance(rates, Mapping):
-        return {site: validate_rate(rate, f"rates[{site!r}]") for site, rate in rates.items()}
-    return tuple(validate_rate(rate, f"rates[{i}]") for i, rate in enumerate(rates))
+        return {
+            site: convert(validate_rate(rate, f"rates[{site!r}]")) for site, rate in rates.items()
+        }
+    return tuple(convert(validate_rate(rate, f"rates[{i}]")) for i, rate in enumerate(rates))

@@ -153,6 +153,16 @@ def validate_seed(seed: Any, name: str = "seed") -> int | None:
     return value
 
 
+def int64_bits(value: int) -> int:
+    """Return the signed 64-bit integer with the bits of ``value``, a checked seed or offset.
+
+    Frameworks carry a runtime seed as an ``int64`` tensor; a value in
+    ``[2**63, 2**64)`` travels as ``value - 2**64`` and is read back as its 64
+    bits (SPEC S2).
+    """
+    return value - 2**64 if value >= 2**63 else value
+
+
 def validate_offset(offset: Any, size: int | None, name: str = "offset") -> int:
     """Check a Philox counter offset for an array of ``size`` elements (SPEC P3, P4).
 

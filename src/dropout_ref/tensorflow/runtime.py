@@ -24,6 +24,7 @@ from dropout_ref.core.layer import mask_template
 from dropout_ref.core.philox import MASK32, WORDS_PER_BLOCK, philox4x32_10_keyed
 from dropout_ref.core.runtime import python_rate, runtime_rate
 from dropout_ref.core.thresholds import scale_compute_dtype
+from dropout_ref.core.validation import int64_bits
 from dropout_ref.tensorflow.device import on_device_of
 from dropout_ref.tensorflow.philox import TENSORFLOW_OPS
 
@@ -91,7 +92,7 @@ def _scalar(value: Any, name: str, kind: str) -> tf.Tensor:
 def _int64(value: Any, name: str) -> tf.Tensor:
     """Return a checked Python int (as its 64 bits) or a 0-d integer tensor as ``int64``."""
     if isinstance(value, int):
-        return tf.constant(value - 2**64 if value >= 2**63 else value, tf.int64)
+        return tf.constant(int64_bits(value), tf.int64)
     return tf.cast(_scalar(value, name, "int"), tf.int64)
 
 

@@ -26,6 +26,7 @@ from dropout_ref.core.layer import mask_template
 from dropout_ref.core.philox import MASK32, WORDS_PER_BLOCK, philox4x32_10_keyed
 from dropout_ref.core.runtime import python_rate, runtime_rate
 from dropout_ref.core.thresholds import scale_compute_dtype
+from dropout_ref.core.validation import int64_bits
 from dropout_ref.torch.philox import TORCH_OPS
 
 INVALID_RATE = "dropout must satisfy 0 <= dropout <= 1 (a runtime rate was NaN, negative or > 1)"
@@ -74,8 +75,8 @@ def _scalar(value: Any, name: str, kind: str, device: torch.device) -> torch.Ten
     """Check a 0-d tensor of ``kind`` ("float" or "int") and move it to ``device``."""
     if not isinstance(value, torch.Tensor):
         dtype = torch.int64 if kind == "int" else torch.float64
-        if isinstance(value, int) and value >= 2**63:  # a checked seed: its 64 bits
-            value -= 2**64
+        if isinstance(value, int):  # a checked seed or offset: its 64 bits
+            value = int64_bits(value)
         return torch.scalar_tensor(value, dtype=dtype, device=device)
     if value.dim() != 0:
         raise TypeError(f"{name} must be a 0-d tensor, got shape {tuple(value.shape)}")

@@ -20,11 +20,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from dropout_ref.core.runtime import checked_rates
 from dropout_ref.core.validation import validate_seed
 from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
 from dropout_ref.course.gpt_config import call_rates, validate_batch
 from dropout_ref.course.jax.gpt import GPT
+from dropout_ref.course.jax.training import runtime_rates
 from dropout_ref.jax.runtime import seed_words
 
 
@@ -76,13 +76,6 @@ def _compiled_seeded_step(
 ) -> jax.Array:
     # The portable masks' seed is traced as uint32[2] (SPEC S2): one program for every seed.
     return _step(model, optimizer, idx, targets, seed, rates)
-
-
-def runtime_rates(rates: Any) -> Any:
-    """Return a dict of site rates as float32 0-d arrays (traced under ``jit``), or None."""
-    if rates is None:
-        return None
-    return {site: jnp.asarray(r, jnp.float32) for site, r in checked_rates(rates).items()}
 
 
 def _batch(model: GPT, idx: Any, targets: Any) -> tuple[jax.Array, jax.Array]:

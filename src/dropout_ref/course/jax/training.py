@@ -54,10 +54,11 @@ def _compiled_logits(model: MLP, X: jax.Array) -> jax.Array:
 
 
 def runtime_rates(rates: Any) -> Any:
-    """Return a schedule's pair of rates as float32 0-d arrays (traced under ``jit``), or None."""
-    if rates is None:
-        return None
-    return tuple(jnp.asarray(r, jnp.float32) for r in checked_rates(rates))
+    """Return a schedule's rates (a pair, or a dict per GPT site) as float32 0-d arrays.
+
+    Traced under ``jit``; each checked on the host first (D1). ``None`` stays ``None``.
+    """
+    return checked_rates(rates, lambda r: jnp.asarray(r, jnp.float32))
 
 
 def sgd_step(

@@ -22,11 +22,11 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
-from dropout_ref.core.runtime import checked_rates
-from dropout_ref.core.validation import validate_seed
+from dropout_ref.core.validation import int64_bits, validate_seed
 from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
 from dropout_ref.course.gpt_config import validate_batch
 from dropout_ref.course.tensorflow.gpt import GPT
+from dropout_ref.course.tensorflow.training import runtime_rates
 
 
 def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> keras.optimizers.Optimizer:
@@ -51,10 +51,12 @@ def _token_loss(model: GPT, idx: tf.Tensor, targets: tf.Tensor, mask_seed: Any, 
     )
 
 
-#: One compiled step per model, optimizer and path (see :func:`gpt_train_step`).
-_COMPILED_STEPS: weakref.WeakKeyDictionary[
-    GPT, dict[tuple[int, bool], Callable[..., tf.Tensor]]
-] = weakref.WeakKeyDictionary()
+#: One compiled step per path (portable or not), model and optimizer (see
+#: :func:`gpt_train_step`). Weak keys: a step dies with its model or optimizer, and a
+#: new optimizer never meets a step bound to an old one.
+_COMPILED_STEPS: dict[
+    bool, weakref.WeakKeyDictionary[GPT, weakref.WeakKeyDictionary[Any, Callable[..., tf.Tensor]]]
+] = {True: weakref.WeakKeyDictionary(), False: weakref.WeakKeyDictionary()}
 
 
 def _compiled_step(
@@ -65,8 +67,8 @@ def _compiled_step(
     TensorFlow's own generator (``portable=False``, the seed ``None``) stays in
     graph mode: its stateful ops under XLA would draw other numbers.
     """
-    steps = _COMPILED_STEPS.setdefault(model, {})
-    step = steps.get((id(optimizer), portable))
+    steps = _COMPILED_STEPS[portable].setdefault(model, weakref.WeakKeyDictionary())
+    step = steps.get(optimizer)
     if step is None:
         variables = list(model.weight_vars.values())
         # The optimizer's slots exist before tracing: tf.function creates no variables
@@ -83,20 +85,8 @@ def _compiled_step(
             optimizer_ref().apply_gradients(zip(grads, variables, strict=True))
             return loss
 
-        steps[(id(optimizer), portable)] = step
+        steps[optimizer] = step
     return step
-
-
-def _runtime_seed(mask_seed: int) -> tf.Tensor:
-    """Return a checked seed as the ``int64`` tensor holding its 64 bits."""
-    return tf.constant(mask_seed - 2**64 if mask_seed >= 2**63 else mask_seed, tf.int64)
-
-
-def _runtime_rates(rates: Any) -> Any:
-    """Return a dict of site rates as float64 0-d tensors (exact for every float), or ``None``."""
-    if rates is None:
-        return None
-    return {site: tf.constant(r, tf.float64) for site, r in checked_rates(dict(rates)).items()}
 
 
 def gpt_loss_and_gradients(
@@ -140,7 +130,8 @@ def gpt_train_step(
 
     """
     idx, targets = validate_batch(idx, targets, model.config)
-    seed = None if mask_seed is None else _runtime_seed(validate_seed(mask_seed))
+    seed = validate_seed(mask_seed, "mask_seed")
+    seed = None if seed is None else tf.constant(int64_bits(seed), tf.int64)
     step = _compiled_step(model, optimizer, portable=seed is not None)
-    loss = step(tf.constant(idx), tf.constant(targets), seed, _runtime_rates(rates))
+    loss = step(tf.constant(idx), tf.constant(targets), seed, runtime_rates(rates))
     return float(loss.numpy())

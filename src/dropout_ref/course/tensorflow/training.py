@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from dropout_ref.core.runtime import checked_rates
+from dropout_ref.core.validation import int64_bits, validate_seed
 from dropout_ref.course.mlp_spec import WEIGHT_NAMES
 from dropout_ref.course.tensorflow.mlp import MLP
 
@@ -65,10 +66,11 @@ def _graph_step(model: MLP, portable: bool = True) -> Callable[..., tf.Tensor]:
 
 
 def runtime_rates(rates: Any) -> Any:
-    """Return a schedule's pair of rates as float64 0-d tensors (exact), or ``None``."""
-    if rates is None:
-        return None
-    return tuple(tf.constant(r, tf.float64) for r in checked_rates(rates))
+    """Return a schedule's rates (a pair, or a dict per GPT site) as float64 0-d tensors.
+
+    Exact for every float; each checked on the host first (D1). ``None`` stays ``None``.
+    """
+    return checked_rates(rates, lambda r: tf.constant(r, tf.float64))
 
 
 def sgd_step(
@@ -112,9 +114,8 @@ def sgd_step(
     X = tf.constant(np.asarray(images, dtype=np.float32))
     y = tf.constant(np.asarray(labels, dtype=np.int64))
     rate = tf.constant(lr, tf.float32)
-    seed = None if mask_seed is None else tf.constant(
-        mask_seed - 2**64 if mask_seed >= 2**63 else mask_seed, tf.int64
-    )
+    seed = validate_seed(mask_seed, "mask_seed")
+    seed = None if seed is None else tf.constant(int64_bits(seed), tf.int64)
     loss = _graph_step(model, portable=seed is not None)(X, y, rate, seed, runtime_rates(rates))
     return float(loss.numpy())
 

@@ -16,11 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dropout_ref.core.runtime import checked_rates
-from dropout_ref.core.validation import validate_seed
 from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
 from dropout_ref.course.gpt_config import validate_batch
 from dropout_ref.course.torch.gpt import GPT
+from dropout_ref.course.torch.training import runtime_values
 
 
 def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> torch.optim.SGD:
@@ -137,19 +136,14 @@ def compiled_gpt_train_step(
     if mask_seed is None:
         return gpt_train_step(model, optimizer, idx, targets, rates=rates)
     idx, targets = validate_batch(idx, targets, model.config)
-    seed = validate_seed(mask_seed, "mask_seed")
     device = model.transformer["wte"].weight.device
-    if rates is not None:
-        rates = {
-            site: torch.tensor(rate, dtype=torch.float64, device=device)
-            for site, rate in checked_rates(dict(rates)).items()
-        }
+    seed, rates = runtime_values(mask_seed, rates, device)
     model.train()
     optimizer.zero_grad(set_to_none=True)
     loss = _compiled_loss(model)(
         torch.as_tensor(idx, device=device),
         torch.as_tensor(targets, device=device),
-        torch.tensor(seed - 2**64 if seed >= 2**63 else seed, dtype=torch.int64, device=device),
+        seed,
         rates,
     )
     loss.backward()

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from dropout_ref.core.runtime import checked_rates
+from dropout_ref.core.validation import int64_bits, validate_seed
 from dropout_ref.course.torch.mlp import MLP
 
 
@@ -109,6 +110,21 @@ def make_compiled_sgd_step(
     return step
 
 
+def runtime_values(mask_seed: Any, rates: Any, device: torch.device) -> tuple[Any, Any]:
+    """Return a step's seed and rates as the runtime values of a compiled step (SPEC S1, S2).
+
+    The seed, checked as D1 checks it, becomes the ``int64`` 0-d tensor holding
+    its 64 bits; each rate (a pair, or a dict per GPT site), checked, a float64
+    0-d tensor; ``None`` stays ``None``.
+    """
+    seed = torch.tensor(
+        int64_bits(validate_seed(mask_seed, "mask_seed")), dtype=torch.int64, device=device
+    )
+    return seed, checked_rates(
+        rates, lambda r: torch.tensor(r, dtype=torch.float64, device=device)
+    )
+
+
 #: One compiled step per model (see :func:`compiled_sgd_step`).
 _COMPILED_STEPS: weakref.WeakKeyDictionary[MLP, Callable[..., torch.Tensor]] = (
     weakref.WeakKeyDictionary()
@@ -140,12 +156,7 @@ def compiled_sgd_step(
     device = _device(model)
     X = torch.as_tensor(np.asarray(images, dtype=np.float32), device=device)
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
-    seed = torch.tensor(int(mask_seed) - 2**64 if mask_seed >= 2**63 else int(mask_seed),
-                        dtype=torch.int64, device=device)
-    if rates is not None:
-        rates = tuple(
-            torch.tensor(r, dtype=torch.float64, device=device) for r in checked_rates(rates)
-        )
+    seed, rates = runtime_values(mask_seed, rates, device)
     return float(step(X, y, float(lr), seed, rates).item())
 
 
