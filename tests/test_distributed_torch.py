@@ -139,3 +139,19 @@ def test_p7_sharded_example_runs_with_one_command():
     verdicts = [line for line in done.stdout.splitlines() if "full_tensor()" in line]
     assert len(verdicts) == 4, done.stdout
     assert all("unsharded): True" in v and "dropout_layer: 0" in v for v in verdicts), done.stdout
+
+
+def _failing_worker(rank: int, port: int) -> None:
+    from dropout_ref.torch.distributed import gloo_process_group
+
+    with gloo_process_group(rank, 1, port):
+        raise AssertionError("a check inside the group failed")
+
+
+def test_gloo_process_group_reports_a_failing_worker():
+    """The helper's immediate exit is for passing workers only: a failed check still
+    reaches torch.multiprocessing.spawn (else every distributed test here could not fail)."""
+    import torch.multiprocessing as mp
+
+    with pytest.raises(mp.ProcessRaisedException, match="a check inside the group failed"):
+        mp.spawn(_failing_worker, args=(_free_port(),), nprocs=1, join=True)
