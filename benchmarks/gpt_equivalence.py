@@ -22,8 +22,8 @@ import numpy as np
 
 import dropout_ref
 from dropout_ref.core.registry import available_backends, get_backend
-from dropout_ref.course.gpt_compare import has_gpt, training_module
-from dropout_ref.course.gpt_config import GPTConfig
+from dropout_ref.models.gpt_config import GPTConfig
+from dropout_ref.porting.gpt_compare import has_gpt, training_module
 
 SIZES = {"vocab_size": 37, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 16}
 RATES = {"embd": 0.1, "attn": 0.2, "resid": 0.3}
@@ -66,7 +66,7 @@ def main() -> None:
     if reference is None:
         print("transformers not installed: no eval comparison")
         rng_w = np.random.default_rng(1)
-        from dropout_ref.course.gpt_config import weight_shapes
+        from dropout_ref.models.gpt_config import weight_shapes
 
         weights = {
             k: (rng_w.normal(0, 0.2, s) + (1.0 if ".ln_" in k and k.endswith("weight") else 0))

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 import dropout_ref.numpy as numpy_backend
 import dropout_ref.torch  # noqa: F401  (the adapter before the model modules)
-from dropout_ref.course.gpt_config import GPTConfig, init_weights
+from dropout_ref.models.gpt_config import GPTConfig, init_weights
 from dropout_ref.torch import GPT
 
 MASK_SEED = 2**40 + 3
@@ -80,7 +80,7 @@ def step_times(device: str, steps: int, repeats: int) -> dict[str, float]:
     """Return the best time in ms of ``steps`` SGD steps per dropout variant."""
     import importlib
 
-    gpt_module = importlib.import_module("dropout_ref.course.torch.gpt")
+    gpt_module = importlib.import_module("dropout_ref.models.torch.gpt")
     config = GPTConfig(vocab_size=96, block_size=128, n_layer=4, n_head=8, n_embd=256,
                        dropout="gpt2-hf")
     g = torch.Generator(device="cpu").manual_seed(0)

@@ -19,7 +19,7 @@ PACKAGE = "dropout_ref"
 #: Page order, by what a reader looks for first; groups not named here follow alphabetically.
 GROUP_ORDER = [
     PACKAGE, "core", "kernels", "numpy", "torch", "tensorflow", "mxnet", "jax", "array_api",
-    "course", "conformance", "bench", "cli",
+    "models", "porting", "course", "conformance", "bench", "cli",
 ]
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from dropout_ref import schedules
-from dropout_ref.course.backends import MLP_MODULE
 from dropout_ref.course.data import load_dataset
 from dropout_ref.course.training import TrainConfig, atomic_write_bytes, step_functions, train
+from dropout_ref.models.backends import MLP_MODULE
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:

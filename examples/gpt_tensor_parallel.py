@@ -32,12 +32,12 @@ def worker(rank: int, world: int, port: int, steps: int) -> None:
     import torch.nn.functional as F
     from torch.distributed.device_mesh import init_device_mesh
 
-    from dropout_ref.course.gpt_config import GPTConfig
     from dropout_ref.course.torch.tensor_parallel import (
         parallelize_gpt,
         tp_backward,
         tp_forward,
     )
+    from dropout_ref.models.gpt_config import GPTConfig
     from dropout_ref.torch import GPT
     from dropout_ref.torch.distributed import gloo_process_group
 

@@ -3,7 +3,7 @@
 A user's port, written the way the course writes it (``nn.Linear`` layers,
 a dropout module), with one change that makes it checkable: its dropout
 draws portable masks, ``dropout_layer(H, p, seed=mask_seed, offset=...)``,
-so it drops exactly the units the reference drops. ``dropout_ref.course.port_check``
+so it drops exactly the units the reference drops. ``dropout_ref.porting.port_check``
 then runs it next to the numpy reference and names the first step and SPEC
 clause where it differs.
 
@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropout_ref.course.mlp_spec import DROPOUT_OFFSETS
-from dropout_ref.course.port_check import check_port, from_model
+from dropout_ref.models.mlp_spec import DROPOUT_OFFSETS
+from dropout_ref.porting.port_check import check_port, from_model
 from dropout_ref.torch import dropout_layer
 
 #: The deliberately wrong ports this example can build.

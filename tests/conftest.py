@@ -8,7 +8,7 @@ import pytest
 from dropout_ref.conformance.natives import NATIVE_AUDIT
 from dropout_ref.core.contract import NotApplicable, kit_dropout_layer
 from dropout_ref.core.registry import get_backend, known_backends
-from dropout_ref.course.backends import MLP_MODULE
+from dropout_ref.models.backends import MLP_MODULE
 
 
 class KitView:

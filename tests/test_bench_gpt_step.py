@@ -20,7 +20,7 @@ def test_native_case_runs_the_framework_dropout_at_every_site(monkeypatch):
 
     import dropout_ref.torch  # noqa: F401  (the adapter before the model module)
 
-    gpt_module = importlib.import_module("dropout_ref.course.torch.gpt")
+    gpt_module = importlib.import_module("dropout_ref.models.torch.gpt")
 
     native, name, model_hook = native_for("torch")
     assert model_hook is None  # torch: dropout_layer is patched
@@ -53,8 +53,8 @@ def test_jax_native_case_runs_flax_dropout_at_every_site(monkeypatch):
     from flax import nnx
 
     from dropout_ref.bench.gpt_step import bench_config
-    from dropout_ref.course.jax import mlp as course_mlp
     from dropout_ref.jax import GPT
+    from dropout_ref.models.jax import mlp as course_mlp
 
     native, name, model_hook = native_for("jax")
     assert native is None and name == "flax.nnx.Dropout" and model_hook is not None

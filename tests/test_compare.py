@@ -9,8 +9,10 @@ import pytest
 
 from dropout_ref.cli import main as cli
 from dropout_ref.core.registry import available_backends
-from dropout_ref.course.backends import MLP_MODULE
-from dropout_ref.course.compare import (
+from dropout_ref.course.data import load_dataset, minibatches
+from dropout_ref.models.backends import MLP_MODULE
+from dropout_ref.models.mlp_spec import MLPSpec, init_weights
+from dropout_ref.porting.compare import (
     CURVE_TOLERANCE,
     ONE_STEP_TOLERANCE,
     CompareConfig,
@@ -22,8 +24,6 @@ from dropout_ref.course.compare import (
     weight_difference,
     weight_differences,
 )
-from dropout_ref.course.data import load_dataset, minibatches
-from dropout_ref.course.mlp_spec import MLPSpec, init_weights
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_m6_violations_are_reported(digits, kwargs, expected):
 
 def test_m6_cli_exits_1_past_tolerance(installed, tmp_path, monkeypatch, capsys):
     """M6: the command's exit status is non-zero when a backend exceeds a tolerance."""
-    import dropout_ref.course.compare as compare
+    import dropout_ref.porting.compare as compare
 
     others = [name for name in installed if name != "numpy"]
     if not others:
@@ -218,7 +218,7 @@ def test_m6_mxnet_log_softmax_is_accurate():
 
 def test_numpy_oracle_bias_gradient_is_accurately_summed():
     """The oracle's bias gradients are float64-accumulated sums (no n * eps drift)."""
-    from dropout_ref.course.numpy.mlp import _batch_sum
+    from dropout_ref.models.numpy.mlp import _batch_sum
 
     g = np.random.default_rng(0).normal(size=(4096, 8)).astype(np.float32)
     exact = g.astype(np.float64).sum(axis=0)

@@ -35,6 +35,7 @@ TOOL_PACKAGES = (
     "dropout_ref.conformance.natives",
     "dropout_ref.bench.cases",
     "dropout_ref.course.backends",
+    "dropout_ref.models.backends",
     "dropout_ref.conformance.transformer",
 )
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dropout_ref.core.registry import BACKENDS
-from dropout_ref.course.backends import MLP_MODULE
+from dropout_ref.models.backends import MLP_MODULE
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dropout_ref.core.philox import numpy_words
-from dropout_ref.course.generate import generate, sample_next, sampling_uniforms
+from dropout_ref.models.generate import generate, sample_next, sampling_uniforms
 from dropout_ref.numpy import dropout_layer
 
 

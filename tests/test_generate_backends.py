@@ -9,10 +9,10 @@ import pytest
 
 from dropout_ref.cli.main import main
 from dropout_ref.core.registry import get_backend
-from dropout_ref.course.backends import GPT_MODULE
 from dropout_ref.course.checkpoint import save_checkpoint
-from dropout_ref.course.generate import generate
-from dropout_ref.course.gpt_config import GPTConfig, init_weights
+from dropout_ref.models.backends import GPT_MODULE
+from dropout_ref.models.generate import generate
+from dropout_ref.models.gpt_config import GPTConfig, init_weights
 
 CONFIG = GPTConfig(vocab_size=17, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=0.5)
 CHARS = "abcdefghijklmnopq"

@@ -16,8 +16,7 @@ import pytest
 
 import dropout_ref
 from dropout_ref.core.registry import get_backend, known_backends
-from dropout_ref.course.gpt_compare import has_gpt, run_gpt_comparison, training_module
-from dropout_ref.course.gpt_config import (
+from dropout_ref.models.gpt_config import (
     INIT_STD,
     LM_HEAD_KEY,
     PRESETS,
@@ -29,6 +28,7 @@ from dropout_ref.course.gpt_config import (
     validate_weights,
     weight_shapes,
 )
+from dropout_ref.porting.gpt_compare import has_gpt, run_gpt_comparison, training_module
 
 TINY = {"vocab_size": 23, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 16}
 GPT_BACKENDS = [name for name in known_backends() if has_gpt(name)]
@@ -179,7 +179,7 @@ def test_x4_every_site_calls_dropout_layer_with_its_offset(name, monkeypatch):
     """Record the calls each model makes: tensor shape, rate and offset, in forward order."""
     backend = adapter(name)
     cfg = config({"embd": 0.1, "attn": 0.2, "resid": 0.3})
-    module = importlib.import_module(f"dropout_ref.course.{name}.gpt")
+    module = importlib.import_module(f"dropout_ref.models.{name}.gpt")
     calls = []
     real = module.dropout_layer
 
@@ -394,8 +394,8 @@ def test_x1_bad_token_ids_raise_naming_idx(gpt_backend, idx, error, needle):
 
 
 def test_forward_numpy_runs_the_mlp_of_every_backend(course_backend):
-    from dropout_ref.course.mlp_spec import MLPSpec
-    from dropout_ref.course.mlp_spec import init_weights as mlp_init
+    from dropout_ref.models.mlp_spec import MLPSpec
+    from dropout_ref.models.mlp_spec import init_weights as mlp_init
 
     spec = MLPSpec(num_inputs=12, num_hiddens1=7, num_hiddens2=5, num_outputs=3)
     weights = mlp_init(spec, 0)

@@ -11,8 +11,8 @@ import pytest
 
 import dropout_ref
 from dropout_ref.core.registry import get_backend, known_backends
-from dropout_ref.course.gpt_compare import has_gpt
-from dropout_ref.course.gpt_config import LM_HEAD_KEY, GPTConfig, weight_shapes
+from dropout_ref.models.gpt_config import LM_HEAD_KEY, GPTConfig, weight_shapes
+from dropout_ref.porting.gpt_compare import has_gpt
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

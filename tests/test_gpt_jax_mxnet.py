@@ -22,7 +22,7 @@ from dropout_ref.conformance.model_probes import (
 )
 from dropout_ref.conformance.site_checks import SITE_CLAUSES, check_sites
 from dropout_ref.core.registry import get_backend
-from dropout_ref.course.gpt_config import GPTConfig, init_weights
+from dropout_ref.models.gpt_config import GPTConfig, init_weights
 
 CONFIG = GPTConfig(**GPT_SIZES, dropout=dict(GPT_RATES))
 #: SPEC X5 / X4 tolerances.

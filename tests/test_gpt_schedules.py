@@ -16,7 +16,7 @@ import json
 import numpy as np
 import pytest
 
-from dropout_ref.course.gpt_config import GPTConfig, call_rates
+from dropout_ref.models.gpt_config import GPTConfig, call_rates
 
 TINY = {"vocab_size": 13, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 8}
 #: Per-call rates, float32-exact (the schedules' loop rounds to float32 for every backend).
@@ -37,7 +37,7 @@ def gpt_module(backend: str):
     pytest.importorskip(IMPORT[backend])
     import importlib
 
-    return importlib.import_module(f"dropout_ref.course.{backend}.gpt")
+    return importlib.import_module(f"dropout_ref.models.{backend}.gpt")
 
 
 def runtime(backend: str, rates: dict[str, float]) -> dict[str, object]:
@@ -88,7 +88,7 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_s3_x4_per_call_rates_equal_the_built_model_and_the_numpy_oracle(backend):
     module = gpt_module(backend)
-    from dropout_ref.course.numpy import gpt as numpy_gpt
+    from dropout_ref.models.numpy import gpt as numpy_gpt
 
     idx, _ = batch()
     # transformer-2017 has attn 0: the per-call rate must reach that site (j = 1 + 3l) too.
@@ -117,7 +117,7 @@ def test_s3_loss_and_gradients_with_rates_equal_the_built_model(backend):
     import importlib
 
     training = importlib.import_module(f"dropout_ref.course.{backend}.gpt_training")
-    module = importlib.import_module(f"dropout_ref.course.{backend}.gpt")
+    module = importlib.import_module(f"dropout_ref.models.{backend}.gpt")
     idx, targets = batch()
     base = GPTConfig(**TINY, dropout=0.1)
     loss, grads = training.gpt_loss_and_gradients(
@@ -139,7 +139,7 @@ def test_s3_call_rates_refuses_unknown_sites_and_non_dicts():
         call_rates(base, {"mlp": 0.5})
     with pytest.raises(TypeError, match="rates must be a dict per site"):
         call_rates(base, 0.5)
-    from dropout_ref.course.numpy.gpt import GPT
+    from dropout_ref.models.numpy.gpt import GPT
 
     with pytest.raises(ValueError, match="dropout"):  # D1 on the Python float of a site
         GPT(base, rng=0)(batch()[0], training=True, mask_seed=1, rates={"embd": 1.5})
@@ -150,7 +150,7 @@ def test_s1_s2_jax_gpt_step_is_one_program_for_every_seed_and_rate():
     import jax.numpy as jnp
 
     from dropout_ref.course.jax import gpt_training as training
-    from dropout_ref.course.jax.gpt import GPT
+    from dropout_ref.models.jax.gpt import GPT
 
     idx, targets = batch()
     # A config of its own: its graph is not in the jit cache yet.
@@ -181,7 +181,7 @@ def test_s1_s2_jax_gpt_step_is_one_program_for_every_seed_and_rate():
 
 def test_s1_s2_tf_gpt_in_tf_function_traces_once_for_every_seed_and_rate():
     tf = pytest.importorskip("tensorflow")
-    from dropout_ref.course.tensorflow.gpt import GPT
+    from dropout_ref.models.tensorflow.gpt import GPT
 
     idx, _ = batch()
     base = GPTConfig(**TINY, dropout=0.1)
@@ -204,7 +204,7 @@ def test_s1_s2_tf_gpt_train_step_is_one_xla_program_equal_to_the_eager_step():
     seed and rate, and its losses and weights follow the eager step's (float32 rounding)."""
     tf = pytest.importorskip("tensorflow")
     from dropout_ref.course.tensorflow import gpt_training
-    from dropout_ref.course.tensorflow.gpt import GPT
+    from dropout_ref.models.tensorflow.gpt import GPT
 
     idx, targets = batch()
     config = GPTConfig(**TINY, dropout=0.1)
@@ -238,7 +238,7 @@ def test_s1_s2_torch_compiled_gpt_train_step_is_one_graph_equal_to_the_eager_ste
     from torch._dynamo.utils import counters
 
     from dropout_ref.course.torch import gpt_training
-    from dropout_ref.course.torch.gpt import GPT
+    from dropout_ref.models.torch.gpt import GPT
 
     # aot_eager: Dynamo and AOTAutograd as in the real step, without Inductor's C++ build
     # (the compare command's test runs the Inductor step).
@@ -270,7 +270,7 @@ def test_s1_s2_torch_compiled_gpt_is_one_graph_for_every_seed_and_rate():
     torch = pytest.importorskip("torch")
     from torch._dynamo.utils import counters
 
-    from dropout_ref.course.torch.gpt import GPT
+    from dropout_ref.models.torch.gpt import GPT
 
     idx = torch.as_tensor(batch()[0])
     model = GPT(GPTConfig(**TINY, dropout=0.1), rng=0).train()

@@ -28,17 +28,17 @@ def _worker(rank: int, world: int, port: int) -> None:
     from torch.distributed.tensor import DTensor
 
     from dropout_ref import torch as _adapter  # noqa: F401  (before the model module)
-    from dropout_ref.course.gpt_config import GPTConfig
     from dropout_ref.course.torch.tensor_parallel import (
         full_gradients,
         parallelize_gpt,
         tp_backward,
         tp_forward,
     )
+    from dropout_ref.models.gpt_config import GPTConfig
     from dropout_ref.torch import GPT
     from dropout_ref.torch.distributed import gloo_process_group
 
-    gpt_module = importlib.import_module("dropout_ref.course.torch.gpt")
+    gpt_module = importlib.import_module("dropout_ref.models.torch.gpt")
     with gloo_process_group(rank, world, port):
         config = GPTConfig(vocab_size=13, block_size=8, n_layer=2, n_head=4, n_embd=16,
                            dropout=0.3)

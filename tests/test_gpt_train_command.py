@@ -11,8 +11,8 @@ import pytest
 
 from dropout_ref.cli.main import main
 from dropout_ref.course.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from dropout_ref.course.gpt_config import GPTConfig, init_weights
 from dropout_ref.course.gpt_training import GPTTrainConfig, step_mask_seed
+from dropout_ref.models.gpt_config import GPTConfig, init_weights
 
 TINY = [
     "--steps", "4", "--eval-interval", "2", "--eval-batches", "1", "--batch-size", "2",

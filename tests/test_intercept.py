@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from dropout_ref.core.sites import SITE_STRIDE, active, site_offset, validate_context_seed
-from dropout_ref.course.compare import backend_step_function, loss_difference, weight_differences
-from dropout_ref.course.mlp_spec import DROPOUT_OFFSETS, MLPSpec
+from dropout_ref.models.mlp_spec import DROPOUT_OFFSETS, MLPSpec
+from dropout_ref.porting.compare import backend_step_function, loss_difference, weight_differences
 
 COURSE = MLPSpec()  # 784 -> 256 -> 256 -> 10, rates 0.2 / 0.5
 
@@ -36,7 +36,7 @@ def _batch(n: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def _probe_weights(seed: int = 1) -> dict[str, np.ndarray]:
     # Larger than the init, so both dropout layers move the loss (a wrong mask shows).
-    from dropout_ref.course.port_check import probe_weights
+    from dropout_ref.porting.port_check import probe_weights
 
     return probe_weights(COURSE, seed)
 
@@ -47,7 +47,7 @@ def _probe_weights(seed: int = 1) -> dict[str, np.ndarray]:
 def test_p8_site_offsets_are_the_models_numbering():
     assert site_offset(0) == 0 and site_offset(1) == SITE_STRIDE == 2**40
     assert DROPOUT_OFFSETS == (site_offset(0), site_offset(1))
-    from dropout_ref.course import gpt_config
+    from dropout_ref.models import gpt_config
 
     assert gpt_config.SITE_STRIDE == SITE_STRIDE  # X4's sites are P8's numbering
     with pytest.raises(ValueError, match="site index j"):
@@ -263,7 +263,7 @@ def test_p8_torch_sdpa_attention_dropout_is_one_site(torch_b, mask):
 
 
 def _course_step(module, backend: str, lr: float = 0.5):
-    from dropout_ref.course.user_model import from_user_model
+    from dropout_ref.porting.user_model import from_user_model
 
     net, loss, trainer = module.course_model(lr)
     convert = _converters(backend)
@@ -329,8 +329,8 @@ def _synthetic(n: int = 96):
 def test_m6_port_check_accepts_unmodified_torch_model_and_names_swapped_rates(torch_b):
     from torch import nn
 
-    from dropout_ref.course.port_check import check_port
-    from dropout_ref.course.user_model import from_user_model
+    from dropout_ref.porting.port_check import check_port
+    from dropout_ref.porting.user_model import from_user_model
 
     def course_net(p1, p2):
         return nn.Sequential(
@@ -373,7 +373,7 @@ def _hf_gpt2(impl: str):
 def test_x4_hf_gpt2_train_logits_and_grads_equal_our_gpt(torch_b, impl):
     import torch
 
-    from dropout_ref.course.gpt_config import GPTConfig
+    from dropout_ref.models.gpt_config import GPTConfig
     from dropout_ref.numpy import GPT as NUMPY_GPT
 
     hf = _hf_gpt2(impl).train()
@@ -589,7 +589,7 @@ def test_p8_jax_nnx_and_linen_sites(jax_b):
 
 
 def test_m6_jax_nnx_course_step_equals_our_mlp(jax_b):
-    from dropout_ref.course.user_model import from_user_model
+    from dropout_ref.porting.user_model import from_user_model
 
     step = from_user_model(_nnx_course_mlp())
     # Against the numpy oracle (our jax MLP agrees with it, M6; compiling its step here

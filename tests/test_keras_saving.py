@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dropout_ref.core.registry import get_backend
-from dropout_ref.course.mlp_spec import MLPSpec, init_weights
+from dropout_ref.models.mlp_spec import MLPSpec, init_weights
 
 
 @pytest.fixture(scope="module")

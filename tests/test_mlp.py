@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dropout_ref.conformance import stats
-from dropout_ref.course.mlp_spec import (
+from dropout_ref.models.mlp_spec import (
     DROPOUT_OFFSETS,
     INIT_STD,
     WEIGHT_NAMES,
@@ -45,7 +45,7 @@ def random_weights(spec: MLPSpec, seed: int = 1) -> dict[str, np.ndarray]:
 
 
 def mlp_module(backend):
-    return importlib.import_module(f"dropout_ref.course.{backend.ops.name}.mlp")
+    return importlib.import_module(f"dropout_ref.models.{backend.ops.name}.mlp")
 
 
 # --- M1: architecture, sizes and rates as constructor arguments -------------------------

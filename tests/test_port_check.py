@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dropout_ref.course.mlp_spec import MLPSpec
-from dropout_ref.course.port_check import check_port, from_backend, from_model
+from dropout_ref.models.mlp_spec import MLPSpec
+from dropout_ref.porting.port_check import check_port, from_backend, from_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = MLPSpec(num_inputs=64, num_outputs=10)
@@ -64,7 +64,7 @@ def test_wrong_torch_ports_caught_at_step_0(mistake, clause, needle):
 def numpy_port_with_dropout(change):
     """The numpy backend's step, its dropout_layer replaced by ``change(real)`` during the call."""
     step = from_backend("numpy", SPEC)
-    mlp = importlib.import_module("dropout_ref.course.numpy.mlp")
+    mlp = importlib.import_module("dropout_ref.models.numpy.mlp")
     real = mlp.dropout_layer
 
     def port(weights, images, labels, lr, mask_seed):

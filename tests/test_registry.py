@@ -65,7 +65,7 @@ def core_modules() -> list[str]:
     """Every module of the package except the per-framework ones (adapters, tool modules).
 
     A per-framework module has the framework's name as one part of its dotted path
-    (``dropout_ref.torch.ops``, ``dropout_ref.course.torch.mlp``,
+    (``dropout_ref.torch.ops``, ``dropout_ref.models.torch.mlp``,
     ``dropout_ref.conformance.natives.keras``): the layout keeps that true.
     """
     names = ["dropout_ref"]

@@ -226,7 +226,8 @@ def small_mlp(module):
 
 def test_s2_s3_jax_seeded_step_is_one_program_for_every_seed_and_rate():
     pytest.importorskip("jax")
-    from dropout_ref.course.jax import mlp, training
+    from dropout_ref.course.jax import training
+    from dropout_ref.models.jax import mlp
 
     images, labels = small_batch()
     compiled, reference = small_mlp(mlp), small_mlp(mlp)
@@ -251,7 +252,8 @@ def test_s2_s3_jax_seeded_step_is_one_program_for_every_seed_and_rate():
 
 def test_s2_tf_seeded_step_traces_once_for_every_seed():
     pytest.importorskip("tensorflow")
-    from dropout_ref.course.tensorflow import mlp, training
+    from dropout_ref.course.tensorflow import training
+    from dropout_ref.models.tensorflow import mlp
 
     images, labels = small_batch()
     model = small_mlp(mlp)
@@ -264,8 +266,8 @@ def test_s3_train_records_each_steps_rates():
     from types import SimpleNamespace
 
     from dropout_ref import schedules
-    from dropout_ref.course.numpy import mlp
     from dropout_ref.course.training import TrainConfig, train
+    from dropout_ref.models.numpy import mlp
 
     images, labels = small_batch()
     data = SimpleNamespace(train_images=images, train_labels=labels, test_images=images,

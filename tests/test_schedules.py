@@ -139,7 +139,7 @@ def test_s3_compiled_steps_refuse_a_bad_schedule_rate_on_the_host(backend):
 
     pytest.importorskip({"torch": "torch", "tensorflow": "tensorflow", "jax": "flax.nnx"}[backend])
     training = importlib.import_module(f"dropout_ref.course.{backend}.training")
-    model = importlib.import_module(f"dropout_ref.course.{backend}.mlp").MLP(
+    model = importlib.import_module(f"dropout_ref.models.{backend}.mlp").MLP(
         num_inputs=4, num_outputs=2, num_hiddens1=3, num_hiddens2=3, rng=0
     )
     step = training.compiled_sgd_step if backend == "torch" else training.sgd_step

@@ -15,7 +15,6 @@ import pytest
 
 from dropout_ref.cli import main as cli
 from dropout_ref.course.data import DataError, load_dataset
-from dropout_ref.course.mlp_spec import WEIGHT_NAMES, MLPSpec
 from dropout_ref.course.training import (
     DATASET_DEFAULTS,
     METRIC_FIELDS,
@@ -24,6 +23,7 @@ from dropout_ref.course.training import (
     train,
     write_metrics,
 )
+from dropout_ref.models.mlp_spec import WEIGHT_NAMES, MLPSpec
 
 SMALL = {"num_inputs": 12, "num_outputs": 3, "num_hiddens1": 16, "num_hiddens2": 8}
 
@@ -132,14 +132,14 @@ def test_sgd_step_with_fixed_masks_matches_numpy(backend, monkeypatch):
     rng = np.random.default_rng(7)
     masks = [rng.random((20, 16)) >= rates[0], rng.random((20, 8)) >= rates[1]]
 
-    numpy_mlp = importlib.import_module("dropout_ref.course.numpy.mlp")
+    numpy_mlp = importlib.import_module("dropout_ref.models.numpy.mlp")
     fixed = FixedMasks(importlib.import_module("dropout_ref").get_backend("numpy"), masks, rates)
     monkeypatch.setattr(numpy_mlp, "dropout_layer", fixed)
     expected_loss, expected = numpy_reference_step(images, labels, weights, rates)
     monkeypatch.undo()
 
     monkeypatch.setattr(
-        importlib.import_module(f"dropout_ref.course.{backend.ops.name}.mlp"),
+        importlib.import_module(f"dropout_ref.models.{backend.ops.name}.mlp"),
         "dropout_layer",
         FixedMasks(backend, masks, rates),
     )

@@ -18,8 +18,8 @@ __all__ = [
 
 # Resolved on first use (PEP 562), so that ``import dropout_ref`` stays light.
 _LAZY = {
-    "GPTConfig": "dropout_ref.course.gpt_config",
-    "forward_numpy": "dropout_ref.course.forward",
+    "GPTConfig": "dropout_ref.models.gpt_config",
+    "forward_numpy": "dropout_ref.models.forward",
 }
 
 

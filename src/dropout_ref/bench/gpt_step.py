@@ -32,7 +32,8 @@ import numpy as np
 
 from dropout_ref.bench.cases import BENCH_CASES
 from dropout_ref.bench.cases.common import BenchCase, CaseSet
-from dropout_ref.course.backends import GPT_MODULE, GPT_TRAINING_MODULE
+from dropout_ref.course.backends import GPT_TRAINING_MODULE
+from dropout_ref.models.backends import GPT_MODULE
 
 GPT_OURS = "gpt_step_ours"
 GPT_PORTABLE = "gpt_step_portable"
@@ -47,8 +48,8 @@ LEARNING_RATE = 0.1
 
 
 def bench_config() -> Any:
-    """Return the benchmark's :class:`~dropout_ref.course.gpt_config.GPTConfig`."""
-    from dropout_ref.course.gpt_config import GPTConfig
+    """Return the benchmark's :class:`~dropout_ref.models.gpt_config.GPTConfig`."""
+    from dropout_ref.models.gpt_config import GPTConfig
 
     return GPTConfig(
         vocab_size=96, block_size=64, n_layer=2, n_head=4, n_embd=128, dropout="gpt2-hf"

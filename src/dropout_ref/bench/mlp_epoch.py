@@ -14,7 +14,8 @@ from unittest import mock
 import numpy as np
 
 from dropout_ref.bench.cases.common import MLP_NATIVE, MLP_OURS, BenchCase, CaseSet
-from dropout_ref.course.backends import MLP_MODULE, TRAINING_MODULE
+from dropout_ref.course.backends import TRAINING_MODULE
+from dropout_ref.models.backends import MLP_MODULE
 
 #: Examples per benchmark epoch: 40 batches of the course's 256 (a full
 #: Fashion-MNIST epoch has 235; fewer keep ``dropout-ref bench`` short).

@@ -26,7 +26,7 @@ from dropout_ref.conformance.runner import (
 )
 from dropout_ref.conformance.stats import DEFAULT_ALPHA, binomial_count_interval
 from dropout_ref.core.registry import get_backend
-from dropout_ref.course.backends import MLP_MODULE, MODEL_MODES_MODULE
+from dropout_ref.models.backends import MLP_MODULE, MODEL_MODES_MODULE
 
 #: Clauses checked by :func:`check_model`.
 MODEL_CLAUSES: tuple[str, ...] = ("M2", "M3", "M4")
@@ -180,7 +180,7 @@ def check_model(
     make_model : callable, optional
         ``make_model(num_inputs, num_outputs, num_hiddens1, num_hiddens2, dropout1,
         dropout2, weights=dict)`` returning a model in the neutral weight layout of
-        :mod:`dropout_ref.course.mlp_spec`; default ``dropout_ref.<backend>.MLP``.
+        :mod:`dropout_ref.models.mlp_spec`; default ``dropout_ref.<backend>.MLP``.
     backend : str, optional
         Whose train/eval idiom to use (``dropout_ref.<backend>.model_modes``).
     seed : int, optional

@@ -17,7 +17,7 @@ from dropout_ref.conformance.runner import backend_arrays
 from dropout_ref.conformance.site_checks import SiteProbe, SiteSpec, check_sites
 from dropout_ref.conformance.stats import DEFAULT_ALPHA
 from dropout_ref.core.registry import get_backend
-from dropout_ref.course.backends import GPT_MODULE, MLP_MODULE
+from dropout_ref.models.backends import GPT_MODULE, MLP_MODULE
 
 #: The kit's GPT: big enough that every site tensor holds thousands of elements
 #: (X2's binomial tests have power), small enough to run eagerly in seconds.
@@ -32,14 +32,14 @@ MLP_RATES = {"dropout1": 0.2, "dropout2": 0.5}
 
 
 def _forward(model: Any, inputs: Any, *, training: bool, mask_seed: int | None = None) -> Any:
-    from dropout_ref.course.forward import forward_numpy
+    from dropout_ref.models.forward import forward_numpy
 
     return forward_numpy(model, inputs, training=training, mask_seed=mask_seed)
 
 
 def _gpt_weights(config: Any, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """GPT-2's init made louder: logits of order 1, so that a misplaced site shows in X4."""
-    from dropout_ref.course.gpt_config import init_weights
+    from dropout_ref.models.gpt_config import init_weights
 
     weights = {}
     for name, value in init_weights(config, rng).items():
@@ -66,7 +66,7 @@ def gpt_probe(
     (B, n_head, T, T), ``resid`` after attention and ``resid`` after the MLP.
     The oracle is :class:`dropout_ref.numpy.GPT` with the same weights.
     """
-    from dropout_ref.course.gpt_config import SITE_STRIDE, GPTConfig, dropout_sites
+    from dropout_ref.models.gpt_config import SITE_STRIDE, GPTConfig, dropout_sites
 
     module = get_backend(backend)
     if make_model is None:
@@ -110,7 +110,7 @@ def mlp_probe(
     backend: str, make_model: Callable[..., Any] | None = None, *, seed: int = 0
 ) -> SiteProbe:
     """Describe ``backend``'s MLP to the site checks: two sites, after each hidden ReLU (M4)."""
-    from dropout_ref.course.mlp_spec import DROPOUT_OFFSETS, INIT_STD, MLPSpec, init_weights
+    from dropout_ref.models.mlp_spec import DROPOUT_OFFSETS, INIT_STD, MLPSpec, init_weights
 
     module = get_backend(backend)
     if make_model is None:

@@ -29,7 +29,7 @@ from dropout_ref.conformance.site_checks import SITE_CLAUSES
 from dropout_ref.conformance.stats import DEFAULT_ALPHA
 from dropout_ref.core.contract import kit_dropout_layer
 from dropout_ref.core.registry import get_backend
-from dropout_ref.course.backends import GPT_MODULE, MLP_MODULE
+from dropout_ref.models.backends import GPT_MODULE, MLP_MODULE
 
 #: The noise shape of our own structured row (channel dropout of an (N, C, H, W) X).
 OURS_NOISE_SHAPE: tuple[int | None, ...] = (None, None, 1, 1)

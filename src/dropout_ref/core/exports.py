@@ -17,10 +17,10 @@ from typing import Any
 
 #: Offered by every backend the course covers: name -> module path (``{backend}`` filled in).
 COURSE: dict[str, str] = {
-    "MLP": "dropout_ref.course.{backend}.mlp",
-    "GPT": "dropout_ref.course.{backend}.gpt",
+    "MLP": "dropout_ref.models.{backend}.mlp",
+    "GPT": "dropout_ref.models.{backend}.gpt",
     "portable_masks": "dropout_ref.{backend}.intercept",
-    "generate": "dropout_ref.course.generate",
+    "generate": "dropout_ref.models.generate",
 }
 
 #: Backend -> its table: the course's names where it covers the backend, plus extras.

@@ -1,1 +1,1 @@
-"""The course: models, training steps, data and tools; per framework in ``course/<backend>/``."""
+"""The course: training steps, training loops and data; per framework in ``course/<backend>/``."""

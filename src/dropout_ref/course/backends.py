@@ -1,25 +1,15 @@
 """The course's per-framework modules and what each must define (the course's contract).
 
-Each backend has ``dropout_ref.course.<backend>.{mlp,training,model_modes}``
-with the same names; the course's tools (training, compare, the port check,
-the model conformance checks, the MLP bench) reach them only through these
-declarations.
+Each backend has ``dropout_ref.course.<backend>.{training,gpt_training,gpt_adamw}``
+with the same names; the course's tools (training, compare, the MLP and GPT benches)
+reach them only through these declarations. The models themselves are declared in
+:mod:`dropout_ref.models.backends`.
 """
 
 from __future__ import annotations
 
 from dropout_ref.core.contract import ToolModule
-
-#: Every backend with the course MLP.
-COURSE_BACKENDS = ("numpy", "torch", "mxnet", "tensorflow", "jax")
-
-#: ``dropout_ref.course.<backend>.mlp``: the model (SPEC M1-M5).
-MLP_MODULE = ToolModule(
-    tool="course MLP",
-    pattern="dropout_ref.course.{backend}.mlp",
-    backends=COURSE_BACKENDS,
-    required={"MLP": "the course MLP in the framework's idiom (M1, M2), weights as in M5"},
-)
+from dropout_ref.models.backends import COURSE_BACKENDS
 
 #: ``dropout_ref.course.<backend>.training``: one SGD step and predictions (SPEC M6, T1).
 TRAINING_MODULE = ToolModule(
@@ -41,29 +31,10 @@ TRAINING_MODULE = ToolModule(
     },
 )
 
-#: ``dropout_ref.course.<backend>.model_modes``: the train/eval idiom (SPEC M2, M3).
-MODEL_MODES_MODULE = ToolModule(
-    tool="model modes",
-    pattern="dropout_ref.course.{backend}.model_modes",
-    backends=COURSE_BACKENDS,
-    required={
-        "train_forward": "(model, images) -> numpy logits in the framework's training mode",
-        "eval_forward": "(model, images) -> numpy logits in its eval mode",
-    },
-)
 
-#: Every backend with the course GPT (SPEC X1-X5).
-GPT_BACKENDS = COURSE_BACKENDS
 #: Every backend whose GPT trains (numpy's is a forward oracle).
 GPT_TRAINING_BACKENDS = ("torch", "mxnet", "tensorflow", "jax")
 
-#: ``dropout_ref.course.<backend>.gpt``: the GPT (SPEC X1-X5).
-GPT_MODULE = ToolModule(
-    tool="course GPT",
-    pattern="dropout_ref.course.{backend}.gpt",
-    backends=GPT_BACKENDS,
-    required={"GPT": "GPT(config, weights=None, rng=0) in the framework's idiom, get_weights()"},
-)
 
 #: ``dropout_ref.course.<backend>.gpt_training``: the GPT's training step (SPEC X4).
 GPT_TRAINING_MODULE = ToolModule(
@@ -89,16 +60,6 @@ GPT_TRAINING_MODULE = ToolModule(
     },
 )
 
-#: ``dropout_ref.course.<backend>.forward``: any of our models' forward pass as NumPy.
-FORWARD_MODULE = ToolModule(
-    tool="course forward",
-    pattern="dropout_ref.course.{backend}.forward",
-    backends=COURSE_BACKENDS,
-    required={
-        "forward_numpy": "(model, inputs, *, training, mask_seed=None) -> numpy output "
-                         "in the framework's train or eval idiom (M2, X3)",
-    },
-)
 
 #: ``dropout_ref.course.<backend>.gpt_adamw``: the GPT's AdamW as nanoGPT sets it up.
 GPT_ADAMW_MODULE = ToolModule(

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.course.gpt_config import GPTConfig, validate_weights
 from dropout_ref.course.training import atomic_write_bytes
+from dropout_ref.models.gpt_config import GPTConfig, validate_weights
 
 WEIGHTS_FILE = "weights.npz"
 CONFIG_FILE = "config.json"

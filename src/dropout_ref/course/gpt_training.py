@@ -42,9 +42,10 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.course.backends import GPT_ADAMW_MODULE, GPT_MODULE, GPT_TRAINING_MODULE
+from dropout_ref.course.backends import GPT_ADAMW_MODULE, GPT_TRAINING_MODULE
 from dropout_ref.course.data.text import CharDataset, sample_batch
-from dropout_ref.course.gpt_config import SITE_NAMES, GPTConfig
+from dropout_ref.models.backends import GPT_MODULE
+from dropout_ref.models.gpt_config import SITE_NAMES, GPTConfig
 
 #: Columns of ``metrics.csv``, in order.
 GPT_METRIC_FIELDS: tuple[str, ...] = (

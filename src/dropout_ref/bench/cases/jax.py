@@ -77,9 +77,9 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     with the model's own rates, the issue's target for the seeded JAX step.
     """
     from dropout_ref.bench.compiled_loop import WARMUP, loop_inputs, summary, time_steps
-    from dropout_ref.course.jax.mlp import MLP
     from dropout_ref.course.jax.training import _compiled_seeded_step, _compiled_step, _update
     from dropout_ref.jax.runtime import seed_words
+    from dropout_ref.models.jax.mlp import MLP
 
     inputs = loop_inputs(steps)
     X, y = jnp.asarray(inputs.images), jnp.asarray(inputs.labels.astype(np.int32))

@@ -82,8 +82,8 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     float64 rate tensors; programs are its ``experimental_get_tracing_count()``.
     """
     from dropout_ref.bench.compiled_loop import WARMUP, loop_inputs, summary, time_steps
-    from dropout_ref.course.tensorflow.mlp import MLP
     from dropout_ref.course.tensorflow.training import _graph_step, _step, runtime_rates
+    from dropout_ref.models.tensorflow.mlp import MLP
 
     inputs = loop_inputs(steps)
     with tf.device(device):

@@ -201,8 +201,8 @@ def compiled_loop(steps: int, device: str = "cpu") -> dict[str, Any]:
     from torch._dynamo.utils import counters
 
     from dropout_ref.bench.compiled_loop import WARMUP, loop_inputs, summary, time_steps
-    from dropout_ref.course.torch.mlp import MLP
     from dropout_ref.course.torch.training import make_compiled_sgd_step
+    from dropout_ref.models.torch.mlp import MLP
 
     inputs = loop_inputs(steps)
     dev = torch.device(device)

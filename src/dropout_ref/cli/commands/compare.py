@@ -1,6 +1,6 @@
 """``dropout-ref compare``: train the MLP in every backend and compare with numpy (SPEC M6).
 
-``--model gpt`` trains the GPT instead (SPEC X4, :mod:`dropout_ref.course.gpt_compare`):
+``--model gpt`` trains the GPT instead (SPEC X4, :mod:`dropout_ref.porting.gpt_compare`):
 the same SGD steps from the same weights and batches in every installed backend with a
 GPT training step, numpy checking the forward pass, differences from the first one.
 
@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from dropout_ref.course.backends import MLP_MODULE
 from dropout_ref.course.training import DATASET_DEFAULTS, progress_bar
+from dropout_ref.models.backends import MLP_MODULE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODULE:FUNCTION",
         help="also compare your own, unmodified model: FUNCTION (in MODULE or path/to/file.py) "
         "returns a torch/Keras/Gluon/Flax NNX model of the MLP (or a "
-        "dropout_ref.course.user_model.UserModel, or a step function); its training step runs "
+        "dropout_ref.porting.user_model.UserModel, or a step function); its training step runs "
         "inside portable_masks(mask_seed) (SPEC P8). Without --backends only numpy runs beside it",
     )
     parser.add_argument(
@@ -95,13 +95,13 @@ def run(args: argparse.Namespace) -> int:
 
     from dropout_ref.cli.commands.output_paths import OutputPathError, prepare_output_dir
     from dropout_ref.core.registry import available_backends, get_backend
-    from dropout_ref.course.compare import (
+    from dropout_ref.course.data import DataError, load_dataset
+    from dropout_ref.porting.compare import (
         REFERENCE,
         CompareConfig,
         run_comparison,
         write_comparison,
     )
-    from dropout_ref.course.data import DataError, load_dataset
 
     if args.model == "gpt":
         if args.user_model:
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         names = [name for name in available_backends() if MLP_MODULE.covers(name)]
     overrides = {}
     if args.user_model:
-        from dropout_ref.course.user_model import load_user_model
+        from dropout_ref.porting.user_model import load_user_model
 
         try:
             overrides[USER] = load_user_model(args.user_model)
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
 def _summary_table(comparison, seconds: float):
     from rich.table import Table
 
-    from dropout_ref.course.compare import CURVE_TOLERANCE, ONE_STEP_TOLERANCE
+    from dropout_ref.porting.compare import CURVE_TOLERANCE, ONE_STEP_TOLERANCE
 
     config = comparison.config
     table = Table(
@@ -221,13 +221,13 @@ def _run_gpt(args: argparse.Namespace) -> int:
 
     from dropout_ref.cli.commands.output_paths import OutputPathError, prepare_output_dir
     from dropout_ref.core.registry import available_backends, get_backend
-    from dropout_ref.course.gpt_compare import (
+    from dropout_ref.course.training import atomic_write_bytes
+    from dropout_ref.porting.gpt_compare import (
         CURVE_TOLERANCE,
         DEFAULT_LR,
         ONE_STEP_TOLERANCE,
         run_gpt_comparison,
     )
-    from dropout_ref.course.training import atomic_write_bytes
 
     if args.backends:
         names = list(dict.fromkeys(["numpy", *args.backends]))

@@ -64,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from dropout_ref.core.registry import get_backend
-    from dropout_ref.course.backends import GPT_MODULE
     from dropout_ref.course.checkpoint import CheckpointError, load_checkpoint
     from dropout_ref.course.data.text import CharVocab
-    from dropout_ref.course.generate import generate
+    from dropout_ref.models.backends import GPT_MODULE
+    from dropout_ref.models.generate import generate
 
     try:
         get_backend(args.backend)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from dropout_ref.cli.commands.output_paths import OutputPathError, prepare_output_dir
 from dropout_ref.cli.commands.train_gpt import add_gpt_arguments, mlp_misuse
-from dropout_ref.course.backends import MLP_MODULE
 from dropout_ref.course.training import DATASET_DEFAULTS
+from dropout_ref.models.backends import MLP_MODULE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,7 +40,7 @@ def dropout_value(text: str) -> Any:
 
 def add_gpt_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``--model gpt`` options to ``dropout-ref train``'s parser."""
-    from dropout_ref.course.gpt_config import PRESETS
+    from dropout_ref.models.gpt_config import PRESETS
 
     group = parser.add_argument_group("--model gpt")
     group.add_argument(
@@ -119,7 +119,6 @@ def run(args: argparse.Namespace) -> int:
     from dropout_ref.cli.commands.output_paths import OutputPathError, prepare_output_dir
     from dropout_ref.course.checkpoint import save_checkpoint
     from dropout_ref.course.data.text import load_char_dataset
-    from dropout_ref.course.gpt_config import SITE_NAMES
     from dropout_ref.course.gpt_training import (
         GPT_METRIC_FIELDS,
         TRAINABLE,
@@ -128,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         trainer_modules,
     )
     from dropout_ref.course.training import plot_curves, write_metrics
+    from dropout_ref.models.gpt_config import SITE_NAMES
 
     if args.backend not in TRAINABLE:
         return _fail(

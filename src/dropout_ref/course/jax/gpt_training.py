@@ -1,4 +1,4 @@
-"""Training step of the Flax NNX GPT (the contract of :mod:`dropout_ref.course.gpt_compare`).
+"""Training step of the Flax NNX GPT (the contract of :mod:`dropout_ref.porting.gpt_compare`).
 
 One step: ``model.train()``, mean token cross-entropy of the train-mode logits
 (dropout at every site, portable with ``mask_seed``), ``nnx.value_and_grad``, and
@@ -21,11 +21,11 @@ import optax
 from flax import nnx
 
 from dropout_ref.core.validation import validate_seed
-from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
-from dropout_ref.course.gpt_config import call_rates, validate_batch
-from dropout_ref.course.jax.gpt import GPT
 from dropout_ref.course.jax.training import runtime_rates
 from dropout_ref.jax.runtime import seed_words
+from dropout_ref.models.gpt_config import call_rates, validate_batch
+from dropout_ref.models.jax.gpt import GPT
+from dropout_ref.porting.gpt_compare import DEFAULT_LR, validate_lr
 
 
 def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> nnx.Optimizer:

@@ -14,8 +14,8 @@ from flax import nnx
 
 from dropout_ref.core.runtime import checked_rates
 from dropout_ref.core.validation import validate_seed
-from dropout_ref.course.jax.mlp import MLP
 from dropout_ref.jax.runtime import seed_words
+from dropout_ref.models.jax.mlp import MLP
 
 
 def _loss(model: MLP, X: jax.Array, y: jax.Array, mask_seed: Any, rates: Any) -> jax.Array:

@@ -1,4 +1,4 @@
-"""Training step of the Gluon GPT (the contract of :mod:`dropout_ref.course.gpt_compare`).
+"""Training step of the Gluon GPT (the contract of :mod:`dropout_ref.porting.gpt_compare`).
 
 One step: the mean token cross-entropy of the logits computed inside
 ``autograd.record()`` (dropout at every site, portable with ``mask_seed``),
@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
-from dropout_ref.course.gpt_config import validate_batch
-from dropout_ref.course.mxnet.gpt import GPT
 from dropout_ref.course.mxnet.training import log_softmax
+from dropout_ref.models.gpt_config import validate_batch
+from dropout_ref.models.mxnet.gpt import GPT
 from dropout_ref.mxnet.framework import autograd, gluon, mnp, mx, npx
+from dropout_ref.porting.gpt_compare import DEFAULT_LR, validate_lr
 
 
 # use_np: the optimizer records at creation whether it may update np-mode parameters.

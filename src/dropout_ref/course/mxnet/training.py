@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropout_ref.course.mxnet.mlp import MLP
+from dropout_ref.models.mxnet.mlp import MLP
 from dropout_ref.mxnet.framework import autograd, mnp, mx, npx
 
 

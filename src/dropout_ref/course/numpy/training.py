@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropout_ref.course.numpy.mlp import MLP
+from dropout_ref.models.numpy.mlp import MLP
 
 
 def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:

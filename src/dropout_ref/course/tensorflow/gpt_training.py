@@ -1,9 +1,9 @@
-"""Training step of the Keras GPT (the contract of :mod:`dropout_ref.course.gpt_compare`).
+"""Training step of the Keras GPT (the contract of :mod:`dropout_ref.porting.gpt_compare`).
 
 One step: mean token cross-entropy of ``model(idx, training=True)`` (dropout at
 every site, portable with ``mask_seed``) under a ``GradientTape``, and one step of
 the framework's own SGD (``keras.optimizers.SGD``, no momentum, no weight decay);
-see :mod:`dropout_ref.course.gpt_compare` for why SGD and not AdamW.
+see :mod:`dropout_ref.porting.gpt_compare` for why SGD and not AdamW.
 
 The step (forward, gradients and the optimizer's update) is one ``tf.function``
 per model and optimizer. With ``mask_seed`` it is compiled by XLA
@@ -23,10 +23,10 @@ import tensorflow as tf
 from tensorflow import keras
 
 from dropout_ref.core.validation import int64_bits, validate_seed
-from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
-from dropout_ref.course.gpt_config import validate_batch
-from dropout_ref.course.tensorflow.gpt import GPT
 from dropout_ref.course.tensorflow.training import runtime_rates
+from dropout_ref.models.gpt_config import validate_batch
+from dropout_ref.models.tensorflow.gpt import GPT
+from dropout_ref.porting.gpt_compare import DEFAULT_LR, validate_lr
 
 
 def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> keras.optimizers.Optimizer:

@@ -16,8 +16,8 @@ import tensorflow as tf
 
 from dropout_ref.core.runtime import checked_rates
 from dropout_ref.core.validation import int64_bits, validate_seed
-from dropout_ref.course.mlp_spec import WEIGHT_NAMES
-from dropout_ref.course.tensorflow.mlp import MLP
+from dropout_ref.models.mlp_spec import WEIGHT_NAMES
+from dropout_ref.models.tensorflow.mlp import MLP
 
 #: One compiled step per model and path: portable masks (XLA) or TensorFlow's generator.
 _GRAPH_STEPS: dict[bool, weakref.WeakKeyDictionary[MLP, Callable[..., tf.Tensor]]] = {

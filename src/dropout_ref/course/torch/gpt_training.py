@@ -1,9 +1,9 @@
-"""Training step of the torch GPT (the contract of :mod:`dropout_ref.course.gpt_compare`).
+"""Training step of the torch GPT (the contract of :mod:`dropout_ref.porting.gpt_compare`).
 
 One step: ``model.train()``, mean token cross-entropy of the train-mode logits
 (dropout at every site, portable with ``mask_seed``), backward, and one step of
 the framework's own SGD (``torch.optim.SGD``, no momentum, no weight decay);
-see :mod:`dropout_ref.course.gpt_compare` for why SGD and not AdamW.
+see :mod:`dropout_ref.porting.gpt_compare` for why SGD and not AdamW.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dropout_ref.course.gpt_compare import DEFAULT_LR, validate_lr
-from dropout_ref.course.gpt_config import validate_batch
-from dropout_ref.course.torch.gpt import GPT
 from dropout_ref.course.torch.training import runtime_values
+from dropout_ref.models.gpt_config import validate_batch
+from dropout_ref.models.torch.gpt import GPT
+from dropout_ref.porting.gpt_compare import DEFAULT_LR, validate_lr
 
 
 def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> torch.optim.SGD:

@@ -41,7 +41,7 @@ from torch.distributed.tensor.parallel import (
 
 # The adapter first: it imports the model module (importing the model first is circular).
 from dropout_ref import torch as _adapter  # noqa: F401
-from dropout_ref.course.torch.gpt import GPT, Conv1D
+from dropout_ref.models.torch.gpt import GPT, Conv1D
 
 
 def _distribute(style: Any, module: nn.Module, mesh: DeviceMesh, partition: Any) -> nn.Module:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from dropout_ref.core.runtime import checked_rates
 from dropout_ref.core.validation import int64_bits, validate_seed
-from dropout_ref.course.torch.mlp import MLP
+from dropout_ref.models.torch.mlp import MLP
 
 
 def _device(model: MLP) -> torch.device:

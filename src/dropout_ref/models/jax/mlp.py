@@ -17,7 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from dropout_ref.course.mlp_spec import (
+from dropout_ref.jax import dropout_layer
+from dropout_ref.jax.keys import KEYS
+from dropout_ref.models.mlp_spec import (
     DROPOUT_OFFSETS,
     WEIGHT_NAMES,
     MLPSpec,
@@ -27,8 +29,6 @@ from dropout_ref.course.mlp_spec import (
     resolve_weights,
     validate_weights,
 )
-from dropout_ref.jax import dropout_layer
-from dropout_ref.jax.keys import KEYS
 
 #: Neutral weight name -> (layer attribute, NNX parameter name).
 _PARAMS = {
@@ -114,7 +114,7 @@ class MLP(SpecRates, nnx.Module):
     dropout1, dropout2 : float
         Drop probabilities after the first and second hidden ReLU.
     weights : dict of str to numpy.ndarray, optional
-        Initial weights in the neutral layout of :mod:`dropout_ref.course.mlp_spec`;
+        Initial weights in the neutral layout of :mod:`dropout_ref.models.mlp_spec`;
         by default N(0, 0.01²) weights and zero biases drawn from ``rng``.
     rng : numpy.random.Generator or int, optional
         Source of the default init (NumPy, so ``MLP(rng=0)`` holds the same

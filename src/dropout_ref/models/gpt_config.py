@@ -45,7 +45,7 @@ import numpy as np
 
 from dropout_ref.core.sites import SITE_STRIDE, site_offset  # noqa: F401  (X4 numbers the sites)
 from dropout_ref.core.validation import validate_rate
-from dropout_ref.course.mlp_spec import WEIGHT_DTYPE, _positive_int, as_generator, checked_weight
+from dropout_ref.models.mlp_spec import WEIGHT_DTYPE, _positive_int, as_generator, checked_weight
 
 #: The dropout sites, in the order of :attr:`GPTConfig.rates`.
 SITE_NAMES: tuple[str, ...] = ("embd", "attn", "resid")

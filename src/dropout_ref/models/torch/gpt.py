@@ -5,7 +5,7 @@ Dropout follows the module's training flag: ``model.train()`` / ``model.eval()``
 ``wpe``, ``h.{i}.ln_1``, ``h.{i}.attn.c_attn``, ...), and the linear layers are
 :class:`Conv1D` s holding their weight in the ``(in, out)`` layout of GPT-2's
 checkpoints, so ``model.state_dict()`` has exactly the keys and layouts of
-:func:`dropout_ref.course.gpt_config.weight_shapes`: weights move in and out
+:func:`dropout_ref.models.gpt_config.weight_shapes`: weights move in and out
 without transposes. The output head is ``wte.weight`` itself (tied); there is no
 ``lm_head`` parameter.
 
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import skip_init
 
-from dropout_ref.course.gpt_config import (
+from dropout_ref.models.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,

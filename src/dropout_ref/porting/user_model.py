@@ -3,7 +3,7 @@
 A user's model written the course's way (``nn.Sequential`` with ``nn.Dropout``,
 a Keras ``Sequential`` with ``Dropout`` layers, a Gluon ``nn.Sequential`` with
 ``nn.Dropout``, a Flax NNX module with ``nnx.Dropout``) becomes a step function of
-:mod:`dropout_ref.course.port_check` by running its training step inside
+:mod:`dropout_ref.porting.port_check` by running its training step inside
 ``dropout_ref.<backend>.portable_masks(mask_seed)`` (SPEC P8): the framework's
 j-th training-mode dropout then draws ``dropout_layer(H, p, seed=mask_seed,
 offset=j * 2**40)``, the masks of our MLP's hidden layers j = 0, 1 (SPEC M6).
@@ -16,7 +16,7 @@ backend
 weights
     The model's three dense layers in module order (``nn.Linear``, Keras
     ``Dense``, Gluon ``Dense``, ``nnx.Linear``), converted to the neutral
-    layout ``W (in, out)`` of :mod:`dropout_ref.course.mlp_spec` (torch's and Gluon's
+    layout ``W (in, out)`` of :mod:`dropout_ref.models.mlp_spec` (torch's and Gluon's
     ``(out, in)`` weights transposed).
 train_step
     ``train_step(model, X, y, lr) -> loss``: one plain SGD step on the mean
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.course.compare import StepFunction, from_model
+from dropout_ref.porting.compare import StepFunction, from_model
 
 __all__ = ["UserModel", "detect_backend", "from_user_model"]
 
@@ -274,7 +274,7 @@ def from_user_model(
     Returns
     -------
     StepFunction
-        For :func:`dropout_ref.course.port_check.check_port` and ``dropout-ref compare``.
+        For :func:`dropout_ref.porting.port_check.check_port` and ``dropout-ref compare``.
 
     Raises
     ------
@@ -312,7 +312,7 @@ def resolve_user_model(obj: Any) -> StepFunction:
     """Turn what a ``--user-model`` function returns into a step function.
 
     Accepted: a :class:`UserModel`, a bare framework model (all defaults), or a
-    step function already (five arguments, see :mod:`dropout_ref.course.port_check`).
+    step function already (five arguments, see :mod:`dropout_ref.porting.port_check`).
     """
     if isinstance(obj, UserModel):
         return from_user_model(
@@ -325,7 +325,7 @@ def resolve_user_model(obj: Any) -> StepFunction:
         return obj
     raise TypeError(
         "a --user-model function must return a framework model, a "
-        f"dropout_ref.course.user_model.UserModel or a step function, got {type(obj).__name__}"
+        f"dropout_ref.porting.user_model.UserModel or a step function, got {type(obj).__name__}"
     )
 
 

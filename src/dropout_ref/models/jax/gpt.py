@@ -2,7 +2,7 @@
 
 Dropout follows NNX's idiom, as the course MLP's: ``model.train()`` /
 ``model.eval()`` set the ``deterministic`` attribute of every nested
-:class:`~dropout_ref.course.jax.mlp.Dropout`, whose keys come from the model's
+:class:`~dropout_ref.models.jax.mlp.Dropout`, whose keys come from the model's
 ``nnx.Rngs`` stream ``dropout``; with ``mask_seed=`` site ``j`` draws the
 portable mask of ``dropout_layer(T, rate, seed=mask_seed, offset=j * 2**40)``
 instead (X4). Parameters are ``nnx.Param`` arrays kept in Hugging Face GPT-2's
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from dropout_ref.course.gpt_config import (
+from dropout_ref.models.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
@@ -36,7 +36,7 @@ from dropout_ref.course.gpt_config import (
     validate_weights,
     weight_shapes,
 )
-from dropout_ref.course.jax.mlp import Dropout, _default_dropout_key
+from dropout_ref.models.jax.mlp import Dropout, _default_dropout_key
 
 _ZEROS = nnx.initializers.zeros_init()
 
@@ -214,7 +214,7 @@ class GPT(nnx.Module):
     weights : dict of str to numpy.ndarray, optional
         Initial weights in Hugging Face GPT-2's names and layouts (X5; a
         ``GPT2LMHeadModel`` state dict loads as is); by default
-        GPT-2's init (:func:`dropout_ref.course.gpt_config.init_weights`) from ``rng``.
+        GPT-2's init (:func:`dropout_ref.models.gpt_config.init_weights`) from ``rng``.
     rng : numpy.random.Generator or int, optional
         Source of the default init (NumPy, so ``GPT(config, rng=0)`` holds the
         same weights in every backend).

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.course.gpt_config import (
+from dropout_ref.models.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
@@ -72,7 +72,7 @@ class GPT(gluon.Block):
     weights : dict of str to numpy.ndarray, optional
         Initial weights in Hugging Face GPT-2's names and layouts (X5; a
         ``GPT2LMHeadModel`` state dict loads as is); by default
-        GPT-2's init (:func:`dropout_ref.course.gpt_config.init_weights`) from ``rng``.
+        GPT-2's init (:func:`dropout_ref.models.gpt_config.init_weights`) from ``rng``.
     rng : numpy.random.Generator or int, optional
         Source of the default init (NumPy, so ``GPT(config, rng=0)`` holds the
         same weights in every backend).

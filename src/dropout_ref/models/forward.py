@@ -2,7 +2,7 @@
 
 Tools (comparisons, conformance checks) run a model of any backend through
 this one entry: it finds the backend from the model's class and calls
-``dropout_ref.course.<backend>.forward.forward_numpy``, which puts the model
+``dropout_ref.models.<backend>.forward.forward_numpy``, which puts the model
 in its framework's train or eval idiom (M2, X3), runs it on ``inputs``
 converted to the framework's arrays, and returns the output as a NumPy array.
 A backend adds itself by providing that module (declared by
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dropout_ref.core.registry import known_backends
-from dropout_ref.course.backends import FORWARD_MODULE
+from dropout_ref.models.backends import FORWARD_MODULE
 
 
 def backend_of(model: Any) -> str:
@@ -33,7 +33,7 @@ def backend_of(model: Any) -> str:
         parts = cls.__module__.split(".")
         if parts[0] != "dropout_ref":
             continue
-        # dropout_ref.<backend>.mlp or dropout_ref.course.<backend>.gpt
+        # dropout_ref.<backend>.mlp or dropout_ref.models.<backend>.gpt
         for part in parts[1:3]:
             if part in backends:
                 return part

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dropout_ref.core.thresholds import inverse_keep_scale
-from dropout_ref.course.mlp_spec import (
+from dropout_ref.models.mlp_spec import (
     DROPOUT_OFFSETS,
     WEIGHT_NAMES,
     MLPSpec,
@@ -62,7 +62,7 @@ class MLP(SpecRates):
     dropout1, dropout2 : float
         Drop probabilities after the first and second hidden ReLU.
     weights : dict of str to numpy.ndarray, optional
-        Initial weights in the neutral layout of :mod:`dropout_ref.course.mlp_spec`;
+        Initial weights in the neutral layout of :mod:`dropout_ref.models.mlp_spec`;
         by default N(0, 0.01²) weights and zero biases drawn from ``rng``.
     rng : numpy.random.Generator or int, optional
         Source of the default init.

@@ -8,7 +8,7 @@ The contract: a *step function*
 
 ``weights``
     ``dict[str, numpy.ndarray]`` in the neutral layout of
-    :mod:`dropout_ref.course.mlp_spec` (``W1 (inputs, 256)``, ``b1 (256,)``, ``W2``,
+    :mod:`dropout_ref.models.mlp_spec` (``W1 (inputs, 256)``, ``b1 (256,)``, ``W2``,
     ``b2``, ``W3``, ``b3``; float32; ``H = X @ W + b``). Load them into your
     model; the dict is a copy, modifying it is harmless.
 ``images``, ``labels``
@@ -42,13 +42,13 @@ How the check works
 -------------------
 :func:`check_port` feeds your step and the reference backend's step (numpy by
 default) the same weights, batch and mask seed, for ``steps`` steps of the
-batch sequence of ``dropout-ref compare`` (:mod:`dropout_ref.course.compare`: init
+batch sequence of ``dropout-ref compare`` (:mod:`dropout_ref.porting.compare`: init
 ``init_weights(spec, seed)``, shuffled batches, ``mask_seed = seed * 2**32 + step``).
 Each step starts from the *reference's* weights, so every step is the
 one-step test of SPEC M6 and an error cannot hide behind earlier ones: the
 loss must agree within ``1e-5`` relative and the updated weights within
 ``1e-5`` (largest ``max|Δw| / max|w|`` over the tensors; see
-:mod:`dropout_ref.course.compare` for why that measure).
+:mod:`dropout_ref.porting.compare` for why that measure).
 
 At the first step that fails, a diagnosis runs your step on *probe weights*
 (larger than the init, so that every layer matters to the loss) and names the
@@ -79,7 +79,9 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.course.compare import (
+from dropout_ref.models.mlp_spec import DROPOUT_OFFSETS, WEIGHT_NAMES, MLPSpec, init_weights
+from dropout_ref.models.mlp_spec import validate_weights as _validate_weights
+from dropout_ref.porting.compare import (
     ONE_STEP_TOLERANCE,
     REFERENCE,
     StepFunction,
@@ -90,8 +92,6 @@ from dropout_ref.course.compare import (
     mask_seed_for_step,
     weight_differences,
 )
-from dropout_ref.course.mlp_spec import DROPOUT_OFFSETS, WEIGHT_NAMES, MLPSpec, init_weights
-from dropout_ref.course.mlp_spec import validate_weights as _validate_weights
 
 __all__ = [
     "Divergence",
@@ -195,7 +195,7 @@ def from_backend(name: str, spec: MLPSpec | None = None) -> StepFunction:
 
 def from_user_model(model: Any, train_step: Any = None, **kwargs: Any) -> StepFunction:
     """Drive an unmodified model inside ``portable_masks`` (see ``course.user_model``)."""
-    from dropout_ref.course.user_model import from_user_model as build
+    from dropout_ref.porting.user_model import from_user_model as build
 
     return build(model, train_step, **kwargs)
 
@@ -211,7 +211,7 @@ def _call(step_fn: StepFunction, weights, images, labels, lr, mask_seed, spec: M
     if not (isinstance(result, tuple) and len(result) == 2):
         raise TypeError(
             "the step function must return (loss, new_weights), got "
-            f"{type(result).__name__}; see dropout_ref.course.port_check for the contract"
+            f"{type(result).__name__}; see dropout_ref.porting.port_check for the contract"
         )
     loss, new_weights = result
     if isinstance(loss, bool) or not isinstance(loss, (numbers.Real, np.ndarray)):
@@ -282,7 +282,7 @@ def check_port(
         If ``step_fn`` is not callable or returns something outside the contract.
 
     """
-    from dropout_ref.course.user_model import UserModel, detect_backend, resolve_user_model
+    from dropout_ref.porting.user_model import UserModel, detect_backend, resolve_user_model
 
     if isinstance(step_fn, UserModel) or detect_backend(step_fn) is not None:
         step_fn = resolve_user_model(step_fn)
@@ -392,7 +392,7 @@ KNOWN_MISTAKES: dict[str, tuple[str, str]] = {
     "same_offset": (
         "P4",
         f"both dropout layers draw with offset 0; layer k must use offset=DROPOUT_OFFSETS[k] "
-        f"= {DROPOUT_OFFSETS} (dropout_ref.course.mlp_spec), or the two masks are correlated",
+        f"= {DROPOUT_OFFSETS} (dropout_ref.models.mlp_spec), or the two masks are correlated",
     ),
     "swapped_rates": (
         "M1",

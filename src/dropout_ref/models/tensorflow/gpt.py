@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras.saving import register_keras_serializable
 from tensorflow import keras
 
-from dropout_ref.course.gpt_config import (
+from dropout_ref.models.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,

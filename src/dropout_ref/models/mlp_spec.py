@@ -195,7 +195,7 @@ def checked_weight(
     """Return a float32 copy of weight ``name`` after checking its dtype, shape and values.
 
     Shared by every model's weight check (the MLP's here, the GPT's in
-    :mod:`dropout_ref.course.gpt_config`).
+    :mod:`dropout_ref.models.gpt_config`).
 
     Raises
     ------

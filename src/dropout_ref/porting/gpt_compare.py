@@ -1,7 +1,7 @@
 """Train the GPT in every backend, step by step, and measure how far they drift (SPEC X4).
 
 ``dropout-ref compare --model gpt`` runs this. Every backend starts from the
-same weights (:func:`~dropout_ref.course.gpt_config.init_weights` of ``seed``),
+same weights (:func:`~dropout_ref.models.gpt_config.init_weights` of ``seed``),
 sees the same batches and draws the same portable dropout masks at every site
 (step ``k`` uses ``mask_seed = seed * 2**32 + k``, as the MLP's comparison), so
 whatever differs between their runs is floating-point rounding.
@@ -50,8 +50,9 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.course.backends import GPT_MODULE, GPT_TRAINING_MODULE
-from dropout_ref.course.gpt_config import GPTConfig, init_weights
+from dropout_ref.course.backends import GPT_TRAINING_MODULE
+from dropout_ref.models.backends import GPT_MODULE
+from dropout_ref.models.gpt_config import GPTConfig, init_weights
 
 #: Learning rate of :func:`gpt_optimizer` in every backend, and of the comparison.
 DEFAULT_LR = 0.1
@@ -251,7 +252,7 @@ def run_gpt_comparison(
 
     """
     from dropout_ref.core.registry import get_backend
-    from dropout_ref.course.compare import mask_seed_for_step
+    from dropout_ref.porting.compare import mask_seed_for_step
 
     lr = validate_lr(lr)
     if not isinstance(compiled, bool):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.course.gpt_config import (
+from dropout_ref.models.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,

@@ -2,7 +2,7 @@
 
 Dropout follows the module's training flag: ``model.train()`` /
 ``model.eval()`` (M2). The parameters are ``nn.Parameter`` s named and laid
-out as in :mod:`dropout_ref.course.mlp_spec` (``H = X @ W + b``).
+out as in :mod:`dropout_ref.models.mlp_spec` (``H = X @ W + b``).
 """
 
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dropout_ref.course.mlp_spec import (
+from dropout_ref.models.mlp_spec import (
     DROPOUT_OFFSETS,
     WEIGHT_NAMES,
     MLPSpec,
@@ -37,7 +37,7 @@ class MLP(SpecRates, nn.Module):
     dropout1, dropout2 : float
         Drop probabilities after the first and second hidden ReLU.
     weights : dict of str to numpy.ndarray, optional
-        Initial weights in the neutral layout of :mod:`dropout_ref.course.mlp_spec`;
+        Initial weights in the neutral layout of :mod:`dropout_ref.models.mlp_spec`;
         by default N(0, 0.01²) weights and zero biases drawn from ``rng``.
     rng : numpy.random.Generator or int, optional
         Source of the default init.

@@ -38,7 +38,7 @@ Divergence
     non-finite weights as input.
 
 Backends are driven through the step-function contract of
-:mod:`dropout_ref.course.port_check` (:func:`backend_step_function`), the same one
+:mod:`dropout_ref.porting.port_check` (:func:`backend_step_function`), the same one
 a user's port is checked with.
 """
 
@@ -56,8 +56,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dropout_ref.course.backends import MLP_MODULE
-from dropout_ref.course.mlp_spec import WEIGHT_NAMES, MLPSpec, init_weights, validate_weights
+from dropout_ref.models.backends import MLP_MODULE
+from dropout_ref.models.mlp_spec import WEIGHT_NAMES, MLPSpec, init_weights, validate_weights
 
 #: Reference backend: every difference is measured against it.
 REFERENCE = "numpy"

@@ -1,0 +1,1 @@
+"""Our models (the course MLP, the GPT) in the tensorflow backend."""
