@@ -83,12 +83,19 @@ def validate_context_seed(seed: Any) -> int:
 
 @dataclass(frozen=True)
 class Site:
-    """One numbered dropout: its index, what performed it, its shape and rate."""
+    """One numbered dropout: its index, the door it came through, its shape, rate and noise shape.
+
+    ``noise_shape`` is the call's mask structure (SPEC D12: Keras' ``noise_shape``, Flax's
+    ``broadcast_dims`` or attention ``broadcast_dropout``, torch's channel dropouts), ``None``
+    for element-wise dropout; two ports that drop the same tensor at the same rate but with
+    another noise shape drop different elements, and a port check names that.
+    """
 
     j: int
     source: str
     shape: tuple[int | None, ...]
     rate: float
+    noise_shape: tuple[int | None, ...] | None = None
 
 
 @dataclass
@@ -101,7 +108,13 @@ class SiteCounter:
     #: The first :data:`MAX_LOGGED_SITES` sites numbered (``ctx.sites``).
     sites: list[Site] = field(default_factory=list)
 
-    def next(self, source: str, shape: Sequence[Any], rate: Any) -> int:
+    def next(
+        self,
+        source: str,
+        shape: Sequence[Any],
+        rate: Any,
+        noise_shape: Sequence[Any] | None = None,
+    ) -> int:
         """Give the next training-mode dropout its number; return its offset ``j * 2**40``."""
         j = self.count
         offset = site_offset(j)
@@ -112,7 +125,8 @@ class SiteCounter:
             rate_value = float(rate)
         except (TypeError, ValueError):
             rate_value = float("nan")  # a symbolic rate: recorded as unknown
-        self.sites.append(Site(j, source, tuple(_dim(d) for d in shape), rate_value))
+        noise = None if noise_shape is None else tuple(_dim(d) for d in noise_shape)
+        self.sites.append(Site(j, source, tuple(_dim(d) for d in shape), rate_value, noise))
         return offset
 
     def apply(
@@ -125,7 +139,7 @@ class SiteCounter:
         noise_shape: Sequence[Any] | None = None,
     ) -> Any:
         """Return ``dropout_layer(X, rate, seed=seed, offset=<next site>, noise_shape=...)``."""
-        offset = self.next(source, getattr(X, "shape", ()), rate)
+        offset = self.next(source, getattr(X, "shape", ()), rate, noise_shape)
         with suspended():
             return dropout_layer(X, rate, seed=self.seed, offset=offset, noise_shape=noise_shape)
 
