@@ -36,6 +36,7 @@ TOOL_PACKAGES = (
     "dropout_ref.bench.cases",
     "dropout_ref.course.backends",
     "dropout_ref.models.backends",
+    "dropout_ref.core.doors",
     "dropout_ref.conformance.transformer",
 )
 
@@ -52,7 +53,7 @@ def test_every_tool_package_declares_a_tool():
     names = {tool.tool for tool in declared_tools()}
     assert {"native audit", "bench cases", "course MLP", "course training step",
             "model modes", "course GPT", "course GPT training step", "course forward",
-            "course GPT AdamW", "transformer layer audit"} <= names
+            "course GPT AdamW", "transformer layer audit", "portable masks"} <= names
 
 
 @pytest.fixture(params=registry.known_backends())

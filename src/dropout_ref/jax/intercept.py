@@ -24,10 +24,17 @@ from typing import Any
 import jax
 from jax._src import core as jax_core
 
+from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import AttributePatch, PatchSet, PortableMasks, active
 from dropout_ref.jax import dropout_layer
 
-__all__ = ["portable_masks"]
+__all__ = ["DOORS", "portable_masks"]
+
+#: Every door of Flax's dropouts and what the context does with it (SPEC P8).
+DOORS: tuple[Door, ...] = (
+    Door("flax.nnx.Dropout", "site", "deterministic resolved False; broadcast_dims -> noise"),
+    Door("flax.linen.Dropout", "site", "deterministic resolved False; broadcast_dims -> noise"),
+)
 
 
 def _check_concrete(inputs: Any, source: str) -> None:

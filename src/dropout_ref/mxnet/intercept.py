@@ -22,11 +22,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import AttributePatch, PatchSet, PortableMasks, active
 from dropout_ref.mxnet import dropout_layer
 from dropout_ref.mxnet.framework import autograd, gluon, mx
 
-__all__ = ["portable_masks"]
+__all__ = ["DOORS", "portable_masks"]
+
+#: Every door of MXNet's dropouts and what the context does with it (SPEC P8).
+DOORS: tuple[Door, ...] = (
+    Door("mx.npx.dropout", "site", "autograd.is_training() or mode='always'; axes -> noise"),
+    Door("mx.nd.Dropout", "site", "as mx.npx.dropout (Gluon's F.Dropout outside set_np)"),
+    Door("mxnet.gluon.nn.Dropout", "site", "training, rate 0 included"),
+    Door("mxnet.gluon.HybridBlock.hybridize", "refused", "a cached graph no patch reaches"),
+)
 
 _NULL = getattr(mx.base, "_Null", None)
 

@@ -31,10 +31,23 @@ from typing import Any
 
 import tensorflow as tf
 
+from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import AttributePatch, PatchSet, PortableMasks, active
 from dropout_ref.tensorflow import dropout_layer
 
-__all__ = ["portable_masks"]
+__all__ = ["DOORS", "portable_masks"]
+
+#: Every door of TensorFlow's and Keras' dropouts and what the context does with it (SPEC P8).
+DOORS: tuple[Door, ...] = (
+    Door("tf.nn.dropout", "site", "always (no training flag); noise_shape kept; seed ignored"),
+    Door("tf.nn.experimental.stateless_dropout", "site", "always; noise_shape kept; seed ignored"),
+    Door("tf.compat.v1.nn.dropout", "site", "keep_prob or rate; noise_shape kept"),
+    Door("keras.layers.Dropout", "site", "training, rate 0 included; noise_shape kept"),
+    Door("keras.layers.SpatialDropout1D/2D/3D", "site", "Keras' noise shape, e.g. (N, 1, C)"),
+    Door("keras.random.dropout", "site", "attention and recurrent cells' masks too"),
+    Door("keras.layers.AlphaDropout", "refused", "not inverted Bernoulli dropout"),
+    Door("keras.layers.GaussianDropout", "refused", "multiplicative Gaussian noise"),
+)
 
 
 def _eager_only(source: str) -> None:

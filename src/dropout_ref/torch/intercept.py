@@ -33,10 +33,34 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import PortableMasks, SiteCounter
 from dropout_ref.torch import dropout_layer
 
-__all__ = ["portable_masks"]
+__all__ = ["DOORS", "portable_masks"]
+
+#: Every door of torch's dropouts and what the context does with it (SPEC P8).
+DOORS: tuple[Door, ...] = (
+    Door("torch.nn.functional.dropout", "site", "nn.Dropout too; training=True; element-wise"),
+    Door("torch.dropout", "site", "and torch.dropout_; train=True; element-wise"),
+    Door("torch.nn.functional.dropout1d/2d/3d", "site", "nn.Dropout1d/2d/3d; noise (N, C, 1, ...)"),
+    Door("torch.feature_dropout", "site", "and torch.feature_dropout_; noise (N, C, 1, ...)"),
+    Door(
+        "torch.nn.functional.scaled_dot_product_attention", "site",
+        "dropout_p > 0 only (no training flag); the (..., heads, Tq, Tk) probabilities",
+    ),
+    Door("torch.nn.functional.alpha_dropout", "refused", "not inverted Bernoulli dropout"),
+    Door("torch.nn.functional.feature_alpha_dropout", "refused", "not inverted Bernoulli dropout"),
+    Door("torch.alpha_dropout", "refused", "and the feature and in-place forms"),
+    Door("torch.native_dropout", "refused", "an internal op: its mask is torch's own"),
+    Door(
+        "torch.nn.functional.multi_head_attention_forward", "refused",
+        "nn.MultiheadAttention, nn.Transformer*Layer: dropout inside a composite",
+    ),
+    Door(
+        "torch.lstm / gru / rnn_tanh / rnn_relu", "refused", "inter-layer dropout of nn.LSTM etc."
+    ),
+)
 
 Handler = Callable[[SiteCounter, Any, tuple, dict], Any]
 
