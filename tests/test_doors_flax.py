@@ -323,3 +323,13 @@ def test_p8_attention_doors_are_declared():
                  "flax.nnx.nn.attention.dot_product_attention_weights",
                  "flax.nnx.dot_product_attention", "flax.nnx.MultiHeadAttention"):
         assert name in names
+
+
+def test_p8_attention_door_under_jit_is_refused_naming_it(x):
+    # Until SPEC P9's traced numbering lands, a traced attention dropout is refused as the
+    # Dropout doors are: a trace would bake one seed and site number into the program.
+    q = x.reshape(B, T, H, D // H)
+    traced = jax.jit(lambda q: linen_attention.dot_product_attention_weights(
+        q, q, dropout_rate=0.3, deterministic=False))
+    with portable_masks(SEED), pytest.raises(RuntimeError, match="dot_product_attention_weights"):
+        traced(q)
