@@ -201,14 +201,23 @@ def attention_patches() -> list[AttributePatch]:
     functions by name (``transformers``' Flax models) are found by identity.
     """
     doors = _doors()
+    originals = set(doors)
     patches = []
+    seen: set[int] = set()
     for module in list(sys.modules.values()):
+        if id(module) in seen:  # one module under two names: patch it once
+            continue
+        seen.add(id(module))
         try:
             namespace = vars(module)
         except TypeError:  # a placeholder (None) or an object without __dict__
             continue
+        # Every context entry scans thousands of modules: the identity test runs in C
+        # (set.isdisjoint over map(id, ...)) and only a hit is looked at in Python.
+        if originals.isdisjoint(map(id, list(namespace.values()))):
+            continue
         for name, value in list(namespace.items()):
-            found = doors.get(id(value)) if callable(value) else None
+            found = doors.get(id(value))
             if found is not None and found[0] is value:
                 patches.append(AttributePatch(module, name, found[1]))
     return patches
