@@ -1,4 +1,4 @@
-"""``dropout_ref.jax.portable_masks(seed)``: Flax's Dropout layers draw portable masks (SPEC P8).
+"""``dropout_ref.jax.portable_masks(seed)``: Flax's dropouts draw portable masks (SPEC P8).
 
 While a context is open in some thread, ``flax.nnx.Dropout.__call__`` and
 ``flax.linen.Dropout.__call__`` are replaced (process-wide; in a thread without
@@ -7,7 +7,10 @@ dropout). A call in training mode (``deterministic`` resolved False: the call's
 flag, else the layer's, as Flax resolves it; ``model.train()`` in NNX) is a
 site, rate 0 included; ``broadcast_dims`` (the axes sharing one decision)
 become SPEC D12's noise shape. The layer's random stream is not consumed inside
-the context. Eval-mode calls run Flax's own code and take no number.
+the context. Eval-mode calls run Flax's own code and take no number. Flax's
+attention-weight dropout (``dot_product_attention_weights`` in linen and nnx,
+the functions and modules built on it, and modules that imported it by name)
+is a door too: see :mod:`dropout_ref.jax.intercept_attention`.
 
 JAX has no dropout function of its own (``jax.random.bernoulli`` is a random
 draw, not a dropout), so hand-written dropouts are not seen. Under ``jax.jit``
@@ -27,6 +30,7 @@ from jax._src import core as jax_core
 from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import AttributePatch, PatchSet, PortableMasks, active
 from dropout_ref.jax import dropout_layer
+from dropout_ref.jax.intercept_attention import ATTENTION_DOORS, attention_patches
 
 __all__ = ["DOORS", "portable_masks"]
 
@@ -34,6 +38,7 @@ __all__ = ["DOORS", "portable_masks"]
 DOORS: tuple[Door, ...] = (
     Door("flax.nnx.Dropout", "site", "deterministic resolved False; broadcast_dims -> noise"),
     Door("flax.linen.Dropout", "site", "deterministic resolved False; broadcast_dims -> noise"),
+    *ATTENTION_DOORS,
 )
 
 
@@ -101,6 +106,8 @@ def _patches() -> list[AttributePatch]:
     from flax import nnx
 
     patches = [AttributePatch(nnx.Dropout, "__call__", _nnx_call(nnx.Dropout.__call__))]
+    # The attention-weight dropouts, wherever a loaded module holds them (P8).
+    patches.extend(attention_patches())
     try:
         from flax import linen
     except ImportError:  # pragma: no cover - linen ships with flax
