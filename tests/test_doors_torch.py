@@ -386,6 +386,58 @@ def test_p8_multihead_attention_site_is_dropout_layer_on_b_h_l_s():
     assert torch.equal(weights == 0, expected == 0)
 
 
+@pytest.mark.parametrize("need_weights", [True, False], ids=["weights", "sdpa"])
+def test_p8_multihead_attention_unbatched_input(need_weights):
+    """P8: an unbatched (L, E) query is one site of shape (1, H, L, S), as torch batches it."""
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(E, HEADS, dropout=0.4).double().train()
+    q = torch.randn(L_TGT, E, dtype=torch.float64, requires_grad=True)
+    params = [q, *mha.parameters()]
+    ours, sites = _run(SEED, lambda: mha(q, q, q, need_weights=need_weights))
+    (theirs, probs), _ = _run(SEED, lambda: ref_mha(mha, q.unsqueeze(1), q.unsqueeze(1), None))
+    assert [s.shape for s in sites] == [(1, HEADS, L_TGT, L_TGT)]
+    if need_weights:
+        _assert_same(ours, (theirs.squeeze(1), probs.mean(1).squeeze(0)), params, params)
+    else:
+        _assert_same(ours[0], theirs.squeeze(1), params, params)
+
+
+@pytest.mark.parametrize("rate", [0.4, 0.0], ids=["rate", "rate-0"])
+def test_p8_multi_head_attention_forward_static_keys(rate):
+    """P8: F.multi_head_attention_forward with static_k/static_v (B*H, S, hd): one site."""
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(E, HEADS).double()
+    hd, src = E // HEADS, 3
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(L_TGT, B, E, generator=g, dtype=torch.float64, requires_grad=True)
+    static_k, static_v = (
+        torch.randn(B * HEADS, src, hd, generator=g, dtype=torch.float64, requires_grad=True)
+        for _ in range(2)
+    )
+    params = [x, static_k, static_v, *mha.parameters()]
+
+    def call():
+        return F.multi_head_attention_forward(
+            x, x, x, E, HEADS, mha.in_proj_weight, mha.in_proj_bias, None, None, False, rate,
+            mha.out_proj.weight, mha.out_proj.bias, training=True, static_k=static_k,
+            static_v=static_v, need_weights=False,
+        )[0]
+
+    def by_hand():
+        wq, bq = mha.in_proj_weight.chunk(3)[0], mha.in_proj_bias.chunk(3)[0]
+        q = F.linear(x, wq, bq).view(L_TGT, B * HEADS, hd).transpose(0, 1)
+        q, k, v = (t.reshape(B, HEADS, -1, hd) for t in (q, static_k, static_v))
+        probs = F.dropout(F.softmax(q @ k.transpose(-2, -1) / math.sqrt(hd), -1), rate, True)
+        out = (probs @ v).permute(2, 0, 1, 3).reshape(L_TGT, B, E)
+        return F.linear(out, mha.out_proj.weight, mha.out_proj.bias)
+
+    ours, sites = _run(SEED, call)
+    theirs, ref_sites = _run(SEED, by_hand)
+    _check_sites(sites, ref_sites, 1)
+    assert sites[0].shape == (B, HEADS, L_TGT, src) and sites[0].rate == rate
+    _assert_same(ours, theirs, params, params)
+
+
 # --- recurrent stacks -------------------------------------------------------------------------
 
 
