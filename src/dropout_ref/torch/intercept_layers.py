@@ -314,15 +314,6 @@ def _rnn_call(func, args: tuple, kwargs: dict) -> tuple[bool, dict[str, Any]] | 
     return packed, call
 
 
-def rnn_is_stacked_training(func, args: tuple, kwargs: dict) -> bool:
-    """Whether a recurrent kernel call has inter-layer dropout sites: training, > 1 layer."""
-    parsed = _rnn_call(func, args, kwargs)
-    if parsed is None:
-        return False
-    _, call = parsed
-    return bool(call["train"]) and int(call["num_layers"]) > 1
-
-
 def recurrent_stack(counter: SiteCounter, func, args: tuple, kwargs: dict):
     """``torch.lstm/gru/rnn_*`` with ``num_layers > 1`` in training: one site per layer gap (P8).
 
@@ -333,7 +324,8 @@ def recurrent_stack(counter: SiteCounter, func, args: tuple, kwargs: dict):
     stacked kernel runs and the sites are numbered with their shapes.
     """
     parsed = _rnn_call(func, args, kwargs)
-    if parsed is None or not rnn_is_stacked_training(func, args, kwargs):
+    if parsed is None or not (parsed[1]["train"] and int(parsed[1]["num_layers"]) > 1):
+        # Eval mode or a single layer: no dropout between layers, torch's own kernel.
         return func(*args, **kwargs)
     packed, call = parsed
     source = f"torch.{func.__name__}"
