@@ -176,7 +176,7 @@ def _refuse(what: str, is_training: Callable[[tuple, dict], bool]) -> Handler:
             raise NotImplementedError(
                 f"{what} in training mode inside dropout_ref.torch.portable_masks: the context "
                 "cannot reproduce this dropout with portable masks and refuses to let it draw "
-                "native ones (SPEC P8; see docs/port-check.md for the list)"
+                "native ones (SPEC P8; see docs/port-check-training-mode.md for the list)"
             )
         return func(*args, **kwargs)
 
