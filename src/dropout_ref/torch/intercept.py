@@ -12,20 +12,24 @@ mode stack while the context is open. It sees every call of
   ``attn_mask``, ``enable_gqa`` applied first), our dropout on the probabilities
   (one site of shape ``(..., heads, Tq, Tk)``) and the product with ``v``. SDPA has
   no training flag: ``dropout_p == 0`` is no site (P8's exception);
+- ``multi_head_attention_forward`` (``nn.MultiheadAttention``, ``nn.Transformer``
+  and its encoder/decoder layers) with ``training=True``, rate 0 included (P8: it has
+  a training flag): recomputed step for step, one site on the ``(B, heads, L, S)``
+  probabilities;
+- the recurrent kernels ``torch.lstm`` / ``gru`` / ``rnn_tanh`` / ``rnn_relu`` with
+  ``num_layers > 1`` in training (``nn.LSTM/GRU/RNN(dropout=p)``, rate 0 included):
+  run layer by layer with torch's own kernel, one site per non-final layer output
+  (see :mod:`dropout_ref.torch.intercept_layers` for these three);
 
-and refuses, with ``NotImplementedError`` in training mode, the dropouts it cannot
-reproduce: ``alpha_dropout``, ``feature_alpha_dropout`` (and ``torch.*`` forms),
-``torch.native_dropout``, ``multi_head_attention_forward`` (``nn.MultiheadAttention``:
-its dropout runs inside a composite the mode cannot see into) and the recurrent
-kernels ``torch.lstm`` / ``gru`` / ``rnn_tanh`` / ``rnn_relu`` with inter-layer dropout.
+and refuses, with ``NotImplementedError`` in training mode, the dropouts that are
+not inverted Bernoulli dropout or whose mask is torch's own: ``alpha_dropout``,
+``feature_alpha_dropout`` (and ``torch.*`` forms) and ``torch.native_dropout``.
 
 Eval-mode calls (``training=False``) run torch's own function and take no number.
 """
 
 from __future__ import annotations
 
-import inspect
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +40,7 @@ from torch.overrides import TorchFunctionMode
 from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import PortableMasks, SiteCounter
 from dropout_ref.torch import dropout_layer
+from dropout_ref.torch.intercept_layers import attention, multi_head_attention, recurrent_stack
 
 __all__ = ["DOORS", "portable_masks"]
 
@@ -54,11 +59,14 @@ DOORS: tuple[Door, ...] = (
     Door("torch.alpha_dropout", "refused", "and the feature and in-place forms"),
     Door("torch.native_dropout", "refused", "an internal op: its mask is torch's own"),
     Door(
-        "torch.nn.functional.multi_head_attention_forward", "refused",
-        "nn.MultiheadAttention, nn.Transformer*Layer: dropout inside a composite",
+        "torch.nn.functional.multi_head_attention_forward", "site",
+        "nn.MultiheadAttention, nn.Transformer*: training=True (rate 0 too); the (B, heads, L, S)"
+        " probabilities",
     ),
     Door(
-        "torch.lstm / gru / rnn_tanh / rnn_relu", "refused", "inter-layer dropout of nn.LSTM etc."
+        "torch.lstm / gru / rnn_tanh / rnn_relu", "site",
+        "nn.LSTM/GRU/RNN, num_layers > 1, training (rate 0 too): one site per non-final layer's"
+        " output, (L, N, D*H) sequence first or the packed data",
     ),
 )
 
@@ -153,30 +161,13 @@ def _sdpa(counter: SiteCounter, func, args, kwargs):
     )
     if not dropout_p > 0:
         return func(*args, **kwargs)
-    if is_causal and attn_mask is not None:
-        raise RuntimeError(
-            "scaled_dot_product_attention: an explicit attn_mask must not be set when "
-            "is_causal=True (as torch's kernels refuse it)"
-        )
     if enable_gqa and q.size(-3) != k.size(-3):
         k = k.repeat_interleave(q.size(-3) // k.size(-3), -3)
         v = v.repeat_interleave(q.size(-3) // v.size(-3), -3)
-    factor = 1.0 / math.sqrt(q.size(-1)) if scale is None else scale
-    scores = torch.matmul(q, k.transpose(-2, -1)) * factor
-    L, S = q.size(-2), k.size(-2)
-    if is_causal:
-        causal = torch.ones(L, S, dtype=torch.bool, device=q.device).tril()
-        scores = scores.masked_fill(~causal, float("-inf"))
-    if attn_mask is not None:
-        if attn_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attn_mask, float("-inf"))
-        else:
-            scores = scores + attn_mask
-    probs = torch.softmax(scores, dim=-1)
-    probs = counter.apply(
-        dropout_layer, probs, dropout_p, source="torch.nn.functional.scaled_dot_product_attention"
+    return attention(
+        counter, q, k, v, attn_mask, dropout_p, is_causal, scale,
+        "torch.nn.functional.scaled_dot_product_attention",
     )
-    return torch.matmul(probs, v)
 
 
 def _refuse(what: str, is_training: Callable[[tuple, dict], bool]) -> Handler:
@@ -185,7 +176,7 @@ def _refuse(what: str, is_training: Callable[[tuple, dict], bool]) -> Handler:
             raise NotImplementedError(
                 f"{what} in training mode inside dropout_ref.torch.portable_masks: the context "
                 "cannot reproduce this dropout with portable masks and refuses to let it draw "
-                "native ones (SPEC P8; see docs/port-check.md for the list)"
+                "native ones (SPEC P8; see docs/port-check-training-mode.md for the list)"
             )
         return func(*args, **kwargs)
 
@@ -194,22 +185,6 @@ def _refuse(what: str, is_training: Callable[[tuple, dict], bool]) -> Handler:
 
 def _flag(index: int, name: str, default: Any = True) -> Callable[[tuple, dict], bool]:
     return lambda args, kwargs: bool(_arg(args, kwargs, index, name, default))
-
-
-def _rnn_training(args: tuple, kwargs: dict) -> bool:
-    # lstm(input, hx, params, has_biases, num_layers, dropout, train, ...) or the packed
-    # form (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, ...).
-    i = 4 if isinstance(args[3], bool) else 5
-    if len(args) <= i + 2:
-        return False
-    num_layers, dropout, train = args[i], args[i + 1], args[i + 2]
-    return bool(train) and float(dropout) > 0 and int(num_layers) > 1
-
-
-def _mha_training(args: tuple, kwargs: dict) -> bool:
-    bound = inspect.signature(F.multi_head_attention_forward).bind(*args, **kwargs)
-    bound.apply_defaults()
-    return bool(bound.arguments["training"]) and float(bound.arguments["dropout_p"]) > 0
 
 
 def _handlers() -> dict[Any, Handler]:
@@ -232,16 +207,10 @@ def _handlers() -> dict[Any, Handler]:
         torch.feature_alpha_dropout: _refuse("torch.feature_alpha_dropout", _flag(2, "train")),
         torch.feature_alpha_dropout_: _refuse("torch.feature_alpha_dropout_", _flag(2, "train")),
         torch.native_dropout: _refuse("torch.native_dropout", _flag(2, "train")),
-        F.multi_head_attention_forward: _refuse(
-            "torch.nn.functional.multi_head_attention_forward (nn.MultiheadAttention, "
-            "nn.Transformer*Layer) with dropout", _mha_training
-        ),
+        F.multi_head_attention_forward: multi_head_attention,
     }
-    for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
-        handlers[getattr(torch, name)] = _refuse(
-            f"torch.{name} (nn.{name.upper().replace('_TANH', '').replace('_RELU', '')}) "
-            "with dropout between layers", _rnn_training
-        )
+    for kernel in (torch.lstm, torch.gru, torch.rnn_tanh, torch.rnn_relu):
+        handlers[kernel] = recurrent_stack
     return handlers
 
 
@@ -278,7 +247,9 @@ def portable_masks(seed: int) -> PortableMasks:
 
     Inside ``with portable_masks(seed):`` the j-th dropout that torch performs
     in training mode in this thread (``nn.Dropout``, ``F.dropout``, channel
-    dropouts, the attention dropout of ``scaled_dot_product_attention``) is
+    dropouts, the attention dropout of ``scaled_dot_product_attention`` and of
+    ``nn.MultiheadAttention`` / ``nn.Transformer*``, the inter-layer dropout of
+    ``nn.LSTM`` / ``GRU`` / ``RNN``) is
     ``dropout_layer(T, p, seed=seed, offset=j * 2**40)`` on that call's tensor.
 
     Parameters
