@@ -299,6 +299,23 @@ def to_shared(port: PortModel, weights: Mapping[str, Any]) -> dict[str, np.ndarr
     return shared
 
 
+def _conform(array: np.ndarray, shape: tuple[int, ...], what: str, source: str) -> np.ndarray:
+    """Return ``array`` in ``shape``: equal shapes, or equal once size-1 axes are dropped.
+
+    The second case is one tensor stored with a unit axis in one framework and
+    without in another (Hugging Face's TF ``Conv1D`` bias is ``(1, n)``, torch's
+    ``(n,)``): the same numbers, nothing to map.
+    """
+    if array.shape == shape:
+        return array
+    if tuple(d for d in array.shape if d != 1) == tuple(d for d in shape if d != 1):
+        return array.reshape(shape)
+    raise ValueError(
+        f"{what} has shape {shape}, {source} gives {array.shape}: give its axes in "
+        "name_map (own name -> (shared name, axes))"
+    )
+
+
 def from_shared(
     port: PortModel, shared: Mapping[str, np.ndarray], own: Mapping[str, Any], source: str
 ) -> dict[str, np.ndarray]:
@@ -318,12 +335,8 @@ def from_shared(
         array = np.asarray(shared[key])
         if axes is not None:
             array = np.transpose(array, np.argsort(axes))
-        current_shape = tuple(np.shape(current))
-        if array.shape != current_shape:
-            raise ValueError(
-                f"weight {name!r} of {port.label} has shape {current_shape}, {source}'s "
-                f"{key!r} gives {array.shape}: give its axes in name_map=(name, axes)"
-            )
+        array = _conform(array, tuple(np.shape(current)), f"weight {name!r} of {port.label}",
+                         f"{source}'s {key!r}")
         result[name] = np.ascontiguousarray(array, dtype=np.asarray(current).dtype)
     return result
 
@@ -486,7 +499,9 @@ def _weight_differences(
     relative, absolute, worst = 0.0, 0.0, None
     for name, wa in a.items():
         ref = np.asarray(wa, dtype=np.float64)
-        diff = np.abs(np.asarray(b[name], dtype=np.float64) - ref)
+        other = _conform(np.asarray(b[name], dtype=np.float64), ref.shape, f"weight {name!r}",
+                         "the other model")
+        diff = np.abs(other - ref)
         top = float(diff.max()) if diff.size else 0.0
         scale = float(np.abs(ref).max()) if ref.size else 0.0
         rel = top / max(scale, TINY) if math.isfinite(top) else math.inf

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -114,10 +115,17 @@ def plot_pair(run: PairRun) -> bytes:
         ([r.loss_diff for r in run.records], "o", "loss"),
         ([r.weight_diff for r in run.records], "s-", "weights"),
     ):
-        points = [(s, v) for s, v in zip(steps, values, strict=True) if v > 0]
+        points = [(s, v) for s, v in zip(steps, values, strict=True) if 0 < v < math.inf]
         diffs.semilogy([s for s, _ in points], [v for _, v in points], style, ms=3, label=label)
-    diffs.axhline(run.config.loss_tolerance, color="r", lw=0.8, ls="--", label="loss tolerance")
-    diffs.axhline(run.config.weight_tolerance, color="r", lw=0.8, label="weight tolerance")
+    tolerances = [(run.config.loss_tolerance, "--", "loss tolerance"),
+                  (run.config.weight_tolerance, "-", "weight tolerance")]
+    for value, style, label in tolerances:
+        if value > 0:  # a zero tolerance has no place on a log axis
+            diffs.axhline(value, color="r", lw=0.8, ls=style, label=label)
+    shown = [r.loss_diff for r in run.records] + [r.weight_diff for r in run.records]
+    if not any(0 < v < math.inf for v in shown):
+        # Identical runs: nothing to plot but the tolerances; give the axis a range.
+        diffs.set_ylim(1e-9, 1e-2)
     diffs.set_xlabel("step")
     diffs.set_ylabel("relative difference B vs A")
     diffs.legend(fontsize=6)
