@@ -418,3 +418,22 @@ def test_p8_cli_bad_input_exits_2_naming_it(factories, tmp_path, capsys, second,
     err = capsys.readouterr().err
     assert code == 2
     assert needle in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_p8_example_passes_the_port_and_names_the_wrong_rate(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("flax")
+    example = Path(__file__).resolve().parents[1] / "examples" / "port_two_models.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--framework", "flax", "--steps", "2",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "300"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SPEC P8: PASS" in done.stdout and "rate 0.5 vs 0.3" in done.stdout
+    assert json.loads((tmp_path / "compare.json").read_text())["site_difference"]["j"] == 1

@@ -178,7 +178,7 @@ def site_table(run: PairRun, limit: int = 40) -> Any:
     first = record.site_difference.j if record.site_difference is not None else None
     table = Table(title=f"dropout sites at step {shown} (SPEC P8)")
     for column in ("j", "door A", "door B", "shape A | B", "rate A | B", "noise A | B"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
 
     def cell(site: Any, key: str) -> str:
         value = site_row(site)[key]
