@@ -69,10 +69,11 @@ def test_p8_site_rules_name_what_differs(change, kinds):
 
 
 def test_p8_two_equal_torch_models_pass():
-    batches = token_batches(0)
     # B starts from other random weights: the runner must copy A's into it.
-    run = run_pair(torch_port("A"), torch_port("B", seed=7), PairConfig(steps=STEPS),
-                   batches=batches)
+    a, b = torch_port("A"), torch_port("B", seed=7)
+    state = torch.random.get_rng_state()
+    run = run_pair(a, b, PairConfig(steps=STEPS), batches=token_batches(0))
+    assert torch.equal(torch.random.get_rng_state(), state), "torch drew a native mask"
     assert run.ok, run.violations()
     assert run.first_divergent_step is None and run.site_difference is None
     sites_a, sites_b = _sites(run)
@@ -146,11 +147,21 @@ def test_p8_port_model_needs_a_step_and_a_framework():
 # --- across frameworks ---------------------------------------------------------------------------
 
 
+def _native_draw(*args, **kwargs):
+    raise AssertionError("a framework drew its own dropout mask inside portable_masks (P8)")
+
+
+
 @pytest.mark.slow
-def test_p8_torch_transformer_vs_its_keras3_port_passes():
+def test_p8_torch_transformer_vs_its_keras3_port_passes(monkeypatch):
     pytest.importorskip("keras")
     pytest.importorskip("tensorflow")
-    run = run_pair(torch_port(), keras_port(), PairConfig(steps=STEPS), batches=token_batches(4))
+    a, b = torch_port(), keras_port()
+    # No native mask anywhere: Keras' seed stream raises, torch's generator stays put.
+    monkeypatch.setattr("keras.src.backend.tensorflow.random.draw_seed", _native_draw)
+    torch_state = torch.random.get_rng_state()
+    run = run_pair(a, b, PairConfig(steps=STEPS), batches=token_batches(4))
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
     assert run.ok, run.violations()
     assert (run.backend_a, run.backend_b) == ("torch", "tensorflow")
     sites_a, sites_b = _sites(run)
@@ -159,9 +170,13 @@ def test_p8_torch_transformer_vs_its_keras3_port_passes():
 
 
 @pytest.mark.slow
-def test_p8_torch_transformer_vs_its_flax_nnx_port_passes():
+def test_p8_torch_transformer_vs_its_flax_nnx_port_passes(monkeypatch):
     pytest.importorskip("flax")
-    run = run_pair(torch_port(), nnx_port(), PairConfig(steps=STEPS), batches=token_batches(5))
+    a, b = torch_port(), nnx_port()
+    monkeypatch.setattr("jax.random.bernoulli", _native_draw)  # nnx.Dropout's native mask
+    torch_state = torch.random.get_rng_state()
+    run = run_pair(a, b, PairConfig(steps=STEPS), batches=token_batches(5))
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
     assert run.ok, run.violations()
     assert run.backend_b == "jax"
     sites_a, sites_b = _sites(run)

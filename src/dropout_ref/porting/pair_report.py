@@ -117,15 +117,15 @@ def plot_pair(run: PairRun) -> bytes:
     ):
         points = [(s, v) for s, v in zip(steps, values, strict=True) if 0 < v < math.inf]
         diffs.semilogy([s for s, _ in points], [v for _, v in points], style, ms=3, label=label)
+    shown = [r.loss_diff for r in run.records] + [r.weight_diff for r in run.records]
+    if not any(0 < v < math.inf for v in shown):
+        # Identical runs: nothing to plot but the tolerances; give the axis a range.
+        diffs.set_ylim(1e-9, 1e-2)
     tolerances = [(run.config.loss_tolerance, "--", "loss tolerance"),
                   (run.config.weight_tolerance, "-", "weight tolerance")]
     for value, style, label in tolerances:
         if value > 0:  # a zero tolerance has no place on a log axis
             diffs.axhline(value, color="r", lw=0.8, ls=style, label=label)
-    shown = [r.loss_diff for r in run.records] + [r.weight_diff for r in run.records]
-    if not any(0 < v < math.inf for v in shown):
-        # Identical runs: nothing to plot but the tolerances; give the axis a range.
-        diffs.set_ylim(1e-9, 1e-2)
     diffs.set_xlabel("step")
     diffs.set_ylabel("relative difference B vs A")
     diffs.legend(fontsize=6)
