@@ -183,6 +183,66 @@ def test_p8_torch_transformer_vs_its_flax_nnx_port_passes(monkeypatch):
     assert len(sites_a) == len(sites_b) > 0
 
 
+def _torch_mlp() -> PortModel:
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Dropout(0.5), nn.Linear(12, 3))
+
+    def step(model, batch, lr):
+        X, y = batch
+        model.train()
+        model.zero_grad()
+        loss = nn.functional.cross_entropy(model(torch.from_numpy(X)), torch.from_numpy(y))
+        loss.backward()
+        with torch.no_grad():
+            for param in model.parameters():
+                param -= lr * param.grad
+        return loss.item()
+
+    return PortModel(net, step, label="torch")
+
+
+def _gluon_mlp() -> PortModel:
+    from dropout_ref.mxnet.framework import autograd, gluon, mx
+
+    net = gluon.nn.Sequential()
+    net.add(gluon.nn.Dense(12, activation="relu", in_units=5), gluon.nn.Dropout(0.5),
+            gluon.nn.Dense(3, in_units=12))
+    net.initialize()
+
+    def step(model, batch, lr):
+        X, y = batch
+        params = list(model.collect_params().values())
+        with autograd.record():
+            loss = gluon.loss.SoftmaxCrossEntropyLoss()(model(mx.nd.array(X)),
+                                                        mx.nd.array(y)).mean()
+        loss.backward()
+        for param in params:
+            param.set_data(param.data() - lr * param.grad())
+        return float(loss.asnumpy())
+
+    # Gluon's Dense holds (out, in) like torch's Linear: only the names differ, in order.
+    torch_names = ["0.weight", "0.bias", "3.weight", "3.bias"]
+    name_map = dict(zip(net.collect_params().keys(), torch_names, strict=True))
+    return PortModel(net, step, name_map=name_map, label="gluon")
+
+
+def test_p8_torch_mlp_vs_its_gluon_port_passes():
+    from dropout_ref.core.registry import get_backend
+
+    try:
+        get_backend("mxnet")  # imports mxnet the way it works with numpy 1.26
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    rng = np.random.default_rng(6)
+    batches = [(rng.normal(size=(16, 5)).astype(np.float32), rng.integers(0, 3, 16))
+               for _ in range(STEPS)]
+    run = run_pair(_torch_mlp(), _gluon_mlp(), PairConfig(steps=STEPS), batches=batches)
+    assert run.ok, run.violations()
+    assert run.backend_b == "mxnet" and len(_sites(run)[1]) == 1
+
+
 # --- Hugging Face GPT-2 in three frameworks ------------------------------------------------------
 
 
@@ -217,6 +277,13 @@ def gpt2_dir(tmp_path_factory):
     torch.manual_seed(0)
     transformers.GPT2LMHeadModel(config).save_pretrained(directory)
     return directory
+
+
+def _needs_hf_class(name: str) -> None:
+    try:
+        getattr(importlib.import_module("transformers"), name)
+    except (ImportError, AttributeError) as exc:  # transformers 5 has no TF / Flax models
+        pytest.skip(f"transformers.{name}: {exc}")
 
 
 def _gpt2_batches(seed: int):
@@ -303,6 +370,7 @@ def _hf_flax(directory) -> PortModel:
 @needs_tf_keras_door
 def test_p8_hf_gpt2_torch_vs_tf_passes(gpt2_dir):
     pytest.importorskip("tf_keras")
+    _needs_hf_class("TFGPT2LMHeadModel")
     run = run_pair(_hf_torch(gpt2_dir), _hf_tf(gpt2_dir), PairConfig(steps=STEPS),
                    batches=_gpt2_batches(0))
     assert run.ok, run.violations()
@@ -315,6 +383,7 @@ def test_p8_hf_gpt2_torch_vs_tf_passes(gpt2_dir):
 @needs_flax_attention_door
 def test_p8_hf_gpt2_torch_vs_flax_names_the_attention_noise_shape(gpt2_dir):
     pytest.importorskip("flax")
+    _needs_hf_class("FlaxGPT2LMHeadModel")
     run = run_pair(_hf_torch(gpt2_dir), _hf_flax(gpt2_dir), PairConfig(steps=STEPS),
                    batches=_gpt2_batches(1))
     step, found = run.site_difference

@@ -251,9 +251,15 @@ def _default_set_weights(backend: str) -> SetWeights:
                     value[...] = jnp.asarray(weights[name])
             nnx.update(model, state)
         else:
+            from dropout_ref.mxnet.framework import mx
+
             params = model.collect_params()
             for name, value in weights.items():
-                params[name].set_data(np.ascontiguousarray(value))
+                param = params[name]
+                # Gluon in numpy mode (npx.set_np) holds mx.np arrays, else mx.nd arrays.
+                numpy_mode = param.data().__class__.__module__.startswith("mxnet.numpy")
+                make = mx.np.array if numpy_mode else mx.nd.array
+                param.set_data(make(np.ascontiguousarray(value), dtype=param.data().dtype))
 
     return set_weights
 
