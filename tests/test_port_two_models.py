@@ -113,6 +113,20 @@ def test_p8_dropout1d_names_the_noise_shape():
     assert str(channel.noise_shape).replace(",)", ")") in found.message
 
 
+def test_p8_a_late_update_difference_is_reported_at_its_step():
+    calls = []
+
+    def late_step(model, batch, lr):  # from its third step on, B's update is 1% larger
+        calls.append(1)
+        return torch_step(model, batch, lr * (1.01 if len(calls) >= 3 else 1.0))
+
+    b = PortModel(torch_transformer(), late_step, label="B")
+    run = run_pair(torch_port("A"), b, PairConfig(steps=4), batches=token_batches(6))
+    assert run.first_divergent_step == 2 and run.site_difference is None
+    assert run.records[2].loss_diff == 0.0  # the loss is the one before the update
+    assert any("weights first differ at step 2" in v for v in run.violations())
+
+
 def test_p8_weights_that_do_not_map_are_named():
     def renamed(name):
         return "proj.weight" if name == "fc.weight" else name
@@ -492,6 +506,8 @@ def test_p8_cli_table_output(factories, tmp_path, capsys, monkeypatch):
         ("{path}:port", ("--steps", "0"), "--steps"),
         ("{path}:port", ("--user-model", "{path}:port"), "3 times"),
         ("{path}:port", ("--loss-tolerance", "-1"), "--loss-tolerance"),
+        ("{path}:port", ("--batch-size", "8"), "--batch-size"),
+        ("{path}:port", ("--backends", "torch"), "--backends"),
     ],
 )
 def test_p8_cli_bad_input_exits_2_naming_it(factories, tmp_path, capsys, second, extra, needle):

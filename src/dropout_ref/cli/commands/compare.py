@@ -374,6 +374,12 @@ def _run_pair(args: argparse.Namespace, targets: list[str]) -> int:
         return _fail("--backends is not used with two --user-model models (their own steps run)")
     if args.model != "mlp":
         return _fail(f"--model {args.model} is not used with two --user-model models")
+    # The two factories bring their models, steps and batches: these options would be ignored.
+    for option, given in (("--batch-size", args.batch_size is not None),
+                          ("--data-dir", args.data_dir is not None), ("--eager", args.eager)):
+        if given:
+            return _fail(f"{option} is not used with two --user-model models (your factories "
+                         "give the batches and steps)")
     try:
         config = PairConfig(
             steps=PAIR_DEFAULT_STEPS if args.steps is None else args.steps,
