@@ -269,7 +269,8 @@ def _has_door(backend: str, wanted) -> bool:
 
 
 needs_tf_keras_door = pytest.mark.skipif(
-    not _has_door("tensorflow", lambda name: "tf_keras" in name),
+    not _has_door("tensorflow", lambda name: any(k in name for k in ("tf_keras", "tf.keras",
+                                                                     "keras 2"))),
     reason="dropout_ref.tensorflow.intercept.DOORS lists no tf_keras door yet (P8)",
 )
 needs_flax_attention_door = pytest.mark.skipif(
