@@ -329,6 +329,61 @@ def resolve_user_model(obj: Any) -> StepFunction:
     )
 
 
+def import_factory(target: str, argument: str = "--user-model") -> Callable[[], Any]:
+    """Import ``module:function`` (or ``path/to/file.py:function``) and return the function.
+
+    The current directory is searched first for a module name, as ``python -m``
+    would (the ``dropout-ref`` script itself does not put it on ``sys.path``).
+    Messages name ``argument``.
+
+    Raises
+    ------
+    ValueError
+        If ``target`` is not ``module:function``.
+    ImportError, AttributeError
+        If the module or the function cannot be found.
+
+    """
+    import importlib
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    module_name, sep, function_name = target.rpartition(":")
+    if not sep or not module_name or not function_name.isidentifier():
+        raise ValueError(
+            f"{argument} must be module:function or path/to/file.py:function, got {target!r}"
+        )
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_file():
+            raise ImportError(f"{argument}: no file {module_name!r}")
+        spec = importlib.util.spec_from_file_location(f"_dropout_ref_user_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    else:
+        added = os.getcwd() not in sys.path
+        if added:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(module_name)
+        finally:
+            if added:
+                sys.path.remove(os.getcwd())
+    try:
+        function = getattr(module, function_name)
+    except AttributeError:
+        raise AttributeError(
+            f"{argument}: module {module_name!r} has no function {function_name!r}"
+        ) from None
+    if not callable(function):
+        raise TypeError(
+            f"{argument}: {module_name}:{function_name} is a {type(function).__name__}, "
+            "not a function"
+        )
+    return function
+
+
 def load_user_model(target: str) -> StepFunction:
     """Import ``module:function`` (or ``path/to/file.py:function``), call it, resolve the result.
 
@@ -346,39 +401,7 @@ def load_user_model(target: str) -> StepFunction:
         function.
 
     """
-    import importlib
-    import importlib.util
-    import os
-    from pathlib import Path
-
-    module_name, sep, function_name = target.rpartition(":")
-    if not sep or not module_name or not function_name.isidentifier():
-        raise ValueError(
-            f"--user-model must be module:function or path/to/file.py:function, got {target!r}"
-        )
-    if module_name.endswith(".py"):
-        path = Path(module_name)
-        if not path.is_file():
-            raise ImportError(f"--user-model: no file {module_name!r}")
-        spec = importlib.util.spec_from_file_location(f"_dropout_ref_user_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    else:
-        added = os.getcwd() not in sys.path
-        if added:
-            sys.path.insert(0, os.getcwd())
-        try:
-            module = importlib.import_module(module_name)
-        finally:
-            if added:
-                sys.path.remove(os.getcwd())
-    try:
-        function = getattr(module, function_name)
-    except AttributeError:
-        raise AttributeError(
-            f"--user-model: module {module_name!r} has no function {function_name!r}"
-        ) from None
-    step = resolve_user_model(function())
+    step = resolve_user_model(import_factory(target)())
     if getattr(step, "__name__", "step") == "sgd_step":
         step.__name__ = target
     return step

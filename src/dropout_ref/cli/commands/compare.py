@@ -1,11 +1,18 @@
 """``dropout-ref compare``: train the MLP in every backend and compare with numpy (SPEC M6).
 
+``--user-model A --user-model B`` runs any two models of yours side by side instead
+(SPEC P8, :mod:`dropout_ref.porting.pair`): each factory returns a
+``dropout_ref.porting.pair.PortModel``; both start from A's weights, each training step
+runs inside its framework's ``portable_masks(seed * 2**32 + step)``, and the report
+names the first step whose loss or weights differ and the first dropout site whose
+count, shape, rate or noise shape differs.
+
 ``--model gpt`` trains the GPT instead (SPEC X4, :mod:`dropout_ref.porting.gpt_compare`):
 the same SGD steps from the same weights and batches in every installed backend with a
 GPT training step, numpy checking the forward pass, differences from the first one.
 
-Exit status: 0 when every backend is within SPEC M6's tolerances, 1 when one
-is not, 2 for bad arguments, missing backends or data errors.
+Exit status: 0 when every backend is within SPEC M6's tolerances (two models: when
+they agree, P8), 1 when one is not, 2 for bad arguments, missing backends or data errors.
 """
 
 from __future__ import annotations
@@ -36,7 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="backends to compare (default: every installed one with the course MLP); numpy, "
         "the reference, always runs",
     )
-    parser.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
+    parser.add_argument(
+        "--steps", type=int, help=f"SGD steps (default {DEFAULT_STEPS}; two models: "
+        f"{PAIR_DEFAULT_STEPS})"
+    )
     parser.add_argument(
         "--dataset",
         default="digits",
@@ -46,7 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=int, help="minibatch size (MLP 256, GPT 16 sequences)"
     )
-    parser.add_argument("--lr", type=float, help="SGD learning rate (MLP 0.5, GPT 0.1)")
+    parser.add_argument(
+        "--lr", type=float, help="SGD learning rate (MLP 0.5, GPT 0.1, two models: 0.1, "
+        "passed to your steps)"
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -66,10 +79,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--user-model",
         metavar="MODULE:FUNCTION",
+        action="append",
         help="also compare your own, unmodified model: FUNCTION (in MODULE or path/to/file.py) "
         "returns a torch/Keras/Gluon/Flax NNX model of the MLP (or a "
         "dropout_ref.porting.user_model.UserModel, or a step function); its training step runs "
-        "inside portable_masks(mask_seed) (SPEC P8). Without --backends only numpy runs beside it",
+        "inside portable_masks(mask_seed) (SPEC P8). Without --backends only numpy runs beside "
+        "it. Given twice (A, then B): any two models, each FUNCTION returning a "
+        "dropout_ref.porting.pair.PortModel; B starts from A's weights and both are compared "
+        "step by step, site by site",
+    )
+    parser.add_argument(
+        "--loss-tolerance", type=float,
+        help="two models: largest relative loss difference (default 1e-5)",
+    )
+    parser.add_argument(
+        "--weight-tolerance", type=float,
+        help="two models: largest relative weight difference (default 1e-4)",
     )
     parser.add_argument(
         "--eager",
@@ -82,6 +107,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 #: Name of a ``--user-model`` in the comparison's tables and files.
 USER = "user-model"
+
+#: Default ``--steps`` of the MLP and GPT comparisons, and of two models.
+DEFAULT_STEPS = 100
+PAIR_DEFAULT_STEPS = 10
 
 
 def _fail(message: str) -> int:
@@ -103,6 +132,20 @@ def run(args: argparse.Namespace) -> int:
         write_comparison,
     )
 
+    user_models = args.user_model or []
+    if len(user_models) > 2:
+        return _fail(
+            f"--user-model is given {len(user_models)} times ({', '.join(user_models)}): once "
+            "(your MLP vs ours) or twice (model A vs model B)"
+        )
+    if len(user_models) == 2:
+        return _run_pair(args, user_models)
+    args.user_model = user_models[0] if user_models else None
+    if args.steps is None:
+        args.steps = DEFAULT_STEPS
+    for option in ("loss_tolerance", "weight_tolerance"):
+        if getattr(args, option) is not None:
+            return _fail(f"--{option.replace('_', '-')} is for two --user-model models")
     if args.model == "gpt":
         if args.user_model:
             return _fail(
@@ -311,3 +354,78 @@ def _run_gpt(args: argparse.Namespace) -> int:
         verdict = "[green]PASS[/green]" if not violations else "[red]FAIL[/red]"
         console.print(f"SPEC X4: {verdict}; wrote {path}")
     return 0 if not violations else 1
+
+
+def _run_pair(args: argparse.Namespace, targets: list[str]) -> int:
+    """Two ``--user-model``: run both, write the report; 1 when they differ (SPEC P8)."""
+    from rich.console import Console
+
+    from dropout_ref.cli.commands.output_paths import OutputPathError, prepare_output_dir
+    from dropout_ref.porting.pair import (
+        LOSS_TOLERANCE,
+        WEIGHT_TOLERANCE,
+        PairConfig,
+        load_port_model,
+        run_pair,
+    )
+    from dropout_ref.porting.pair_report import pair_json, site_table, steps_table, write_pair
+
+    if args.backends:
+        return _fail("--backends is not used with two --user-model models (their own steps run)")
+    if args.model != "mlp":
+        return _fail(f"--model {args.model} is not used with two --user-model models")
+    # The two factories bring their models, steps and batches: these options would be ignored.
+    for option, given in (("--batch-size", args.batch_size is not None),
+                          ("--data-dir", args.data_dir is not None), ("--eager", args.eager)):
+        if given:
+            return _fail(f"{option} is not used with two --user-model models (your factories "
+                         "give the batches and steps)")
+    try:
+        config = PairConfig(
+            steps=PAIR_DEFAULT_STEPS if args.steps is None else args.steps,
+            seed=args.seed,
+            lr=0.1 if args.lr is None else args.lr,
+            loss_tolerance=(
+                LOSS_TOLERANCE if args.loss_tolerance is None else args.loss_tolerance
+            ),
+            weight_tolerance=(
+                WEIGHT_TOLERANCE if args.weight_tolerance is None else args.weight_tolerance
+            ),
+        )
+    except (TypeError, ValueError) as exc:
+        option = str(exc).split(" ")[0].replace("_", "-")
+        return _fail(f"--{option}: {exc}")
+    ports = []
+    for target in targets:
+        try:
+            ports.append(load_port_model(target))
+        except (ImportError, AttributeError, TypeError, ValueError) as exc:
+            return _fail(f"--user-model {target}: {exc}")
+    out = args.out or Path("runs") / f"compare-pair-seed{config.seed}"
+    try:
+        prepare_output_dir(out)
+    except OutputPathError as exc:
+        return _fail(str(exc))
+    console = Console(stderr=args.format == "json")
+    with progress_bar(not args.no_progress, console) as bar:
+        task = bar.add_task("A, B: step", total=config.steps)
+        try:
+            run = run_pair(*ports, config, on_step=lambda record: bar.advance(task))
+        except ValueError as exc:
+            return _fail(f"--user-model {targets[0]} --user-model {targets[1]}: {exc}")
+    paths = write_pair(run, out)
+    if args.format == "json":
+        document = pair_json(run)
+        document["files"] = {key: str(path) for key, path in paths.items()}
+        print(json.dumps(document, indent=2))
+    else:
+        console.print(steps_table(run))
+        if run.records:
+            console.print(site_table(run))
+        for line in run.warnings():
+            console.print(f"[yellow]{line}[/yellow]")
+        for line in run.violations():
+            console.print(f"[red]{line}[/red]")
+        verdict = "[green]PASS[/green]" if run.ok else "[red]FAIL[/red]"
+        console.print(f"SPEC P8: {verdict}; wrote {', '.join(str(p) for p in paths.values())}")
+    return 0 if run.ok else 1
