@@ -455,6 +455,8 @@ class PortableMasks:
                     self._exit_hook(self.counter)
             finally:
                 try:
+                    if self.counter.runtime is not None:  # keep the final count readable
+                        self.counter.count = self.counter.runtime.count()
                     if self._compiled is not None:
                         self._compiled.close(self.counter)
                 finally:
