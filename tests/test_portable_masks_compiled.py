@@ -262,6 +262,28 @@ def test_p9_jax_bad_input_one_clear_error_each(jx):
             jax.jit(lambda t, s: jb.portable_masks(s).__enter__())(x, jnp.uint32(2))
         with pytest.raises(RuntimeError, match=r"jax\.vmap"):
             jax.vmap(lambda t: layer(t, deterministic=False))(x)
+        remat = jax.checkpoint(lambda t: layer(t, deterministic=False))
+        with pytest.raises(RuntimeError, match=r"jax\.checkpoint"):
+            jax.jit(jax.grad(lambda t: jnp.sum(remat(t) * t)))(x)
+
+
+def test_p9_jax_checkpoint_inside_a_context_entered_in_the_trace_is_consistent(jx):
+    jax, jb = jx
+    import jax.numpy as jnp
+    from flax import nnx
+
+    layer = nnx.Dropout(0.5, rngs=nnx.Rngs(0))
+    x = _jax_x()
+    remat = jax.checkpoint(lambda t: layer(t, deterministic=False))
+
+    @jax.jit
+    def grad(t, seed):
+        with jb.portable_masks(seed):
+            return jax.grad(lambda u: jnp.sum(remat(u) * u))(t)
+
+    # d/dx sum(dropout(x) * x) = 2 * dropout(x): the recomputed mask is the forward's.
+    want = 2 * jb.dropout_layer(x, 0.5, seed=6, offset=0)
+    np.testing.assert_allclose(grad(x, jnp.uint32(6)), want, rtol=1e-6)
 
 
 # --- TensorFlow and Keras ----------------------------------------------------------------------

@@ -24,9 +24,11 @@ function traced inside one is traced again outside (so it drops natively
 there, as Flax would); contexts of one thread share one program per mode.
 
 A site under ``jax.vmap`` is refused: one site would serve every batch member,
-where the eager loop numbers each member's dropout. The count is a ``uint32``:
-past ``2**24`` sites the offsets wrap modulo ``2**64`` as ``j * 2**40`` does
-(an eager site there raises instead; nothing checks inside a program).
+where the eager loop numbers each member's dropout. A site reading the run-time
+state under ``jax.checkpoint`` is refused: its recomputation would renumber it.
+The count is a ``uint32``: past ``2**24`` sites the offsets wrap modulo
+``2**64`` as ``j * 2**40`` does (an eager site there raises instead; nothing
+checks inside a program).
 """
 
 from __future__ import annotations
@@ -96,10 +98,33 @@ class JaxRunTimeSites:
 
     def draw(self) -> tuple[jax.Array, jax.Array]:
         """Read seed and count at run time, advance the count; return seed and offset words."""
+        _refuse_remat()
         state = self.ref[...]
         self.ref[...] = state + jnp.asarray([0, 0, 1], jnp.uint32)
         offset = jnp.stack([jnp.uint32(0), state[2] << _HIGH_WORD_SHIFT])
         return state[:2], offset
+
+
+def _refuse_remat() -> None:
+    """Refuse a run-time site under ``jax.checkpoint``: its recomputation would renumber it.
+
+    The backward pass of a remat region runs the forward again, reading the ref
+    again: the site would get the next number, the gradient another mask than
+    the forward's (JAX allows ref effects in remat). The trace chain says
+    whether a ``checkpoint`` is being traced.
+    """
+    trace = jax_core.trace_ctx.trace
+    while trace is not None:
+        info = getattr(getattr(trace, "frame", None), "debug_info", None)
+        if str(getattr(info, "traced_for", "")).startswith("checkpoint"):
+            raise RuntimeError(
+                "a Dropout under jax.checkpoint (remat) inside dropout_ref.jax.portable_masks "
+                "entered outside the traced function: the backward pass would recompute it "
+                "with the next site number, so the gradient would use another mask. Keep the "
+                "Dropout outside jax.checkpoint, or enter portable_masks(seed) inside the "
+                "traced function (SPEC P9)"
+            )
+        trace = getattr(trace, "parent_trace", None)
 
 
 class JaxCompiledSites:
