@@ -475,3 +475,64 @@ def test_p9_tf_bad_input_one_clear_error_each(tfx):
 
     with pytest.raises(RuntimeError, match="nesting is not supported"):
         nested(_tf_x(), tf.constant(1, tf.int64))
+
+
+# --- threads -----------------------------------------------------------------------------------
+
+
+def _in_threads(work, seeds):
+    """Run ``work(seed)`` in one thread per seed, started together; return results by seed."""
+    import threading
+
+    barrier, results, errors = threading.Barrier(len(seeds)), {}, []
+
+    def run(seed):
+        try:
+            barrier.wait()
+            results[seed] = work(seed)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in seeds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_p9_jax_threads_each_their_own_run_time_state(jx):
+    jax, jb = jx
+    forward, x = _jax_forward(), _jax_x()
+    compiled = jax.jit(forward)
+
+    def work(seed):
+        with jb.portable_masks(seed):
+            return [compiled(x) for _ in range(2)]
+
+    got = _in_threads(work, (31, 32))
+    for seed, outs in got.items():
+        with jb.portable_masks(seed):
+            eager = [forward(x) for _ in range(2)]
+        for k in range(2):
+            for site in range(3):
+                np.testing.assert_array_equal(outs[k][site], eager[k][site])
+
+
+def test_p9_tf_threads_each_their_own_run_time_state(tfx):
+    tf, tb = tfx
+    forward, x = _tf_forward(), _tf_x()
+    compiled = tf.function(forward)
+
+    def work(seed):
+        with tb.portable_masks(seed):
+            return [compiled(x) for _ in range(2)]
+
+    got = _in_threads(work, (31, 32))
+    for seed, outs in got.items():
+        with tb.portable_masks(seed):
+            eager = [forward(x) for _ in range(2)]
+        for k in range(2):
+            np.testing.assert_array_equal(outs[k], eager[k])
