@@ -1,10 +1,10 @@
 """Cost of ``portable_masks`` around a compiled training step (SPEC P9), on this machine.
 
 Usage: ``PYTHONPATH=src python benchmarks/compiled_context_overhead.py [--repeats N]
-[--calls C] [--backends jax tensorflow]`` from the repository root.
+[--calls C] [--batch B] [--backends jax tensorflow]`` from the repository root.
 
 The step is the course MLP's shape (784 -> 256 -> 256 -> 10, dropout 0.2 and 0.5 after
-the hidden layers, batch 256, SGD), written with the framework's own layers:
+the hidden layers, batch 256 unless ``--batch``, SGD), written with the framework's own layers:
 
 - ``jax``: Flax NNX (``nnx.Linear``, ``nnx.Dropout``), one ``nnx.jit`` step
   (``nnx.value_and_grad`` + an SGD update);
@@ -46,6 +46,13 @@ def _batch() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, SIZES[0]), dtype=np.float32)
     return x, rng.integers(0, SIZES[-1], BATCH).astype(np.int32)
+
+
+def _set_batch(n: int) -> None:
+    global BATCH
+    if n < 1:
+        raise ValueError(f"--batch must be a positive integer, got {n}")
+    BATCH = n
 
 
 Step = tuple[dict[str, Callable[[], object]], Callable[[int], object]]
@@ -193,8 +200,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--calls", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS))
     args = parser.parse_args()
+    _set_batch(args.batch)
     for name in args.backends:
         try:
             best = measure(name, args.repeats, args.calls)
@@ -206,7 +215,7 @@ def main() -> None:
             f"{name}: {each}; run-time/traced-seed "
             f"{best['run-time'] / best['traced-seed']:.3f}, "
             f"run-time/native {best['run-time'] / best['native']:.3f} "
-            f"(best of {args.repeats} rounds of {args.calls} steps)"
+            f"(batch {BATCH}, best of {args.repeats} rounds of {args.calls} steps)"
         )
 
 
