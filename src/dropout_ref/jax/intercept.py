@@ -31,8 +31,14 @@ __all__ = ["DOORS", "portable_masks"]
 
 #: Every door of Flax's dropouts and what the context does with it (SPEC P8).
 DOORS: tuple[Door, ...] = (
-    Door("flax.nnx.Dropout", "site", "deterministic resolved False; broadcast_dims -> noise"),
-    Door("flax.linen.Dropout", "site", "deterministic resolved False; broadcast_dims -> noise"),
+    Door(
+        "flax.nnx.Dropout", "site",
+        "deterministic resolved False; broadcast_dims -> noise; under jit too (P9), not vmap",
+    ),
+    Door(
+        "flax.linen.Dropout", "site",
+        "deterministic resolved False; broadcast_dims -> noise; under jit too (P9), not vmap",
+    ),
 )
 
 
