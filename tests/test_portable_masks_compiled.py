@@ -395,7 +395,11 @@ def _keras_train(tb, how, seed, **compile_kwargs):
 
 
 @pytest.mark.parametrize("how", ["fit", "train_on_batch"])
-@pytest.mark.parametrize("compile_kwargs", [{}, {"jit_compile": True}], ids=["default", "xla"])
+@pytest.mark.parametrize(
+    "compile_kwargs",
+    [{}, {"jit_compile": True}, {"steps_per_execution": 3}],
+    ids=["default", "xla", "steps_in_one_graph"],
+)
 def test_p9_keras_tf_compiled_training_equals_eager(tfx, how, compile_kwargs):
     _, tb = tfx
     eager = _keras_train(tb, how, 21, run_eagerly=True)
