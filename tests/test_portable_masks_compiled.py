@@ -235,6 +235,26 @@ def test_p9_jax_native_generator_never_drawn_in_compiled_steps(jx, monkeypatch):
     np.testing.assert_array_equal(traced_outside(x), native_out)
 
 
+def test_p9_jax_traced_inside_then_called_outside_is_traced_again_natively(jx):
+    jax, jb = jx
+    from flax import linen
+
+    layer = linen.Dropout(0.5, deterministic=False)
+    x = _jax_x()
+
+    def native(t):
+        return layer.apply({}, t, rngs={"dropout": jax.random.key(1)})
+
+    compiled = jax.jit(native)
+    with jb.portable_masks(3):
+        portable = compiled(x)
+    outside = compiled(x)
+    assert compiled._cache_size() == 2
+    np.testing.assert_array_equal(outside, native(x))  # Flax's own mask, key 1
+    # Flax's mask equals the portable one w.p. <= 0.5**96.
+    assert not np.array_equal(outside, portable)
+
+
 def test_p9_jax_bad_input_one_clear_error_each(jx):
     jax, jb = jx
     import jax.numpy as jnp
@@ -361,6 +381,10 @@ def test_p9_tf_function_k_calls_continue_the_numbering(tfx, jit_compile):
         assert not np.array_equal(got[0], got[1])
     assert compiled.experimental_get_tracing_count() == 1  # the second seed reused the graph
     assert [s.j for s in ctx.sites if s.compiled] == []  # listed in the tracing context only
+    native = compiled(x)  # outside: traced again, natively (not the portable graph)
+    assert compiled.experimental_get_tracing_count() == 2
+    # Native equals portable w.p. <= 0.7**120 at the first site alone.
+    assert not np.array_equal(native[0], got[0][0])
 
 
 def _keras_model(**compile_kwargs):
