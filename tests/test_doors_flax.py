@@ -325,11 +325,27 @@ def test_p8_attention_doors_are_declared():
         assert name in names
 
 
-def test_p8_attention_door_under_jit_is_refused_naming_it(x):
-    # Until SPEC P9's traced numbering lands, a traced attention dropout is refused as the
-    # Dropout doors are: a trace would bake one seed and site number into the program.
+@pytest.mark.parametrize("rate", [0.3, 0.0])
+def test_p9_attention_doors_under_jit_equal_the_eager_context(x, no_native_random, rate):
+    """SPEC P9: a jitted attention call inside an eagerly entered context numbers its site
+    when it runs (the k-th call drops what the k-th eager call would), the rate-0 shortcut of
+    nnx.dot_product_attention included; jax.random is made to raise throughout."""
     q = x.reshape(B, T, H, D // H)
-    traced = jax.jit(lambda q: linen_attention.dot_product_attention_weights(
-        q, q, dropout_rate=0.3, deterministic=False))
-    with portable_masks(SEED), pytest.raises(RuntimeError, match="dot_product_attention_weights"):
-        traced(q)
+
+    def both(q):
+        w = linen_attention.dot_product_attention_weights(
+            q, q, dropout_rate=0.3, deterministic=False
+        )
+        out = nnx_attention.dot_product_attention(q, q, q, dropout_rate=rate, deterministic=False)
+        return w, out
+
+    traced = jax.jit(both)
+    with portable_masks(SEED) as eager_ctx:
+        eager = [both(q) for _ in range(2)]
+    with portable_masks(SEED) as compiled_ctx:
+        compiled = [traced(q) for _ in range(2)]
+    assert eager_ctx.count == compiled_ctx.count == 4
+    for (w_e, o_e), (w_c, o_c) in zip(eager, compiled, strict=True):
+        np.testing.assert_array_equal(np.asarray(w_c) == 0, np.asarray(w_e) == 0)
+        np.testing.assert_allclose(np.asarray(w_c), np.asarray(w_e), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(np.asarray(o_c), np.asarray(o_e), rtol=1e-5, atol=1e-6)

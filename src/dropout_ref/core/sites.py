@@ -19,6 +19,17 @@ their native dropout and are not numbered. (PyTorch's door,
 ``TorchFunctionMode``, is per thread anyway.) Entering a second context in a
 thread that already holds one, of any backend, raises ``RuntimeError``; enter
 and leave a context in the same thread.
+
+Compiled steps (SPEC P9)
+------------------------
+A backend that runs its contexts inside compiled code passes a
+:class:`CompiledSites` to :class:`PortableMasks`. Entered INSIDE a trace
+(``jax.jit``, ``tf.function``), the seed may be a traced integer and the sites
+are numbered at trace time, from 0. Entered EAGERLY, the count (and the seed)
+are run-time state that the backend owns (:class:`RunTimeSites`: a
+``jax.Ref``, ``tf.Variable`` s): a site traced inside the context reads and
+advances that state when the program runs, so a compiled step called k times
+drops what k eager steps would, and one program serves every context's seed.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -89,24 +100,76 @@ class Site:
     ``broadcast_dims`` or attention ``broadcast_dropout``, torch's channel dropouts), ``None``
     for element-wise dropout; two ports that drop the same tensor at the same rate but with
     another noise shape drop different elements, and a port check names that.
+
+    ``compiled`` marks a site recorded while a compiled step was traced (SPEC P9): it is
+    listed once per trace, not once per run, its rate is NaN where the rate is traced, and
+    ``j`` is ``None`` where the number is run-time state (a context entered eagerly: the
+    program reads the context's count when it runs).
     """
 
-    j: int
+    j: int | None
     source: str
     shape: tuple[int | None, ...]
     rate: float
     noise_shape: tuple[int | None, ...] | None = None
+    compiled: bool = False
+
+
+class RunTimeSites(Protocol):
+    """A backend's run-time seed and count of an eagerly entered context (SPEC P9).
+
+    The backend keeps them where compiled programs can read and advance them in
+    program order (JAX: a ``jax.Ref``; TensorFlow: ``tf.Variable`` s); eager sites
+    advance the same count, so eager and compiled steps share one numbering.
+    """
+
+    def start(self, seed: int) -> None:
+        """Set the seed and restart the count at 0 (context entry)."""
+
+    def count(self) -> int:
+        """Return how many sites have been numbered (waits for pending programs)."""
+
+    def take(self) -> int:
+        """Return the count for an eager site and advance it."""
+
+    def traced(self, X: Any) -> bool:
+        """Whether ``X`` is being traced into a compiled program."""
+
+    def draw(self) -> tuple[Any, Any]:
+        """Inside a trace: the run-time ``(seed, offset)`` of the next site; advance the count."""
+
+
+class CompiledSites(Protocol):
+    """What a backend tells :class:`PortableMasks` about traces (SPEC P9)."""
+
+    def traced_seed(self, seed: Any) -> Any:
+        """Return a checked traced seed, or ``None`` if ``seed`` is not traced."""
+
+    def tracing(self) -> bool:
+        """Whether the context is being entered inside a trace."""
+
+    def open(self, counter: SiteCounter, in_trace: bool) -> RunTimeSites | None:
+        """Prepare the context (e.g. the trace cache key); the run-time state if eager."""
+
+    def close(self, counter: SiteCounter) -> None:
+        """Undo :meth:`open`."""
 
 
 @dataclass
 class SiteCounter:
     """The sites of one context: ``next()`` hands out ``0, 1, 2, ...`` in call order."""
 
-    seed: int
+    #: An int, or (a context entered inside a trace, SPEC P9) a traced integer.
+    seed: Any
     backend: str
     count: int = 0
     #: The first :data:`MAX_LOGGED_SITES` sites numbered (``ctx.sites``).
     sites: list[Site] = field(default_factory=list)
+    #: Run-time seed and count of a context entered eagerly by a backend with compiled
+    #: steps (SPEC P9); ``None``: the count is :attr:`count`, numbered in Python.
+    runtime: RunTimeSites | None = None
+    #: Whether the context was entered inside a trace (sites numbered at trace time).
+    in_trace: bool = False
 
     def next(
         self,
@@ -116,18 +179,61 @@ class SiteCounter:
         noise_shape: Sequence[Any] | None = None,
     ) -> int:
         """Give the next training-mode dropout its number; return its offset ``j * 2**40``."""
-        j = self.count
-        offset = site_offset(j)
-        self.count = j + 1
-        if j >= MAX_LOGGED_SITES:
-            return offset
+        if self.runtime is not None:
+            j = self.runtime.take()
+            offset = site_offset(j)
+        else:
+            j = self.count
+            offset = site_offset(j)
+            self.count = j + 1
+        self._log(j, source, shape, rate, noise_shape, compiled=self.in_trace)
+        return offset
+
+    def number(
+        self,
+        like: Any,
+        source: str,
+        shape: Sequence[Any],
+        rate: Any,
+        noise_shape: Sequence[Any] | None = None,
+    ) -> None:
+        """Give a site its number where the dropout drops nothing (a rate-0 shortcut, SPEC P8).
+
+        D2 makes ``dropout_layer(W, 0)`` equal ``W``, so a door whose framework skips the
+        weights at rate 0 only takes its number. ``like`` is an array of the call: where it is
+        traced inside an eagerly entered context, the number is taken when the program runs
+        (SPEC P9), as :meth:`apply` does.
+        """
+        runtime = self.runtime
+        if runtime is not None and runtime.traced(like):
+            runtime.draw()
+            self._log(None, source, shape, rate, noise_shape, compiled=True)
+        else:
+            self.next(source, shape, rate, noise_shape)
+
+    def total(self) -> int:
+        """Return how many sites have been numbered (run-time count where there is one)."""
+        return self.count if self.runtime is None else self.runtime.count()
+
+    def _log(
+        self,
+        j: int | None,
+        source: str,
+        shape: Sequence[Any],
+        rate: Any,
+        noise_shape: Sequence[Any] | None,
+        *,
+        compiled: bool,
+    ) -> None:
+        if len(self.sites) >= MAX_LOGGED_SITES:
+            return
         try:
             rate_value = float(rate)
         except (TypeError, ValueError):
             rate_value = float("nan")  # a symbolic rate: recorded as unknown
         noise = None if noise_shape is None else tuple(_dim(d) for d in noise_shape)
-        self.sites.append(Site(j, source, tuple(_dim(d) for d in shape), rate_value, noise))
-        return offset
+        shape_dims = tuple(_dim(d) for d in shape)
+        self.sites.append(Site(j, source, shape_dims, rate_value, noise, compiled))
 
     def apply(
         self,
@@ -138,10 +244,20 @@ class SiteCounter:
         source: str,
         noise_shape: Sequence[Any] | None = None,
     ) -> Any:
-        """Return ``dropout_layer(X, rate, seed=seed, offset=<next site>, noise_shape=...)``."""
-        offset = self.next(source, getattr(X, "shape", ()), rate, noise_shape)
+        """Return ``dropout_layer(X, rate, seed=seed, offset=<next site>, noise_shape=...)``.
+
+        A site traced inside an eagerly entered context takes its seed and offset from the
+        run-time state (SPEC P9): the program numbers it when it runs.
+        """
+        shape = getattr(X, "shape", ())
+        runtime = self.runtime
+        if runtime is not None and runtime.traced(X):
+            seed, offset = runtime.draw()
+            self._log(None, source, shape, rate, noise_shape, compiled=True)
+        else:
+            seed, offset = self.seed, self.next(source, shape, rate, noise_shape)
         with suspended():
-            return dropout_layer(X, rate, seed=self.seed, offset=offset, noise_shape=noise_shape)
+            return dropout_layer(X, rate, seed=seed, offset=offset, noise_shape=noise_shape)
 
 
 def _dim(d: Any) -> int | None:
@@ -270,6 +386,9 @@ class PortableMasks:
         Process-wide attribute patches of the framework.
     enter, exit : callable, optional
         Per-context hooks (e.g. pushing a thread-local mode); ``exit`` always runs.
+    compiled : CompiledSites, optional
+        The backend's trace handling (SPEC P9): a traced ``seed``, entry inside a
+        trace, the run-time count of a context entered eagerly.
 
     Attributes
     ----------
@@ -286,16 +405,20 @@ class PortableMasks:
         patches: PatchSet | None = None,
         enter: Callable[[SiteCounter], None] | None = None,
         exit: Callable[[SiteCounter], None] | None = None,
+        compiled: CompiledSites | None = None,
     ) -> None:
-        self.counter = SiteCounter(validate_context_seed(seed), backend)
+        traced = None if compiled is None else compiled.traced_seed(seed)
+        checked = validate_context_seed(seed) if traced is None else traced
+        self.counter = SiteCounter(checked, backend)
+        self._compiled = compiled
         self._patches = patches
         self._enter_hook = enter
         self._exit_hook = exit
         self._token: Any = None
 
     @property
-    def seed(self) -> int:
-        """The context's seed."""
+    def seed(self) -> Any:
+        """The context's seed (an int, or a traced integer: SPEC P9)."""
         return self.counter.seed
 
     @property
@@ -305,8 +428,8 @@ class PortableMasks:
 
     @property
     def count(self) -> int:
-        """How many sites have been numbered since entry."""
-        return self.counter.count
+        """How many sites have been numbered since entry (compiled steps' run-time sites too)."""
+        return self.counter.total()
 
     def __enter__(self) -> PortableMasks:
         current = _ACTIVE.get()
@@ -318,14 +441,26 @@ class PortableMasks:
                 "supported: leave the outer context first (SPEC P8)"
             )
         # Numbering starts at 0 at every entry (P8), also when this object is re-entered.
-        self.counter.count = 0
-        self.counter.sites.clear()
+        counter = self.counter
+        counter.count = 0
+        counter.sites.clear()
+        compiled = self._compiled
+        counter.in_trace = compiled is not None and compiled.tracing()
+        if not counter.in_trace and not isinstance(counter.seed, numbers.Integral):
+            raise TypeError(
+                f"portable_masks got a traced seed ({counter.seed!r}) outside the trace it "
+                "belongs to: enter the context inside the traced function (SPEC P9)"
+            )
         if self._patches is not None:
             self._patches.acquire()
         try:
+            if compiled is not None:
+                counter.runtime = compiled.open(counter, counter.in_trace)
             if self._enter_hook is not None:
-                self._enter_hook(self.counter)
+                self._enter_hook(counter)
         except BaseException:
+            if compiled is not None:
+                compiled.close(counter)
             if self._patches is not None:
                 self._patches.release()
             raise
@@ -341,5 +476,11 @@ class PortableMasks:
                 if self._exit_hook is not None:
                     self._exit_hook(self.counter)
             finally:
-                if self._patches is not None:
-                    self._patches.release()
+                try:
+                    if self.counter.runtime is not None:  # keep the final count readable
+                        self.counter.count = self.counter.runtime.count()
+                    if self._compiled is not None:
+                        self._compiled.close(self.counter)
+                finally:
+                    if self._patches is not None:
+                        self._patches.release()

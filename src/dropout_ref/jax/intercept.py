@@ -14,9 +14,10 @@ is a door too: see :mod:`dropout_ref.jax.intercept_attention`.
 
 JAX has no dropout function of its own (``jax.random.bernoulli`` is a random
 draw, not a dropout), so hand-written dropouts are not seen. Under ``jax.jit``
-/ ``nnx.jit`` (or ``vmap``) a call is refused with ``RuntimeError``: a trace
-would bake one seed and numbering into a compiled function that later steps
-reuse; run the step without ``jit`` (``jax.grad`` / ``nnx.grad`` are fine).
+/ ``nnx.jit`` the context works both ways (SPEC P9, :mod:`dropout_ref.jax.compiled_sites`):
+entered inside the traced function (the seed may be traced), or entered eagerly
+around a compiled step, whose sites then read the context's run-time seed and
+count. Under ``jax.vmap`` a call is refused with ``RuntimeError``.
 Keras layers on Keras' JAX backend are not patched (see docs/port-check.md).
 """
 
@@ -24,31 +25,31 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
-from jax._src import core as jax_core
-
 from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import AttributePatch, PatchSet, PortableMasks, active
 from dropout_ref.jax import dropout_layer
+from dropout_ref.jax.compiled_sites import COMPILED, refuse_vmap
 from dropout_ref.jax.intercept_attention import ATTENTION_DOORS, attention_patches
 
 __all__ = ["DOORS", "portable_masks"]
 
 #: Every door of Flax's dropouts and what the context does with it (SPEC P8).
 DOORS: tuple[Door, ...] = (
-    Door("flax.nnx.Dropout", "site", "deterministic resolved False; broadcast_dims -> noise"),
-    Door("flax.linen.Dropout", "site", "deterministic resolved False; broadcast_dims -> noise"),
+    Door(
+        "flax.nnx.Dropout", "site",
+        "deterministic resolved False; broadcast_dims -> noise; under jit too (P9), not vmap",
+    ),
+    Door(
+        "flax.linen.Dropout", "site",
+        "deterministic resolved False; broadcast_dims -> noise; under jit too (P9), not vmap",
+    ),
     *ATTENTION_DOORS,
 )
 
 
 def _check_concrete(inputs: Any, source: str) -> None:
-    if isinstance(inputs, jax.core.Tracer) and not jax_core.is_concrete(inputs):
-        raise RuntimeError(
-            f"{source} under jax.jit / nnx.jit (or vmap) inside dropout_ref.jax.portable_masks: "
-            "a trace would bake this seed and site number into a compiled function that later "
-            "steps reuse. Run the step without jit (SPEC P8)"
-        )
+    """Refuse what the context cannot number (``vmap``); ``jit`` traces are sites (SPEC P9)."""
+    refuse_vmap(inputs, source)
 
 
 def _noise_shape(shape: tuple[int, ...], broadcast_dims: Any) -> tuple[int, ...] | None:
@@ -135,21 +136,23 @@ def portable_masks(seed: int) -> PortableMasks:
 
     Parameters
     ----------
-    seed : int
-        The Philox key, an integer in ``[0, 2**64)``.
+    seed : int or jax.Array
+        The Philox key, an integer in ``[0, 2**64)``; inside a traced function also a
+        traced integer (``int32``/``uint32``, ``uint32[2]`` words; SPEC P9).
 
     Returns
     -------
     dropout_ref.core.sites.PortableMasks
-        The context manager; ``ctx.sites`` lists the numbered sites.
+        The context manager; ``ctx.sites`` lists the numbered sites (compiled ones once per
+        trace, see :class:`dropout_ref.core.sites.Site`).
 
     Raises
     ------
     TypeError, ValueError
-        If ``seed`` is not an integer in ``[0, 2**64)``.
+        If ``seed`` is not an integer in ``[0, 2**64)`` or a traced integer.
     RuntimeError
         On entry, if this thread already holds a ``portable_masks`` context; inside,
-        for a Dropout traced under ``jit``.
+        for a Dropout under ``jax.vmap``.
 
     """
-    return PortableMasks(seed, "jax", patches=_PATCHES)
+    return PortableMasks(seed, "jax", patches=_PATCHES, compiled=COMPILED)

@@ -48,12 +48,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import jax
-from jax._src import core as jax_core
-
 from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import AttributePatch, active
 from dropout_ref.jax import dropout_layer
+from dropout_ref.jax.compiled_sites import refuse_vmap
 
 __all__ = ["ATTENTION_DOORS", "attention_noise_shape", "attention_patches", "is_door"]
 
@@ -104,17 +102,6 @@ def attention_noise_shape(
     return (1,) * (key_ndim - 2) + tuple(int(d) for d in weights_shape[-2:])
 
 
-def _check_concrete(inputs: Any, source: str) -> None:
-    # The Dropout doors' guard (dropout_ref.jax.intercept._check_concrete), until SPEC P9's
-    # traced numbering replaces both: a trace would bake one seed and site number.
-    if isinstance(inputs, jax.core.Tracer) and not jax_core.is_concrete(inputs):
-        raise RuntimeError(
-            f"{source} under jax.jit / nnx.jit (or vmap) inside dropout_ref.jax.portable_masks: "
-            "a trace would bake this seed and site number into a compiled function that later "
-            "steps reuse. Run the step without jit (SPEC P8)"
-        )
-
-
 def _weights_door(original: Callable[..., Any], source: str) -> Callable[..., Any]:
     signature = inspect.signature(original)
 
@@ -133,7 +120,7 @@ def _weights_door(original: Callable[..., Any], source: str) -> Callable[..., An
         # jax.random.bernoulli branch, so dropout_rng is never drawn from.
         call["deterministic"] = True
         weights = original(*bound.args, **bound.kwargs)
-        _check_concrete(weights, source)
+        refuse_vmap(weights, source)
         noise = attention_noise_shape(
             tuple(weights.shape), call["key"].ndim, bool(call["broadcast_dropout"])
         )
@@ -159,11 +146,11 @@ def _nnx_attention_door(original: Callable[..., Any], source: str) -> Callable[.
         if call["deterministic"] or call["dropout_rate"] != 0.0 or call["module"] is not None:
             return out
         query, key = call["query"], call["key"]
-        _check_concrete(out, source)
+        refuse_vmap(out, source)
         shape = (*query.shape[:-3], query.shape[-2], query.shape[-3], key.shape[-3])
         noise = attention_noise_shape(shape, key.ndim, bool(call["broadcast_dropout"]))
         # D2: dropout_layer(W, 0) is W, so the site changes nothing but the numbering.
-        counter.next(source, shape, 0.0, noise)
+        counter.number(out, source, shape, 0.0, noise)
         return out
 
     return dot_product_attention

@@ -17,11 +17,14 @@ original, so other threads keep native dropout):
 - refused in training with ``NotImplementedError``: ``AlphaDropout`` and
   ``GaussianDropout`` (not inverted Bernoulli dropout).
 
-Inside ``tf.function`` (a graph) the replacements raise ``RuntimeError``: a trace
-would bake one seed and one numbering into a graph that later calls reuse. Run
-the step eagerly (``tf.config.run_functions_eagerly(True)``, or
-``model.compile(run_eagerly=True)``). Keras' symbolic shape inference (building
-a model on ``KerasTensor``s) passes through and takes no number.
+Inside ``tf.function`` (with or without ``jit_compile``; Keras' compiled ``fit``
+and ``train_on_batch``) the context works both ways (SPEC P9,
+:mod:`dropout_ref.tensorflow.compiled_sites`): entered inside the traced
+function (the seed may be a symbolic ``int64``), or entered eagerly around a
+compiled step, whose sites then read the context's run-time seed and count.
+A TF1 graph (``tf.compat.v1`` graph mode, no ``tf.function``) is refused with
+``RuntimeError``. Keras' symbolic shape inference (building a model on
+``KerasTensor``s) passes through and takes no number.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import tensorflow as tf
 from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import AttributePatch, PatchSet, PortableMasks, active
 from dropout_ref.tensorflow import dropout_layer
+from dropout_ref.tensorflow.compiled_sites import COMPILED
 
 __all__ = ["DOORS", "portable_masks"]
 
@@ -51,12 +55,15 @@ DOORS: tuple[Door, ...] = (
 
 
 def _eager_only(source: str) -> None:
-    if not tf.executing_eagerly():
+    """Refuse a TF1 graph; eager calls and ``tf.function`` traces are sites (SPEC P9).
+
+    (The name predates P9; every door calls it before numbering a site.)
+    """
+    if not tf.executing_eagerly() and not tf.inside_function():
         raise RuntimeError(
-            f"{source} inside dropout_ref.tensorflow.portable_masks while tracing a "
-            "tf.function: the trace would bake this seed and site number into a graph that "
-            "later calls reuse. Run the step eagerly (tf.config.run_functions_eagerly(True) "
-            "or model.compile(run_eagerly=True)) (SPEC P8)"
+            f"{source} inside dropout_ref.tensorflow.portable_masks in a TF1 graph "
+            "(tf.compat.v1 graph mode): only eager code and tf.function traces are numbered "
+            "(SPEC P9)"
         )
 
 
@@ -64,7 +71,12 @@ def _noise_shape(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, (tf.Tensor, tf.Variable)):
-        return [int(v) for v in value.numpy().tolist()]
+        static = tf.get_static_value(value)
+        if static is None:  # a shape known when the graph runs only
+            raise ValueError(
+                f"noise_shape must be known when the graph is traced, got {value!r} (SPEC P9)"
+            )
+        return [int(v) for v in static.tolist()]
     return list(value)
 
 
@@ -236,21 +248,23 @@ def portable_masks(seed: int) -> PortableMasks:
 
     Parameters
     ----------
-    seed : int
-        The Philox key, an integer in ``[0, 2**64)``.
+    seed : int or tf.Tensor
+        The Philox key, an integer in ``[0, 2**64)``; inside a ``tf.function`` also a
+        symbolic 0-d ``int64`` (or ``int32``) tensor (SPEC P9).
 
     Returns
     -------
     dropout_ref.core.sites.PortableMasks
-        The context manager; ``ctx.sites`` lists the numbered sites.
+        The context manager; ``ctx.sites`` lists the numbered sites (compiled ones once
+        per trace, see :class:`dropout_ref.core.sites.Site`).
 
     Raises
     ------
     TypeError, ValueError
-        If ``seed`` is not an integer in ``[0, 2**64)``.
+        If ``seed`` is not an integer in ``[0, 2**64)`` or a symbolic integer tensor.
     RuntimeError
         On entry, if this thread already holds a ``portable_masks`` context; inside,
-        when a dropout runs while a ``tf.function`` is being traced.
+        for a dropout in a TF1 graph.
 
     """
-    return PortableMasks(seed, "tensorflow", patches=_PATCHES)
+    return PortableMasks(seed, "tensorflow", patches=_PATCHES, compiled=COMPILED)
