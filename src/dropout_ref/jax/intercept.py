@@ -14,7 +14,8 @@ draw, not a dropout), so hand-written dropouts are not seen. Under ``jax.jit``
 / ``nnx.jit`` (or ``vmap``) a call is refused with ``RuntimeError``: a trace
 would bake one seed and numbering into a compiled function that later steps
 reuse; run the step without ``jit`` (``jax.grad`` / ``nnx.grad`` are fine).
-Keras layers on Keras' JAX backend are not patched (see docs/port-check.md).
+Keras 3 on its JAX backend (``KERAS_BACKEND=jax``) joins this context: the doors
+of :mod:`dropout_ref.doors.keras3`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from jax._src import core as jax_core
 
 from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import AttributePatch, PatchSet, PortableMasks, active
+from dropout_ref.doors.keras3 import keras3_doors, keras3_patches
 from dropout_ref.jax import dropout_layer
 
 __all__ = ["DOORS", "portable_masks"]
@@ -34,6 +36,7 @@ __all__ = ["DOORS", "portable_masks"]
 DOORS: tuple[Door, ...] = (
     Door("flax.nnx.Dropout", "site", "deterministic resolved False; broadcast_dims -> noise"),
     Door("flax.linen.Dropout", "site", "deterministic resolved False; broadcast_dims -> noise"),
+    *keras3_doors("jax"),
 )
 
 
@@ -98,6 +101,10 @@ def _linen_call(original):
 
 
 def _patches() -> list[AttributePatch]:
+    return _flax_patches() + keras3_patches("jax", dropout_layer)
+
+
+def _flax_patches() -> list[AttributePatch]:
     from flax import nnx
 
     patches = [AttributePatch(nnx.Dropout, "__call__", _nnx_call(nnx.Dropout.__call__))]
