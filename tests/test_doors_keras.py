@@ -137,7 +137,7 @@ def _doors() -> dict:
     img = keras.ops.convert_to_tensor(np.ones((2, 3, 3, 4), "float32"))
     vol = keras.ops.convert_to_tensor(np.ones((2, 2, 2, 2, 4), "float32"))
     mha = layers.MultiHeadAttention(num_heads=2, key_dim=2, dropout=0.4)
-    gqa = layers.GroupedQueryAttention(head_dim=2, num_query_heads=2, num_key_value_heads=1,
+    gqa = layers.GroupQueryAttention(head_dim=2, num_query_heads=2, num_key_value_heads=1,
                                        dropout=0.4)
     attention = layers.Attention(dropout=0.4)
     rnns = {name: cls(3, dropout=0.3, recurrent_dropout=0.2)
@@ -196,7 +196,12 @@ def _raise_check(backend: str, out: Path) -> None:
                 inside = "ran"
             except NotImplementedError as error:
                 inside = str(error)
-        report[name] = {"inside": inside}
+        try:
+            call()
+            outside = "ran"
+        except _NativeDrawError:
+            outside = "native draw"
+        report[name] = {"inside": inside, "outside": outside}
     (out / f"raise_{backend}.json").write_text(json.dumps(report))
 
 
@@ -314,6 +319,7 @@ def test_p8_keras3_doors_never_draw_native_masks(backend, tmp_path):
     for name, row in report.items():
         if name in ("AlphaDropout", "GaussianDropout"):
             assert f"keras.layers.{name}" in row["inside"], (backend, name, row)
+            assert row["outside"] == "native draw", (backend, name, row)
             continue
         assert len(row["sites"]) == masks.get(name, 1), (backend, name, row)
         assert row["outside"] == ("ran" if name == "Dropout rate 0" else "native draw"), (
