@@ -356,3 +356,109 @@ def test_p8_keras3_door_tables_have_one_entry_per_backend():
 if __name__ == "__main__":
     job, backend_name, directory = sys.argv[1:4]
     _JOBS[job](backend_name, Path(directory))
+
+
+# --- Keras 2 (tf_keras) in TensorFlow's context, in this process ------------------------------
+
+
+def _tf_keras_raisers(monkeypatch) -> None:
+    """Make TensorFlow's own random draws behind every tf_keras dropout path raise."""
+    import tensorflow as tf
+    from tensorflow.python.ops import random_ops, stateless_random_ops
+
+    def raiser(*args, **kwargs):
+        raise _NativeDrawError("native TensorFlow random draw")
+
+    monkeypatch.setattr(random_ops, "random_uniform", raiser)
+    monkeypatch.setattr(stateless_random_ops, "stateless_random_uniform", raiser)
+    monkeypatch.setattr(tf.random.Generator, "uniform", raiser)
+    from tf_keras.src.backend import RandomGenerator
+
+    # tf_keras' own draws (AlphaDropout's uniform, GaussianDropout's normal noise).
+    monkeypatch.setattr(RandomGenerator, "random_uniform", raiser)
+    monkeypatch.setattr(RandomGenerator, "random_normal", raiser)
+
+
+def _tf_keras_doors() -> dict:
+    """Each tf_keras / compat door as a call on one input, with the sites it should number."""
+    import tensorflow as tf
+    import tf_keras
+    from tf_keras.src.backend import RandomGenerator
+
+    x = tf.constant(np.random.default_rng(3).random((2, 5, 4)).astype("float32"))
+    lstm = tf_keras.layers.LSTM(3, dropout=0.3, recurrent_dropout=0.2)
+    gru = tf_keras.layers.GRU(3, dropout=0.3, recurrent_dropout=0.2)
+    lstm(x), gru(x)  # build their weights before the generators raise
+    generators = {t: RandomGenerator(seed=1, rng_type=t)
+                  for t in ("stateless", "stateful", "legacy_stateful")}
+
+    def sampler(shape, dtype):
+        raise _NativeDrawError("general_dropout's uniform_sampler was called")
+
+    doors = {
+        "Dropout": (lambda: tf_keras.layers.Dropout(0.3)(x, training=True), 1),
+        "Dropout rate 0": (lambda: tf_keras.layers.Dropout(0.0)(x, training=True), 1),
+        "Dropout eval": (lambda: tf_keras.layers.Dropout(0.3)(x, training=False), 0),
+        "SpatialDropout1D": (lambda: tf_keras.layers.SpatialDropout1D(0.3)(x, training=True), 1),
+        "LSTM": (lambda: lstm(x, training=True), 8),  # implementation 1: 4 + 4 masks
+        "GRU": (lambda: gru(x, training=True), 6),  # 3 + 3 masks
+        "tf.compat.v2.nn.dropout": (lambda: tf.compat.v2.nn.dropout(x, 0.3), 1),
+        "tf.compat.v1.nn.dropout": (lambda: tf.compat.v1.nn.dropout(x, keep_prob=0.7), 1),
+        "general_dropout": (
+            lambda: tf.compat.v2.nn.experimental.general_dropout(x, 0.3, sampler), 1),
+    }
+    for rng_type, generator in generators.items():
+        doors[f"RandomGenerator {rng_type}"] = (
+            lambda g=generator: g.dropout(x, 0.3), 1)
+    return doors
+
+
+def test_p8_tf_keras_doors_never_draw_native_masks(monkeypatch):
+    """P8: tf_keras' Dropout family, RNN masks, every RandomGenerator path, compat modules.
+
+    With TensorFlow's random draws raising, each door runs inside the context and numbers
+    its sites; outside, the same call raises (the raisers are reached: the test can fail).
+    """
+    pytest.importorskip("tf_keras")
+    import tf_keras
+
+    from dropout_ref import tensorflow as tf_backend
+
+    doors = _tf_keras_doors()
+    _tf_keras_raisers(monkeypatch)
+    for name, (call, sites) in doors.items():
+        with tf_backend.portable_masks(SEED) as ctx:
+            call()
+        assert ctx.count == sites, (name, ctx.sites)
+        if sites and name != "Dropout rate 0":
+            with pytest.raises(_NativeDrawError):
+                call()
+    x = np.ones((2, 5, 4), "float32")
+    for refused in (tf_keras.layers.AlphaDropout, tf_keras.layers.GaussianDropout):
+        with tf_backend.portable_masks(SEED):
+            with pytest.raises(NotImplementedError, match=f"tf_keras.layers.{refused.__name__}"):
+                refused(0.3)(x, training=True)
+        with pytest.raises(_NativeDrawError):
+            refused(0.3)(x, training=True)
+
+
+def test_p8_tf_keras_values_and_noise_shapes_are_dropout_layer_at_the_site():
+    """P8: the j-th tf_keras dropout is dropout_layer(T, p, seed, j * 2**40), noise shape kept."""
+    pytest.importorskip("tf_keras")
+    import tensorflow as tf
+    import tf_keras
+
+    from dropout_ref import tensorflow as tf_backend
+
+    x = tf.constant(np.random.default_rng(3).random((2, 5, 4)).astype("float32"))
+    with tf_backend.portable_masks(SEED) as ctx:
+        got = [tf_keras.layers.Dropout(0.3)(x, training=True),
+               tf_keras.layers.SpatialDropout1D(0.3)(x, training=True),
+               tf_keras.layers.Dropout(0.5, noise_shape=(None, 1, 4))(x, training=True)]
+    layer = tf_backend.dropout_layer
+    want = [layer(x, 0.3, seed=SEED, offset=0),
+            layer(x, 0.3, seed=SEED, offset=2**40, noise_shape=[2, 1, 4]),
+            layer(x, 0.5, seed=SEED, offset=2 * 2**40, noise_shape=[2, 1, 4])]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+    assert [s.noise_shape for s in ctx.sites] == [None, (2, 1, 4), (2, 1, 4)]

@@ -119,10 +119,10 @@ def _refuse(original: Callable[..., Any], source: str):
     def call(layer, inputs, training=None):
         if active() is not None and not _scratch(inputs) and 0 < layer.rate < 1:
             from tf_keras.src import backend
-            from tf_keras.src.utils import tf_utils
+            from tf_keras.src.utils import control_flow_util
 
             flag = backend.learning_phase() if training is None else training
-            flag = tf_utils.constant_value(flag)
+            flag = control_flow_util.constant_value(flag)
             if flag is None or flag:  # a symbolic flag may be training: refuse
                 raise NotImplementedError(
                     f"{source} in training mode inside {_CONTEXT}: it is not inverted "
