@@ -4,7 +4,9 @@ Keras picks its backend at import (``KERAS_BACKEND``); its tensors are then the
 backend's, so its doors join that framework's context:
 ``dropout_ref.tensorflow.portable_masks`` for ``tensorflow``,
 ``dropout_ref.jax.portable_masks`` for ``jax``, ``dropout_ref.torch.portable_masks``
-for ``torch``. :func:`keras3_patches` returns the patches only when
+for ``torch``. :func:`keras3_patches` returns the patches only when Keras is
+imported when the context is entered (a Keras model exists only then; importing
+Keras from a torch or JAX context would import its default backend) and
 ``keras.backend.backend()`` is the context's backend (Keras on another backend is
 not that framework's business).
 
@@ -215,7 +217,8 @@ def keras3_patches(backend: str, dropout_layer: Callable[..., Any]) -> list[Attr
     Returns
     -------
     list of AttributePatch
-        Empty when Keras 3 is not installed or runs on another backend.
+        Empty when Keras 3 is not imported (by the time the context is entered) or
+        runs on another backend.
 
     Raises
     ------
@@ -224,6 +227,10 @@ def keras3_patches(backend: str, dropout_layer: Callable[..., Any]) -> list[Attr
 
     """
     _check_backend(backend)
+    if "keras" not in sys.modules:
+        # Not imported: no Keras model exists yet, and importing Keras here would import
+        # its default backend (TensorFlow) into a torch or JAX program.
+        return []
     try:
         import keras
         from keras.src.layers.regularization.alpha_dropout import AlphaDropout

@@ -18,12 +18,15 @@ is open:
   dense attention layers' score dropout;
 - refused in training: ``AlphaDropout`` and ``GaussianDropout``.
 
-Calls inside ``tf_keras``' scratch graphs (functional-model shape inference) pass
+The doors are installed when ``tf_keras`` is imported by the time the context is
+entered (``transformers`` imports it with its TF models). Calls inside ``tf_keras``'
+scratch graphs (functional-model shape inference) pass
 through unnumbered. This module imports no framework at import time.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -147,9 +150,11 @@ def tf_keras_patches(dropout_layer: Callable[..., Any]) -> list[AttributePatch]:
     Returns
     -------
     list of AttributePatch
-        Empty when ``tf_keras`` is not installed.
+        Empty when ``tf_keras`` is not imported when the context is entered.
 
     """
+    if "tf_keras" not in sys.modules:
+        return []  # no tf_keras model exists yet; importing it here would cost seconds
     try:
         from tf_keras.src.backend import RandomGenerator
         from tf_keras.src.layers.regularization.alpha_dropout import AlphaDropout
