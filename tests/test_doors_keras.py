@@ -1,5 +1,8 @@
 """SPEC P8 for Keras 3 on its three backends: one model, the same masks, the same training run.
 
+Every mask here is Philox with a fixed seed and offset: the checks are deterministic
+(false-alarm probability 0); the "masks matter" checks compare two fixed seeds.
+
 Keras picks its backend once per process (``KERAS_BACKEND``), so every check runs in a
 subprocess per backend: this file is also the worker (``python test_doors_keras.py
 <job> <backend> <dir>``), which writes its results to an ``.npz`` that the test reads.

@@ -4,7 +4,9 @@ One tiny random config and one checkpoint: ``GPT2LMHeadModel`` and
 ``TFGPT2LMHeadModel.from_pretrained(dir, from_pt=True)``, in training mode, each inside
 its framework's ``portable_masks`` with the same seed, number the same 7 sites and
 drop the same elements: equal logits and loss gradients, equal to our GPT's
-(``dropout_ref.torch.GPT`` with the HF weights and ``mask_seed``).
+(``dropout_ref.torch.GPT`` with the HF weights and ``mask_seed``). Also BERT
+(``BertModel`` vs ``TFBertModel``). The masks are Philox with a fixed seed: the checks
+are deterministic (false-alarm probability 0).
 """
 
 from __future__ import annotations
@@ -117,3 +119,76 @@ def test_p8_hf_tf_gpt2_eval_takes_no_number(checkpoint):
     with tf_backend.portable_masks(SEED) as ctx:
         tfm(tf.constant(_tokens()), training=False)
     assert ctx.count == 0
+
+
+# --- BERT: TFBertModel vs BertModel -----------------------------------------------------------
+
+
+def _bert_torch_name(tf_name: str) -> tuple[str, bool]:
+    """``tf_bert_model/bert/encoder/layer_._0/.../kernel:0`` -> torch name, transposed?"""
+    path = tf_name.split(":")[0].split("/", 2)[2].replace("layer_._", "layer.").replace("/", ".")
+    for tf_part, torch_part in ((".kernel", ".weight"), (".gamma", ".weight"),
+                                (".beta", ".bias"), (".embeddings", ".weight")):
+        if path.endswith(tf_part):
+            return path[: -len(tf_part)] + torch_part, tf_part == ".kernel"
+    return path, False
+
+
+def test_p8_hf_bert_torch_and_tf_keras_drop_the_same_elements(tmp_path):
+    """P8: HF's BertModel and TFBertModel, unmodified, train mode: same sites, outputs, grads."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("tf_keras")
+    tf = pytest.importorskip("tensorflow")
+    if not hasattr(transformers, "TFBertModel"):
+        pytest.skip("this transformers has no TensorFlow classes")
+    from dropout_ref import tensorflow as tf_backend
+    from dropout_ref import torch as torch_backend
+
+    config = transformers.BertConfig(
+        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=N_LAYER, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=16, attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    transformers.BertModel(config).float().save_pretrained(tmp_path)
+    pt = transformers.BertModel.from_pretrained(tmp_path, attn_implementation="eager").train()
+    tfm = transformers.TFBertModel.from_pretrained(tmp_path, from_pt=True)
+    idx = _tokens()
+    out_weights = np.random.default_rng(2).normal(size=(32,)).astype("float32")
+
+    with torch_backend.portable_masks(SEED) as pt_ctx:
+        pt_out = pt(torch.tensor(idx)).last_hidden_state
+    (pt_out * torch.tensor(out_weights)).sum().backward()
+    with tf_backend.portable_masks(SEED) as tf_ctx:
+        with tf.GradientTape() as tape:
+            tf_out = tfm(tf.constant(idx), training=True).last_hidden_state
+            loss = tf.reduce_sum(tf_out * out_weights)
+    grads = tape.gradient(loss, tfm.trainable_variables)
+
+    # embeddings; (attention probabilities, attention output, FFN output) per layer
+    assert pt_ctx.count == tf_ctx.count == 1 + 3 * N_LAYER
+    assert [s.shape for s in pt_ctx.sites] == [s.shape for s in tf_ctx.sites]
+    pt_np, tf_np = pt_out.detach().numpy(), tf_out.numpy()
+    scale = float(np.abs(pt_np).max())
+    assert np.abs(pt_np - tf_np).max() <= 1e-5 * scale
+    eval_out = tfm(tf.constant(idx), training=False).last_hidden_state.numpy()
+    assert np.abs(eval_out - tf_np).max() > 1e-3 * scale  # the masks matter
+
+    torch_params = dict(pt.named_parameters())
+    # The key bias' gradient is 0 in exact arithmetic (softmax ignores a shift along the
+    # keys): both frameworks compute rounding noise there, so each parameter is compared
+    # on the scale max(its own gradient, 1e-3 * the largest gradient of the model).
+    floor = 1e-3 * max(float(p.grad.abs().max()) for p in torch_params.values()
+                       if p.grad is not None)
+    compared = 0
+    for variable, grad in zip(tfm.trainable_variables, grads, strict=True):
+        name, transposed = _bert_torch_name(variable.name)
+        ref_grad = torch_params[name].grad
+        if grad is None or ref_grad is None:  # the pooler: not in the loss in either
+            assert grad is None and ref_grad is None, name
+            continue
+        ref = ref_grad.numpy().T if transposed else ref_grad.numpy()
+        got = tf.convert_to_tensor(grad).numpy()
+        assert np.abs(got - ref).max() <= 1e-4 * max(float(np.abs(ref).max()), floor), name
+        compared += 1
+    assert compared >= len(torch_params) - 2  # all but the pooler's weight and bias
