@@ -39,6 +39,7 @@ def _model():
     h = layers.MultiHeadAttention(num_heads=2, key_dim=4, dropout=0.3)(h, h)
     h = layers.SpatialDropout1D(0.25)(h)
     h = layers.Dropout(0.0)(h)  # rate 0 in training: a site all the same (P8)
+    h = layers.MultiHeadAttention(num_heads=2, key_dim=4)(h, h)  # dropout=0: a rate-0 site
     h = layers.LSTM(6, dropout=0.1, recurrent_dropout=0.2)(h)
     return keras.Model(tokens, layers.Dense(CLASSES)(h))
 
@@ -143,6 +144,9 @@ def _doors() -> dict:
     gqa = layers.GroupQueryAttention(head_dim=2, num_query_heads=2, num_key_value_heads=1,
                                        dropout=0.4)
     attention = layers.Attention(dropout=0.4)
+    mha0 = layers.MultiHeadAttention(num_heads=2, key_dim=2, dropout=0.0)
+    gqa0 = layers.GroupQueryAttention(head_dim=2, num_query_heads=2, num_key_value_heads=1)
+    attention0 = layers.Attention()
     rnns = {name: cls(3, dropout=0.3, recurrent_dropout=0.2)
             for name, cls in (("LSTM", layers.LSTM), ("GRU", layers.GRU),
                               ("SimpleRNN", layers.SimpleRNN))}
@@ -156,6 +160,10 @@ def _doors() -> dict:
         "GroupedQueryAttention": lambda: gqa(seq, seq, training=True),
         "Attention": lambda: attention([seq, seq], training=True),
         "keras.random.dropout": lambda: keras.random.dropout(seq, 0.3),
+        # rate 0 in training: Keras skips the dropout; the attention takes its number.
+        "MultiHeadAttention rate 0": lambda: mha0(seq, seq, training=True),
+        "GroupedQueryAttention rate 0": lambda: gqa0(seq, seq, training=True),
+        "Attention rate 0": lambda: attention0([seq, seq], training=True),
     }
     for name, rnn in rnns.items():
         doors[name] = lambda rnn=rnn: rnn(seq, training=True)
@@ -286,13 +294,15 @@ def test_p8_keras3_three_backends_number_the_same_sites(trained):
     """P8: the site tables (j, shape, rate, noise shape) are equal across the backends."""
     ref = trained["tensorflow"]["sites"]
     per_step = len(ref) // STEPS
-    # Dropout, MHA scores, SpatialDropout1D, Dropout(0), 4 input + 4 recurrent LSTM masks.
-    assert per_step == 12 and len(ref) == STEPS * per_step
+    # Dropout, MHA scores, SpatialDropout1D, Dropout(0), MHA(dropout=0) scores,
+    # 4 input + 4 recurrent LSTM masks.
+    assert per_step == 13 and len(ref) == STEPS * per_step
     assert [row[0] for row in ref] == list(range(len(ref)))
     step = ref[:per_step]
     assert step[1][1] == [BATCH, 2, SEQ, SEQ] and step[1][2] == pytest.approx(0.3)
     assert step[2][3] == [BATCH, 1, EMBED] and step[3][2] == 0.0
-    assert [row[1] for row in step[4:]] == [[BATCH, EMBED]] * 4 + [[BATCH, 6]] * 4
+    assert step[4][1:3] == [[BATCH, 2, SEQ, SEQ], 0.0]
+    assert [row[1] for row in step[5:]] == [[BATCH, EMBED]] * 4 + [[BATCH, 6]] * 4
     for backend in ("jax", "torch"):
         assert trained[backend]["sites"] == ref, backend
         assert trained[backend]["sources"] == trained["tensorflow"]["sources"], backend
@@ -325,9 +335,12 @@ def test_p8_keras3_doors_never_draw_native_masks(backend, tmp_path):
             assert row["outside"] == "native draw", (backend, name, row)
             continue
         assert len(row["sites"]) == masks.get(name, 1), (backend, name, row)
-        assert row["outside"] == ("ran" if name == "Dropout rate 0" else "native draw"), (
+        assert row["outside"] == ("ran" if name.endswith("rate 0") else "native draw"), (
             backend, name, row)
     assert report["MultiHeadAttention"]["sites"][0][1] == [2, 2, 5, 5]
+    for name in ("MultiHeadAttention", "GroupedQueryAttention", "Attention"):
+        [site] = report[f"{name} rate 0"]["sites"]
+        assert site[1:3] == [[2, 2, 5, 5] if "Attention" != name else [2, 5, 5], 0.0], name
     assert report["Attention"]["sources"] == ["keras.random.dropout"]
     assert report["SpatialDropout2D"]["sites"][0][3] == [2, 1, 1, 4]
     assert report["SpatialDropout3D"]["sites"][0][3] == [2, 1, 1, 1, 4]

@@ -15,9 +15,12 @@ Doors (class attributes and one module attribute, replaced while a context is op
 - ``Dropout.call``: a training-mode call is a site, rate 0 included (Keras itself
   skips the random op at rate 0; P8 numbers by structure). ``MultiHeadAttention`` and
   ``GroupedQueryAttention`` drop their attention scores through an inner ``Dropout``
-  layer, so their score dropout is this door (a ``(B, heads, Tq, Tk)`` site); at
-  ``dropout=0`` Keras does not call that layer at all (it takes the fused
-  ``dot_product_attention`` path), so there is no call to number.
+  layer, so their score dropout is this door (a ``(B, heads, Tq, Tk)`` site).
+- ``MultiHeadAttention._compute_attention`` / ``GroupedQueryAttention._compute_attention``
+  and ``Attention._apply_scores``: at ``dropout=0`` Keras never calls its dropout (MHA
+  and GQA take the fused ``dot_product_attention`` path); in training the attention
+  still takes its number, a rate-0 site (identity) of the scores' shape, as a torch
+  model's ``F.dropout(attn, p=0.0, training=True)`` does (P8: numbered by structure).
 - ``BaseSpatialDropout.call`` (``SpatialDropout1D/2D/3D``): the noise shape Keras
   computes, ``(N, 1, C)``, ``(N, 1, 1, C)`` or ``(N, C, 1, 1)``, ...
 - the backend's ``random.dropout`` (``keras.src.backend.<backend>.random``): what
@@ -29,7 +32,8 @@ Doors (class attributes and one module attribute, replaced while a context is op
   multiply by them): one site per mask drawn, of shape ``(batch, features)``. An
   ``LSTMCell`` with ``recurrent_dropout > 0`` uses ``implementation=1`` and draws 4
   masks per kind (one per gate), ``GRUCell`` 3: 4 (or 3) sites each. A cell whose rate
-  is 0 draws no mask (Keras skips the call): no site. ``RNN.call`` draws those masks
+  is 0 draws no mask and takes no number (how many masks it would draw depends on the
+  other rate, through ``implementation``; the same on every backend). ``RNN.call`` draws those masks
   in eval mode too (and never uses them there); inside the context an eval-mode
   ``RNN.call`` draws none: the door returns its input (Keras' ones) unnumbered.
 - refused in training (``NotImplementedError`` naming the door): ``AlphaDropout`` (SELU
@@ -42,6 +46,7 @@ inference (``KerasTensor`` inputs, ``SymbolicScope``) passes through unnumbered.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
@@ -185,6 +190,45 @@ class _KerasDoors:
         dropout.__wrapped__ = original
         return dropout
 
+    def attention_rate0(self, original: Callable[..., Any], rate: str, source: str):
+        """``_compute_attention`` of MHA/GQA: at rate 0 in training, a rate-0 site (P8)."""
+        signature = inspect.signature(original)
+
+        def compute(layer, *args, **kwargs):
+            result = original(layer, *args, **kwargs)
+            if active() is None or getattr(layer, rate) != 0:
+                return result
+            bound = signature.bind(layer, *args, **kwargs)
+            query, key = bound.arguments["query"], bound.arguments["key"]
+            if not bound.arguments.get("training") or _symbolic(query):
+                return result
+            scores = result[1]
+            if scores is None:  # the fused path: the (B, heads, Tq, Tk) shape it skipped
+                from keras import ops
+
+                q, k = tuple(query.shape), tuple(key.shape)
+                scores = ops.zeros((q[0], q[-2], *q[1:-2], *k[1:-2]), dtype=query.dtype)
+            self._site(scores, 0.0, source, None)  # identity at rate 0: only its number
+            return result
+
+        compute.__wrapped__ = original
+        return compute
+
+    def apply_scores_rate0(self, original: Callable[..., Any]):
+        """``Attention._apply_scores``: at ``dropout=0`` in training, a rate-0 site (P8)."""
+
+        def apply_scores(layer, scores, value, scores_mask=None, training=False):
+            out, weights = original(layer, scores, value, scores_mask=scores_mask,
+                                    training=training)
+            if active() is not None and training and layer.dropout == 0 and not _symbolic(
+                scores
+            ):
+                self._site(weights, 0.0, f"keras.layers.{type(layer).__name__}", None)
+            return out, weights
+
+        apply_scores.__wrapped__ = original
+        return apply_scores
+
     def rnn_call(self, original: Callable[..., Any]):
         def call(layer, sequences, initial_state=None, mask=None, training=False):
             if active() is None or training:
@@ -233,6 +277,9 @@ def keras3_patches(backend: str, dropout_layer: Callable[..., Any]) -> list[Attr
         return []
     try:
         import keras
+        from keras.src.layers.attention.attention import Attention
+        from keras.src.layers.attention.grouped_query_attention import GroupedQueryAttention
+        from keras.src.layers.attention.multi_head_attention import MultiHeadAttention
         from keras.src.layers.regularization.alpha_dropout import AlphaDropout
         from keras.src.layers.regularization.dropout import Dropout
         from keras.src.layers.regularization.gaussian_dropout import GaussianDropout
@@ -258,4 +305,19 @@ def keras3_patches(backend: str, dropout_layer: Callable[..., Any]) -> list[Attr
         ),
         patch(backend_random, "dropout", doors.random_dropout(backend_random.dropout)),
         patch(RNN, "call", doors.rnn_call(RNN.call)),
+        patch(
+            MultiHeadAttention, "_compute_attention",
+            doors.attention_rate0(
+                MultiHeadAttention._compute_attention, "_dropout",
+                "keras.layers.MultiHeadAttention",
+            ),
+        ),
+        patch(
+            GroupedQueryAttention, "_compute_attention",
+            doors.attention_rate0(
+                GroupedQueryAttention._compute_attention, "dropout",
+                "keras.layers.GroupQueryAttention",
+            ),
+        ),
+        patch(Attention, "_apply_scores", doors.apply_scores_rate0(Attention._apply_scores)),
     ]
