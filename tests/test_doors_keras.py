@@ -181,6 +181,16 @@ def _refused() -> dict:
     }
 
 
+def _patched_attributes() -> list:
+    """The Keras attributes the context replaces, as Keras defines them."""
+    import keras
+    from keras.src.layers.rnn.rnn import RNN
+
+    random = sys.modules[f"keras.src.backend.{keras.backend.backend()}.random"]
+    return [keras.layers.Dropout.call, RNN.call, random.dropout,
+            keras.layers.MultiHeadAttention._compute_attention]
+
+
 def _raise_check(backend: str, out: Path) -> None:
     """Every door with the native generators raising: inside it runs, outside it raises."""
     doors, refused = _doors(), _refused()
@@ -189,6 +199,13 @@ def _raise_check(backend: str, out: Path) -> None:
         call()
     _install_raisers(backend)
     portable_masks = _context(backend)
+    before = _patched_attributes()
+    try:  # leaving the context restores Keras, also after an exception (P8)
+        with portable_masks(SEED):
+            assert _patched_attributes() != before
+            raise KeyError("boom")
+    except KeyError:
+        pass
     report: dict[str, dict] = {}
     for name, call in doors.items():
         with portable_masks(SEED) as ctx:
@@ -213,6 +230,7 @@ def _raise_check(backend: str, out: Path) -> None:
         except _NativeDrawError:
             outside = "native draw"
         report[name] = {"inside": inside, "outside": outside}
+    report["restored"] = {"same": _patched_attributes() == before}
     (out / f"raise_{backend}.json").write_text(json.dumps(report))
 
 
@@ -329,6 +347,7 @@ def test_p8_keras3_doors_never_draw_native_masks(backend, tmp_path):
     _run("raise", backend, tmp_path)
     report = json.loads((tmp_path / f"raise_{backend}.json").read_text())
     masks = {"LSTM": 8, "GRU": 6, "SimpleRNN": 2}  # LSTM 4 + 4, GRU 3 + 3, SimpleRNN 1 + 1
+    assert report.pop("restored") == {"same": True}, backend
     for name, row in report.items():
         if name in ("AlphaDropout", "GaussianDropout"):
             assert f"keras.layers.{name}" in row["inside"], (backend, name, row)
