@@ -18,7 +18,8 @@ draw, not a dropout), so hand-written dropouts are not seen. Under ``jax.jit``
 entered inside the traced function (the seed may be traced), or entered eagerly
 around a compiled step, whose sites then read the context's run-time seed and
 count. Under ``jax.vmap`` a call is refused with ``RuntimeError``.
-Keras layers on Keras' JAX backend are not patched (see docs/port-check.md).
+Keras 3 on its JAX backend (``KERAS_BACKEND=jax``) joins this context: the doors
+of :mod:`dropout_ref.doors.keras3`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import AttributePatch, PatchSet, PortableMasks, active
+from dropout_ref.doors.keras3 import keras3_doors, keras3_patches
 from dropout_ref.jax import dropout_layer
 from dropout_ref.jax.compiled_sites import COMPILED, refuse_vmap
 from dropout_ref.jax.intercept_attention import ATTENTION_DOORS, attention_patches
@@ -44,6 +46,7 @@ DOORS: tuple[Door, ...] = (
         "deterministic resolved False; broadcast_dims -> noise; under jit too (P9), not vmap",
     ),
     *ATTENTION_DOORS,
+    *keras3_doors("jax"),
 )
 
 
@@ -104,6 +107,10 @@ def _linen_call(original):
 
 
 def _patches() -> list[AttributePatch]:
+    return _flax_patches() + keras3_patches("jax", dropout_layer)
+
+
+def _flax_patches() -> list[AttributePatch]:
     from flax import nnx
 
     patches = [AttributePatch(nnx.Dropout, "__call__", _nnx_call(nnx.Dropout.__call__))]

@@ -4,18 +4,19 @@ SPEC P8. While a context is open in some thread, these attributes are replaced
 (process-wide; in a thread without a context each replacement calls the
 original, so other threads keep native dropout):
 
-- ``tf.nn.dropout`` and ``tf.nn.experimental.stateless_dropout`` (always a site:
-  they have no training flag), ``tf.compat.v1.nn.dropout`` (``keep_prob`` or
-  ``rate``); ``noise_shape`` becomes SPEC D12's ``noise_shape``; their ``seed``
-  is ignored (the context's seed and site decide the mask);
-- Keras 3 (``tf.keras`` / ``keras``) on the TensorFlow backend: ``Dropout.call``
-  and the spatial dropouts' ``call`` (``SpatialDropout1D/2D/3D``: the noise shape
-  Keras computes, ``(N, 1, C)`` etc.), so that a training-mode call with rate 0
-  takes its number too (Keras itself skips the random op at rate 0), and the
-  backend's ``random.dropout`` (``keras.random.dropout``, the ``Attention`` layer,
-  the recurrent cells' dropout masks);
-- refused in training with ``NotImplementedError``: ``AlphaDropout`` and
-  ``GaussianDropout`` (not inverted Bernoulli dropout).
+- ``tf.nn.dropout``, ``tf.nn.experimental.stateless_dropout`` and
+  ``general_dropout`` (always a site: they have no training flag; the latter's
+  ``uniform_sampler`` is never called), ``tf.compat.v1.nn.dropout`` (``keep_prob`` or
+  ``rate``), and the same functions reached through the module objects
+  ``tf.compat.v1.nn`` and ``tf.compat.v2.nn`` (distinct objects: Keras 2 reaches
+  TensorFlow through ``tensorflow.compat.v2``); ``noise_shape`` becomes SPEC D12's
+  ``noise_shape``; their ``seed`` is ignored (the context's seed and site decide);
+- Keras 3 on the TensorFlow backend: the doors of :mod:`dropout_ref.doors.keras3`
+  (``Dropout``, ``SpatialDropout1D/2D/3D``, attention scores, ``keras.random.dropout``,
+  the recurrent cells' masks; ``AlphaDropout``/``GaussianDropout`` refused);
+- Keras 2 (``tf_keras``, what Hugging Face's TF models use): the doors of
+  :mod:`dropout_ref.doors.tf_keras` (its ``Dropout`` family, every path of its
+  ``RandomGenerator.dropout``; ``AlphaDropout``/``GaussianDropout`` refused).
 
 Inside ``tf.function`` (with or without ``jit_compile``; Keras' compiled ``fit``
 and ``train_on_batch``) the context works both ways (SPEC P9,
@@ -29,13 +30,14 @@ A TF1 graph (``tf.compat.v1`` graph mode, no ``tf.function``) is refused with
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import tensorflow as tf
 
 from dropout_ref.core.doors import Door
 from dropout_ref.core.sites import AttributePatch, PatchSet, PortableMasks, active
+from dropout_ref.doors.keras3 import keras3_doors, keras3_patches
+from dropout_ref.doors.tf_keras import TF_KERAS_DOORS, tf_keras_patches
 from dropout_ref.tensorflow import dropout_layer
 from dropout_ref.tensorflow.compiled_sites import COMPILED
 
@@ -45,12 +47,12 @@ __all__ = ["DOORS", "portable_masks"]
 DOORS: tuple[Door, ...] = (
     Door("tf.nn.dropout", "site", "always (no training flag); noise_shape kept; seed ignored"),
     Door("tf.nn.experimental.stateless_dropout", "site", "always; noise_shape kept; seed ignored"),
+    Door("tf.nn.experimental.general_dropout", "site", "always; uniform_sampler not called"),
     Door("tf.compat.v1.nn.dropout", "site", "keep_prob or rate; noise_shape kept"),
-    Door("keras.layers.Dropout", "site", "training, rate 0 included; noise_shape kept"),
-    Door("keras.layers.SpatialDropout1D/2D/3D", "site", "Keras' noise shape, e.g. (N, 1, C)"),
-    Door("keras.random.dropout", "site", "attention and recurrent cells' masks too"),
-    Door("keras.layers.AlphaDropout", "refused", "not inverted Bernoulli dropout"),
-    Door("keras.layers.GaussianDropout", "refused", "multiplicative Gaussian noise"),
+    Door("tf.compat.v1.nn.experimental.*_dropout", "site", "as tf.nn.experimental's"),
+    Door("tf.compat.v2.nn.dropout", "site", "and its experimental.*: tf_keras' module objects"),
+    *keras3_doors("tensorflow"),
+    *TF_KERAS_DOORS,
 )
 
 
@@ -135,104 +137,47 @@ def _tf_v1_dropout(original):
     return dropout
 
 
-# --- Keras 3 -----------------------------------------------------------------------------------
-
-
-def _symbolic(inputs: Any) -> bool:
-    """Whether Keras is only inferring shapes (no number: nothing is dropped)."""
-    from keras import KerasTensor
-    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
-
-    return isinstance(inputs, KerasTensor) or in_symbolic_scope()
-
-
-def _keras_layer_call(original, source: str, spatial: bool):
-    def call(self, inputs, training=False):
+def _tf_general_dropout(original):
+    def general_dropout(x, rate, uniform_sampler, noise_shape=None, name=None):
         counter = active()
-        if counter is None or _symbolic(inputs):
-            return original(self, inputs, training=training)
-        if not training:
-            return inputs
-        _eager_only(source)
-        noise = self._get_noise_shape(inputs) if spatial else self.noise_shape
-        return counter.apply(
-            dropout_layer, tf.convert_to_tensor(inputs), self.rate, source=source,
-            noise_shape=_noise_shape(noise),
-        )
-
-    call.__wrapped__ = original
-    return call
-
-
-def _keras_refuse(original, source: str):
-    def call(self, inputs, training=False):
-        counter = active()
-        if counter is not None and training and self.rate > 0 and not _symbolic(inputs):
-            raise NotImplementedError(
-                f"{source} in training mode inside dropout_ref.tensorflow.portable_masks: it "
-                "is not inverted Bernoulli dropout, so the context cannot give it portable "
-                "masks, and refuses to let it draw native ones (SPEC P8; docs/port-check.md)"
+        if counter is None:
+            return original(
+                x, rate, uniform_sampler, noise_shape=noise_shape, name=name
             )
-        return original(self, inputs, training=training)
-
-    call.__wrapped__ = original
-    return call
-
-
-def _keras_backend_dropout(original):
-    def dropout(inputs, rate, noise_shape=None, seed=None):
-        counter = active()
-        if counter is None or _symbolic(inputs):
-            return original(inputs, rate, noise_shape=noise_shape, seed=seed)
-        _eager_only("keras.random.dropout")
+        _eager_only("tf.nn.experimental.general_dropout")
+        x = tf.convert_to_tensor(x)
         return counter.apply(
-            dropout_layer, tf.convert_to_tensor(inputs), rate, source="keras.random.dropout",
+            dropout_layer, x, rate, source="tf.nn.experimental.general_dropout",
             noise_shape=_noise_shape(noise_shape),
         )
 
-    dropout.__wrapped__ = original
-    return dropout
+    general_dropout.__wrapped__ = original
+    return general_dropout
 
 
-def _keras_patches() -> list[AttributePatch]:
-    """Keras 3 on the TensorFlow backend, if Keras is importable (tf.keras is Keras 3)."""
-    try:
-        import keras
-        from keras.src.layers.regularization.alpha_dropout import AlphaDropout
-        from keras.src.layers.regularization.dropout import Dropout
-        from keras.src.layers.regularization.gaussian_dropout import GaussianDropout
-        from keras.src.layers.regularization.spatial_dropout import BaseSpatialDropout
-    except ImportError:  # no Keras 3: tf.nn is all there is
-        return []
-    if keras.backend.backend() != "tensorflow":
-        return []  # its tensors are not TensorFlow's; see docs/port-check.md
-    backend_random = sys.modules["keras.src.backend.tensorflow.random"]
-    patch = AttributePatch
-    return [
-        patch(Dropout, "call", _keras_layer_call(Dropout.call, "keras.layers.Dropout", False)),
-        patch(
-            BaseSpatialDropout, "call",
-            _keras_layer_call(BaseSpatialDropout.call, "keras.layers.SpatialDropout", True),
-        ),
-        patch(AlphaDropout, "call", _keras_refuse(AlphaDropout.call, "keras.layers.AlphaDropout")),
-        patch(
-            GaussianDropout, "call",
-            _keras_refuse(GaussianDropout.call, "keras.layers.GaussianDropout"),
-        ),
-        patch(backend_random, "dropout", _keras_backend_dropout(backend_random.dropout)),
-    ]
+#: The module objects through which TensorFlow's dropouts are reached: ``tf.nn`` and the
+#: compat aliases, which are distinct module objects (``tf_keras`` imports
+#: ``tensorflow.compat.v2`` as ``tf``), so each needs its own patch.
+def _nn_modules() -> list[tuple[Any, bool]]:
+    return [(tf.nn, False), (tf.compat.v2.nn, False), (tf.compat.v1.nn, True)]
 
 
 def _patches() -> list[AttributePatch]:
-    patches = [
-        AttributePatch(tf.nn, "dropout", _tf_dropout(tf.nn.dropout)),
-        AttributePatch(
-            tf.nn.experimental, "stateless_dropout",
-            _tf_stateless_dropout(tf.nn.experimental.stateless_dropout),
-        ),
-        AttributePatch(tf.compat.v1.nn, "dropout", _tf_v1_dropout(tf.compat.v1.nn.dropout)),
-    ]
-    return patches + _keras_patches()
+    patches = []
+    for nn, v1 in _nn_modules():
+        dropout = _tf_v1_dropout(nn.dropout) if v1 else _tf_dropout(nn.dropout)
+        experimental = nn.experimental
+        patches += [
+            AttributePatch(nn, "dropout", dropout),
+            AttributePatch(
+                experimental, "stateless_dropout",
+                _tf_stateless_dropout(experimental.stateless_dropout),
+            ),
+            AttributePatch(
+                experimental, "general_dropout", _tf_general_dropout(experimental.general_dropout)
+            ),
+        ]
+    return patches + keras3_patches("tensorflow", dropout_layer) + tf_keras_patches(dropout_layer)
 
 
 _PATCHES = PatchSet(_patches)

@@ -25,6 +25,10 @@ and refuses, with ``NotImplementedError`` in training mode, the dropouts that ar
 not inverted Bernoulli dropout or whose mask is torch's own: ``alpha_dropout``,
 ``feature_alpha_dropout`` (and ``torch.*`` forms) and ``torch.native_dropout``.
 
+Keras 3 on its torch backend (``KERAS_BACKEND=torch``) joins this context: the doors
+of :mod:`dropout_ref.doors.keras3` (process-wide attribute patches while a context is
+open, as TensorFlow's).
+
 Eval-mode calls (``training=False``) run torch's own function and take no number.
 """
 
@@ -38,7 +42,8 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from dropout_ref.core.doors import Door
-from dropout_ref.core.sites import PortableMasks, SiteCounter
+from dropout_ref.core.sites import PatchSet, PortableMasks, SiteCounter, active
+from dropout_ref.doors.keras3 import keras3_doors, keras3_patches
 from dropout_ref.torch import dropout_layer
 from dropout_ref.torch.intercept_layers import attention, multi_head_attention, recurrent_stack
 
@@ -68,6 +73,7 @@ DOORS: tuple[Door, ...] = (
         "nn.LSTM/GRU/RNN, num_layers > 1, training (rate 0 too): one site per non-final layer's"
         " output, (L, N, D*H) sequence first or the packed data",
     ),
+    *keras3_doors("torch"),
 )
 
 Handler = Callable[[SiteCounter, Any, tuple, dict], Any]
@@ -226,8 +232,9 @@ class _PortableDropoutMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         handler = _HANDLERS.get(func)
-        if handler is None:
-            # Not a dropout: torch's own function (this mode is off while it runs).
+        if handler is None or active() is None:
+            # Not a dropout, or the context is suspended (core.sites.suspended: our own
+            # dropout, Keras' shape inference): torch's own function (this mode is off).
             return func(*args, **(kwargs or {}))
         if torch.compiler.is_compiling():
             # torch 2.13's dynamo runs an active mode outside the graph (it guards on the
@@ -240,6 +247,10 @@ class _PortableDropoutMode(TorchFunctionMode):
                 "(SPEC P8)"
             )
         return handler(self.counter, func, args, kwargs or {})
+
+
+#: Keras 3's doors when Keras runs on torch (attribute patches; the mode sees only torch).
+_KERAS_PATCHES = PatchSet(lambda: keras3_patches("torch", dropout_layer))
 
 
 def portable_masks(seed: int) -> PortableMasks:
@@ -291,4 +302,4 @@ def portable_masks(seed: int) -> PortableMasks:
         if mode is not None:
             mode.__exit__(None, None, None)
 
-    return PortableMasks(seed, "torch", enter=enter, exit=exit)
+    return PortableMasks(seed, "torch", patches=_KERAS_PATCHES, enter=enter, exit=exit)
