@@ -23,6 +23,8 @@ import pytest
 BACKENDS = ("tensorflow", "jax", "torch")
 SEED = 11
 STEPS = 3
+#: The Keras backends whose default training step is compiled (SPEC P9: tf.function, jax.jit).
+COMPILED_BACKENDS = ("tensorflow", "jax")
 VOCAB, SEQ, BATCH, EMBED, CLASSES = 20, 6, 4, 8, 3
 
 
@@ -71,15 +73,13 @@ def _train(backend: str, out: Path) -> None:
         np.savez(weights_file, *drawn)
     with np.load(weights_file) as f:
         model.set_weights([f[f"arr_{i}"] for i in range(len(f.files))])
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.1),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        run_eagerly=True, jit_compile=False,
-    )
+    initial = model.get_weights()
+    _compile(model, eager=True)
     x, y = _data()
     portable_masks = _context(backend)
     with portable_masks(SEED) as ctx:
         losses = [float(model.train_on_batch(x, y)) for _ in range(STEPS)]
+    compiled = _compiled_runs(backend, initial, x, y) if backend in COMPILED_BACKENDS else {}
     train_sites = _site_rows(ctx.sites)
     sources = [s.source for s in ctx.sites]
     with portable_masks(SEED) as ctx:
@@ -93,8 +93,43 @@ def _train(backend: str, out: Path) -> None:
     np.savez(
         out / f"{backend}.npz", *model.get_weights(), losses=np.asarray(losses),
         sites=json.dumps(train_sites), sources=json.dumps(sources), eval_count=eval_count,
-        out_seed=outputs[0], out_other=outputs[1],
+        out_seed=outputs[0], out_other=outputs[1], **compiled,
     )
+
+
+def _compile(model, *, eager: bool) -> None:
+    import keras
+
+    options = {"run_eagerly": True, "jit_compile": False} if eager else {}  # else Keras' defaults
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), **options,
+    )
+
+
+def _compiled_runs(backend: str, initial: list, x: np.ndarray, y: np.ndarray) -> dict:
+    """SPEC P9: Keras' default compiled step, inside one context entered eagerly.
+
+    ``train_on_batch`` three times, and ``fit`` over the same three batches (one epoch, no
+    shuffling): each must equal the eager steps, batch k dropping what eager step k drops.
+    """
+    portable_masks = _context(backend)
+    runs = {}
+    for how in ("train_on_batch", "fit"):
+        model = _model()
+        model.set_weights(initial)
+        _compile(model, eager=False)
+        with portable_masks(SEED) as ctx:
+            if how == "fit":
+                model.fit(np.concatenate([x] * STEPS), np.concatenate([y] * STEPS),
+                          batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+            else:
+                for _ in range(STEPS):
+                    model.train_on_batch(x, y)
+        runs[f"compiled_{how}_count"] = ctx.count
+        for i, w in enumerate(model.get_weights()):
+            runs[f"compiled_{how}_{i}"] = w
+    return runs
 
 
 def _raising_rngs(backend: str) -> list[tuple[object, str]]:
@@ -288,6 +323,11 @@ def trained(tmp_path_factory) -> dict[str, dict]:
                 "sites": json.loads(str(f["sites"])), "sources": json.loads(str(f["sources"])),
                 "eval_count": int(f["eval_count"]), "out_seed": f["out_seed"],
                 "out_other": f["out_other"],
+                "compiled": {
+                    how: ([f[f"compiled_{how}_{i}"] for i in range(n)],
+                          int(f[f"compiled_{how}_count"]))
+                    for how in ("train_on_batch", "fit") if f"compiled_{how}_0" in f.files
+                },
             }
     with np.load(out / "initial.npz") as f:
         results["initial"] = {"weights": [f[f"arr_{i}"] for i in range(len(f.files))]}
@@ -306,6 +346,20 @@ def test_p8_keras3_three_backends_train_to_the_same_weights(trained):
         for i, (a, b) in enumerate(zip(ref["weights"], got["weights"], strict=True)):
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-5, err_msg=f"{backend} weight {i}")
         np.testing.assert_allclose(got["losses"], ref["losses"], rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_p9_keras3_compiled_fit_and_train_on_batch_equal_the_eager_steps(trained, backend):
+    """P9: Keras' default compiled step (tf.function / jax.jit) inside one eagerly entered
+    context numbers its sites at run time: 3 compiled train_on_batch calls, and fit over the
+    same 3 batches, end at the eager run's weights (fresh masks every batch: the same sites)."""
+    eager = trained[backend]
+    per_step = len(eager["sites"]) // STEPS
+    assert set(eager["compiled"]) == {"train_on_batch", "fit"}
+    for how, (weights, count) in eager["compiled"].items():
+        assert count == STEPS * per_step, how
+        for i, (a, b) in enumerate(zip(eager["weights"], weights, strict=True)):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-5, err_msg=f"{backend} {how} {i}")
 
 
 def test_p8_keras3_three_backends_number_the_same_sites(trained):
