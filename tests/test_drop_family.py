@@ -417,6 +417,33 @@ def test_p1_portable_calls_never_touch_the_global_generator(monkeypatch):
     drop_path(X, 0.5, seed=SEED)
 
 
+# -- conformance rows ----------------------------------------------------------------------
+
+
+def test_v1_v2_conformance_rows_pass_d1_to_d12():
+    """The report's drop_path and drop_head(rescale='rate') rows: D1-D12 per group pass."""
+    import io
+    import json
+    from contextlib import redirect_stdout
+
+    from dropout_ref.conformance import worker
+    from dropout_ref.conformance.registry import CLAUSES
+
+    stdout = io.StringIO()
+    with redirect_stdout(stdout):
+        assert worker.main(["--backend", "numpy", "--clauses", *CLAUSES]) == 0
+    events = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    reports = {
+        e["report"]["implementation"]: e["report"]["results"]
+        for e in events
+        if e["event"] == "report"
+    }
+    for name in ("dropout_ref.numpy.drop_path", "dropout_ref.numpy.drop_head(rescale='rate')"):
+        statuses = {clause: r["status"] for clause, r in reports[name].items()}
+        assert statuses.pop("D8") == "n/a"  # numpy has no autodiff
+        assert set(statuses.values()) == {"pass"}, (name, statuses)
+
+
 # -- DP split across processes (torch, gloo) -----------------------------------------------
 
 
