@@ -169,3 +169,55 @@ def test_v3_torch_gradient_flows_through_the_family():
     for layer in range(CONFIG.n_layer):
         grad = model.transformer["h"][layer].mlp.c_fc.weight.grad
         assert grad is not None and torch.isfinite(grad).all()
+
+
+def test_v3_jax_jit_one_trace_for_every_seed():
+    """V3 + S2 under nnx.jit: a traced mask_seed, one trace, the oracle's logits per seed."""
+    pytest.importorskip("jax")
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from dropout_ref.jax import GPT
+    from dropout_ref.numpy import GPT as ORACLE
+
+    weights, idx = loud_weights(), tokens(2)
+    model = GPT(CONFIG, weights)
+    model.train()
+    traces = []
+
+    @nnx.jit
+    def step(model, idx, seed):
+        traces.append(1)  # runs at trace time only
+        return model(idx, mask_seed=seed)
+
+    for seed in (SEED, SEED + 1):
+        got = np.asarray(step(model, jnp.asarray(idx), jnp.uint32(seed)))
+        want = ORACLE(CONFIG, weights)(idx, training=True, mask_seed=seed)
+        assert relative(got, want) < TRAIN_RTOL
+    assert len(traces) == 1
+
+
+def test_v3_torch_compile_one_graph_for_every_seed():
+    """V3 + S2 under torch.compile(fullgraph=True): one compilation, the oracle's logits."""
+    torch = pytest.importorskip("torch")
+    from dropout_ref.numpy import GPT as ORACLE
+    from dropout_ref.torch import GPT
+
+    weights, idx = loud_weights(), tokens(2)
+    model = GPT(CONFIG, weights)
+    model.train()
+    compiles = []
+
+    def counting_backend(gm, example_inputs):
+        compiles.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    step = torch.compile(
+        lambda i, s: model(i, mask_seed=s), backend=counting_backend, fullgraph=True
+    )
+    for seed in (SEED, SEED + 1):
+        got = step(torch.as_tensor(idx), torch.tensor(seed)).detach().numpy()
+        want = ORACLE(CONFIG, weights)(idx, training=True, mask_seed=seed)
+        assert relative(got, want) < TRAIN_RTOL
+    assert len(compiles) == 1
