@@ -364,6 +364,16 @@ def test_v1_v2_bad_arguments_are_named(backend, kwargs, error, words):
         fn(X, p, seed=1, **kwargs)
 
 
+def test_v1_v2_empty_arrays(backend):
+    """D7 for V1/V2: empty batches and zero heads give empty outputs of X's shape."""
+    drop_path, drop_head = family(backend)
+    for shape in ((0, 3, 2), (2, 0, 2)):
+        x = np.zeros(shape)
+        for fn in (drop_path, drop_head):
+            for seed in (None, 1):
+                assert run(backend, fn, x, 0.5, seed=seed).shape == shape
+
+
 def test_v1_row_mode_refuses_a_0d_array(backend):
     """V1: mode="row" needs a sample axis; mode="batch" takes a 0-d X."""
     drop_path, _ = family(backend)
