@@ -158,8 +158,9 @@ def kept_heads_dropout(
     """
     shape = _shape_of(X)
     noise = drop_head_noise_shape(shape, head_axis)
-    if shape[head_axis] == 0:
-        # No head, no element: the plain structured call returns the empty X (D7).
+    if 0 in shape:
+        # No element (no sample or no head): nothing to count; the plain structured
+        # call checks the arguments and returns the empty X (D7).
         return dropout_layer(X, p, **mask_kwargs, noise_shape=noise)
     template = mask_template(X, noise)
     # +0.0 everywhere even where X is NaN or inf (D6), then exactly 1: ones on X's device.
