@@ -19,6 +19,7 @@ MLP, the native audit and the bench cases do not cover this backend.
 from dropout_ref.array_api.arrays import ArrayApiArrays
 from dropout_ref.array_api.ops import ArrayApiOps
 from dropout_ref.core.contract import Backend
+from dropout_ref.core.drop_family import make_drop_family
 from dropout_ref.core.exports import lazy_exports
 from dropout_ref.core.layer import make_dropout_layer
 
@@ -31,6 +32,8 @@ def fast_path_status() -> str:
 
 _OPS = ArrayApiOps()
 dropout_layer = make_dropout_layer(_OPS)
+# DropPath and DropHead (SPEC V1, V2): structured dropout_layer calls.
+drop_path, drop_head = make_drop_family(_OPS, dropout_layer)
 BACKEND = Backend(
     "array_api", _OPS, ArrayApiArrays(), dropout_layer, fast_path_status=fast_path_status
 )
@@ -38,4 +41,4 @@ BACKEND = Backend(
 # The course covers no model here; the hook says so for MLP and the other course names.
 __getattr__ = lazy_exports(__name__)
 
-__all__ = ["BACKEND", "dropout_layer"]
+__all__ = ["BACKEND", "drop_head", "drop_path", "dropout_layer"]

@@ -28,11 +28,16 @@ from dropout_ref.conformance.runner import backend_arrays, check_dropout
 from dropout_ref.conformance.site_checks import SITE_CLAUSES
 from dropout_ref.conformance.stats import DEFAULT_ALPHA
 from dropout_ref.core.contract import kit_dropout_layer
+from dropout_ref.core.drop_family import make_drop_family
 from dropout_ref.core.registry import get_backend
 from dropout_ref.models.backends import GPT_MODULE, MLP_MODULE
 
 #: The noise shape of our own structured row (channel dropout of an (N, C, H, W) X).
 OURS_NOISE_SHAPE: tuple[int | None, ...] = (None, None, 1, 1)
+#: The kit's view of DropPath (SPEC V1, mode "row"): one decision per sample.
+DROP_PATH_NOISE_SHAPE: tuple[int | None, ...] = (None, 1, 1, 1)
+#: The kit's view of DropHead (SPEC V2, rescale "rate"): one decision per (sample, head).
+DROP_HEAD_NOISE_SHAPE: tuple[int | None, ...] = (None, None, 1, 1)
 
 
 def implementations(
@@ -49,6 +54,13 @@ def implementations(
     def ours_structured(X: Any, p: Any) -> Any:
         return kit_dropout_layer(module)(X, p, noise_shape=OURS_NOISE_SHAPE)
 
+    # V1/V2 on the kit's dropout_layer: JAX's seed=None calls then draw the kit's keys.
+    kit_path, kit_head = make_drop_family(module.ops, kit_dropout_layer(module))
+
+    def ours_drop_head(X: Any, p: Any, **kwargs: Any) -> Any:
+        # rescale="rate" is D12's dropout; "kept" is biased by design (E[out] = (1 - p**H) X).
+        return kit_head(X, p, rescale="rate", **kwargs)
+
     found: list[tuple[str, str, Any, dict[str, str], tuple[int | None, ...] | None]] = [
         (f"dropout_ref.{backend}.dropout_layer", "ours", kit_dropout_layer(module), {}, None),
         (
@@ -57,6 +69,14 @@ def implementations(
             ours_structured,
             {},
             OURS_NOISE_SHAPE,
+        ),
+        (f"dropout_ref.{backend}.drop_path", "ours", kit_path, {}, DROP_PATH_NOISE_SHAPE),
+        (
+            f"dropout_ref.{backend}.drop_head(rescale='rate')",
+            "ours",
+            ours_drop_head,
+            {},
+            DROP_HEAD_NOISE_SHAPE,
         ),
     ]
     if not NATIVE_AUDIT.covers(backend):  # a backend with no native dropout to audit

@@ -52,7 +52,11 @@ class BlockArrays(abc.ABC):
 
     @abc.abstractmethod
     def where(self, cond: Any, a: Any, b: Any) -> Any:
-        """Return ``a`` where ``cond`` else ``b`` (broadcasting), for bool ``a`` and ``b``."""
+        """Return ``a`` where ``cond`` else ``b`` (broadcasting), for bool or float ``a``, ``b``.
+
+        Float ``a`` and ``b``: DropHead's per-sample divisor (SPEC V2,
+        :mod:`dropout_ref.core.drop_family`).
+        """
 
     def scalar(self, value: int) -> Any:
         """Return the threshold (below ``2**32``) as a scalar the words compare with.

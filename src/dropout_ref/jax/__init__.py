@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from dropout_ref.core.contract import Backend
+from dropout_ref.core.drop_family import make_drop_family
 from dropout_ref.core.exports import exported_names, lazy_exports
 from dropout_ref.core.layer import apply_dropout
 from dropout_ref.jax.arrays import JaxArrays
@@ -116,8 +117,17 @@ def kit_dropout_layer(
 
 
 BACKEND = Backend("jax", _OPS, JaxArrays(), dropout_layer, kit_dropout_layer)
+# DropPath and DropHead (SPEC V1, V2): structured dropout_layer calls (key= or seed=).
+drop_path, drop_head = make_drop_family(_OPS, dropout_layer)
 
 # The course's models and portable_masks resolve on first use (no import circle).
 __getattr__ = lazy_exports(__name__)
 
-__all__ = ["BACKEND", "dropout_layer", "kit_dropout_layer", *exported_names("jax")]
+__all__ = [
+    "BACKEND",
+    "dropout_layer",
+    "drop_path",
+    "drop_head",
+    "kit_dropout_layer",
+    *exported_names("jax"),
+]

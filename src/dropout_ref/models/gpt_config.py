@@ -22,6 +22,17 @@ Site numbering (SPEC X4)
     The counters of two sites cannot overlap for site tensors of fewer than
     ``2**40`` elements.
 
+DropPath and DropHead (SPEC V3)
+    ``GPTConfig(drop_path=r, drop_head=p)``: DropPath on each residual branch of
+    block ``l`` (attention and MLP, after the branch's ``resid`` dropout) at rate
+    ``linspace(0, r, n_layer)[l]`` (timm's rule) or the list's entry; DropHead
+    (``rescale="kept"``) on the per-head attention output ``(B, n_head, T,
+    head_dim)`` before ``c_proj``. Both default to 0 (off). Their sites come
+    after X4's, so X4's numbers do not move: block ``l`` has ``j = 1 + 3L + 3l``
+    (DropHead), ``+1`` (DropPath of the attention branch) and ``+2`` (DropPath of
+    the MLP branch), ``L = n_layer`` (:func:`family_sites`). The numbers are fixed
+    by the structure, whatever the rates.
+
 Weights (SPEC X5)
     :func:`weight_shapes` gives the names and shapes, in state-dict order;
     linear layers are in Conv1D's ``(in, out)`` layout (``y = x @ W + b``).
@@ -124,6 +135,12 @@ class GPTConfig:
     dropout : str or float or dict, optional
         A preset name of :data:`PRESETS`, one rate for every site, or a dict
         ``{site: rate}`` over :data:`SITE_NAMES` (missing sites have rate 0).
+    drop_path : float or sequence of float, optional
+        DropPath (SPEC V3): the deepest block's rate ``r`` (block ``l`` at
+        ``linspace(0, r, n_layer)[l]``) or one rate per block. Default 0: off.
+    drop_head : float, optional
+        DropHead's rate on each block's per-head attention output (SPEC V3).
+        Default 0: off.
         Stored normalised (a preset name as given, one rate as a float, a dict
         as a copy with every site); :attr:`rates` resolves it. Two configs are
         equal when their fields are: ``"bert"`` and ``0.1`` are not, though
@@ -145,6 +162,8 @@ class GPTConfig:
     n_embd: int
     bias: bool = True
     dropout: Any = "nanogpt"
+    drop_path: Any = 0.0
+    drop_head: Any = 0.0
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -169,15 +188,30 @@ class GPTConfig:
         object.__setattr__(self, "dropout", dropout)
         # A tuple, not a dict: the config stays hashable and picklable.
         object.__setattr__(self, "_rates", tuple(rates.items()))
+        path = _resolve_drop_path(self.drop_path, self.n_layer)
+        if _is_rate(self.drop_path):
+            # timm's rule: block l at linspace(0, r, n_layer)[l] (the first block at 0).
+            object.__setattr__(self, "drop_path", path[0])
+            path = tuple(float(r) for r in np.linspace(0.0, path[0], self.n_layer))
+        else:
+            object.__setattr__(self, "drop_path", path)
+        object.__setattr__(self, "_drop_path_rates", path)
+        object.__setattr__(self, "drop_head", validate_rate(self.drop_head, "drop_head"))
 
     def __hash__(self) -> int:
         sizes = (self.vocab_size, self.block_size, self.n_layer, self.n_head, self.n_embd)
-        return hash((*sizes, self.bias, self._rates))  # type: ignore[attr-defined]
+        family = (self.drop_path, self.drop_head)
+        return hash((*sizes, self.bias, self._rates, family))  # type: ignore[attr-defined]
 
     @property
     def rates(self) -> dict[str, float]:
         """The rate of every site: ``{"embd": ..., "attn": ..., "resid": ...}``."""
         return dict(self._rates)  # type: ignore[attr-defined]
+
+    @property
+    def drop_path_rates(self) -> tuple[float, ...]:
+        """DropPath's rate of each block (SPEC V3): ``linspace(0, r, n_layer)`` or the list."""
+        return self._drop_path_rates  # type: ignore[attr-defined]
 
     @property
     def head_size(self) -> int:
@@ -204,7 +238,16 @@ class GPTConfig:
             "n_embd": self.n_embd,
             "bias": self.bias,
             "dropout": dropout,
+            # V3's fields only when on: checkpoints of GPTs without them stay as they were.
+            **({"drop_path": self._path_field()} if self._path_field() else {}),
+            **({"drop_head": self.drop_head} if self.drop_head else {}),
         }
+
+    def _path_field(self) -> Any:
+        """``drop_path`` as given (a list for per-block rates), or 0.0 when off."""
+        if isinstance(self.drop_path, tuple):
+            return list(self.drop_path) if any(self.drop_path) else 0.0
+        return self.drop_path
 
 
 # --- sites (SPEC X4) ---------------------------------------------------------------------
@@ -241,6 +284,42 @@ def dropout_sites(n_layer: int) -> list[Site]:
             Site(resid_mlp, "resid", f"h.{layer} MLP output projection (B, T, n_embd)"),
         ]
     return sites
+
+
+def family_sites(config: GPTConfig, layer: int) -> tuple[int, int, int]:
+    """Return block ``layer``'s V3 site numbers: (DropHead, DropPath attention, DropPath MLP).
+
+    They follow X4's ``1 + 3 * n_layer`` sites in forward order (SPEC V3).
+    """
+    layer_sites(layer)  # the same check of ``layer``
+    if layer >= config.n_layer:
+        raise ValueError(f"layer must be < n_layer={config.n_layer}, got {layer}")
+    base = config.num_sites + 3 * int(layer)
+    return (base, base + 1, base + 2)
+
+
+def _is_rate(value: Any) -> bool:
+    """Whether ``drop_path`` is one rate (not a per-block sequence)."""
+    return isinstance(value, (numbers.Real, np.generic)) or (
+        isinstance(value, np.ndarray) and value.ndim == 0
+    )
+
+
+def _resolve_drop_path(value: Any, n_layer: int) -> tuple[float, ...]:
+    """Return ``(r,)`` for one rate or the checked per-block rates (SPEC V3)."""
+    if _is_rate(value):
+        return (validate_rate(value, "drop_path"),)
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
+        raise TypeError(
+            f"drop_path must be a rate in [0, 1] or a sequence of n_layer={n_layer} rates, "
+            f"got {value!r} ({type(value).__name__})"
+        )
+    rates = tuple(validate_rate(r, f"drop_path[{i}]") for i, r in enumerate(value))
+    if len(rates) != n_layer:
+        raise ValueError(
+            f"drop_path needs one rate per block, n_layer={n_layer}, got {len(rates)}: {value!r}"
+        )
+    return rates
 
 
 def call_rates(config: GPTConfig, rates: Mapping[str, Any] | None) -> dict[str, Any]:

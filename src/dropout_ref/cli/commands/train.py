@@ -51,8 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="dropout rate per training step (SPEC S3): constant:P, early:constant:STEPS, "
         "early:linear:STEPS, late:START (each dropout site, the MLP's hidden dropouts or "
-        "the GPT's embd/attn/resid, from its own rate; append :P to set it); the rates "
-        "go to metrics.json and the plot",
+        "the GPT's embd/attn/resid, from its own rate; append :P to set it); or SPEC S4's "
+        "linear:P0:P1:START:END, exponential:P0:GAMMA[:FLOOR], "
+        "triangular:LOW:HIGH:CYCLES:TOTAL, v_shaped:P_START:P_END:WARMUP:TOTAL, "
+        "on_plateau:P0:factor=F|step=S[:patience=N][:min=X][:max=X][:mode=min|max] (fed "
+        "the GPT's validation loss or the MLP's test error after each evaluation; its state "
+        "is saved in the GPT checkpoint), the same rates at every site; the rates go to "
+        "metrics.json and the plot",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_gpt_arguments(parser)
@@ -131,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
                 "dropout1": schedules.parse(args.dropout_schedule, p=model.dropout1),
                 "dropout2": schedules.parse(args.dropout_schedule, p=model.dropout2),
             }
+            if hasattr(schedule["dropout1"], "state_dict"):
+                # One stateful schedule (S4's on_plateau) drives both sites.
+                schedule = dict.fromkeys(schedule, schedule["dropout1"])
         except (TypeError, ValueError) as exc:
             return _fail(str(exc))
         meta["dropout_schedule"] = args.dropout_schedule
@@ -138,6 +146,12 @@ def run(args: argparse.Namespace) -> int:
 
     def save(row: dict[str, float]) -> None:
         # Rewritten every epoch, atomically: an interrupted run leaves valid files.
+        if schedule is not None:
+            from dropout_ref.schedules import feed_evaluation
+
+            # SPEC S4: the MLP's evaluation is test accuracy, so on_plateau hears the
+            # test error (1 - accuracy, lower is better) after each epoch.
+            feed_evaluation(schedule, 1.0 - row["test_acc"])
         done.append(row)
         write_metrics(done, out, meta)
 

@@ -108,7 +108,13 @@ def gpt_schedule(text: str | None, config: Any) -> dict[str, Any] | None:
     from dropout_ref import schedules
 
     rates = config.model_config(2).rates
-    return {site: schedules.parse(text, p=rate) for site, rate in rates.items()}
+    per_site = {site: schedules.parse(text, p=rate) for site, rate in rates.items()}
+    if any(hasattr(s, "state_dict") for s in per_site.values()):
+        # A stateful schedule (S4's on_plateau) is one object for every site: one
+        # loss curve, one rate, one state in the checkpoint.
+        shared = schedules.parse(text, p=None)
+        return dict.fromkeys(per_site, shared)
+    return per_site
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,6 +173,13 @@ def run(args: argparse.Namespace) -> int:
         done.append(row)
         write_metrics(done, out, meta, fields=GPT_METRIC_FIELDS, rows="evals")
         extra = {"chars": data.vocab.chars, "step": int(row["step"]), "backend": args.backend}
+        if schedule is not None:
+            from dropout_ref.schedules import feed_evaluation, schedule_states
+
+            # SPEC S4: on_plateau hears each evaluation's validation loss (the next
+            # steps read its new rate) and its state goes with the checkpoint.
+            feed_evaluation(schedule, row["val_loss"])
+            extra["dropout_schedule_state"] = schedule_states(schedule)
         save_checkpoint(out, model.config, model.get_weights(), extra)
 
     _, rows = train_gpt(

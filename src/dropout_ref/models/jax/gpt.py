@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from dropout_ref.jax import drop_head, drop_path
 from dropout_ref.models.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
@@ -29,6 +30,7 @@ from dropout_ref.models.gpt_config import (
     call_rates,
     check_idx_dtype,
     check_idx_shape,
+    family_sites,
     layer_sites,
     resolve_weights,
     site_offset,
@@ -103,6 +105,61 @@ def _attend(att: jax.Array, v: jax.Array, weight: jax.Array, bias: jax.Array | N
 
 
 @jax.jit
+def _project_heads(y: jax.Array, weight: jax.Array, bias: jax.Array | None) -> jax.Array:
+    """Return the output projection of the per-head outputs ``y`` (B, n_head, T, hd)."""
+    B, nh, T, hd = y.shape
+    return _affine(y.transpose(0, 2, 1, 3).reshape(B, T, nh * hd), weight, bias)
+
+
+#: V3's functions by kind, for :class:`FamilyDropout`.
+_FAMILY = {"path": drop_path, "head": drop_head}
+
+
+class FamilyDropout(nnx.Module):
+    """A V3 site, DropPath (``kind="path"``) or DropHead (``"head"``), in NNX's idiom.
+
+    As :class:`~dropout_ref.models.jax.mlp.Dropout`: ``deterministic`` (set by
+    ``model.train()``/``model.eval()``) passes inputs through; in training the mask
+    is the portable one with ``mask_seed`` (offset of the site, SPEC V3) or is drawn
+    from a key of ``rngs``. Rate 0 is the identity (D2) and draws no key.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        rate: float,
+        *,
+        offset: int,
+        rngs: nnx.Rngs | None,
+        deterministic: bool = False,
+        rng_collection: str = "dropout",
+    ) -> None:
+        if kind not in _FAMILY:
+            raise ValueError(f"kind must be one of {tuple(_FAMILY)}, got {kind!r}")
+        self.kind, self.rate, self.offset = kind, rate, offset
+        self.deterministic = deterministic
+        self.rng_collection = rng_collection
+        self.rngs = rngs
+
+    def active(self) -> bool:
+        """Whether a call drops anything (training mode and a rate above 0)."""
+        return not self.deterministic and self.rate != 0.0
+
+    def __call__(self, X: jax.Array, *, mask_seed: Any = None) -> jax.Array:
+        """Return ``X`` in eval mode or at rate 0; else DropPath/DropHead of ``X``."""
+        if not self.active():
+            return X
+        fn = _FAMILY[self.kind]
+        if mask_seed is not None:
+            return fn(X, self.rate, seed=mask_seed, offset=self.offset)
+        if self.rngs is None:
+            raise TypeError(
+                "DropPath/DropHead in training mode need rngs=nnx.Rngs(dropout=...) or mask_seed="
+            )
+        return fn(X, self.rate, key=self.rngs[self.rng_collection]())
+
+
+@jax.jit
 def _mlp(
     x: jax.Array, w_fc: jax.Array, b_fc: jax.Array | None, w_proj: jax.Array,
     b_proj: jax.Array | None,
@@ -137,6 +194,10 @@ class CausalSelfAttention(nnx.Module):
         self.resid_dropout = Dropout(
             config.rates["resid"], offset=site_offset(resid_site), rngs=rngs
         )
+        head_site = family_sites(config, layer)[0]
+        self.drop_head = FamilyDropout(
+            "head", config.drop_head, offset=site_offset(head_site), rngs=rngs
+        )
 
     def __call__(self, x: jax.Array, mask_seed: Any, rates: dict[str, Any]) -> jax.Array:
         """Return the attention branch of ``x`` (B, T, C), before the residual add."""
@@ -144,7 +205,12 @@ class CausalSelfAttention(nnx.Module):
         att, v = _attention_probs(x, c_attn.kernel[...], _value(c_attn.bias), self.n_head)
         # Site 1 + 3l: the (B, n_head, T, T) probabilities, row-major (X4).
         att = self.attn_dropout(att, mask_seed=mask_seed, rate=rates["attn"])
-        y = _attend(att, v, c_proj.kernel[...], _value(c_proj.bias))
+        if self.drop_head.active():
+            # DropHead on the per-head output (B, n_head, T, hd), before c_proj (V3).
+            heads = self.drop_head(att @ v, mask_seed=mask_seed)
+            y = _project_heads(heads, c_proj.kernel[...], _value(c_proj.bias))
+        else:
+            y = _attend(att, v, c_proj.kernel[...], _value(c_proj.bias))
         return self.resid_dropout(y, mask_seed=mask_seed, rate=rates["resid"])
 
 
@@ -173,11 +239,18 @@ class Block(nnx.Module):
         self.attn = CausalSelfAttention(config, layer, rngs)
         self.ln_2 = _layer_norm(config.n_embd, config.bias)
         self.mlp = MLPBlock(config, layer, rngs)
+        # DropPath on each residual branch (V3), after the branch's resid dropout.
+        _, attn_site, mlp_site = family_sites(config, layer)
+        rate = config.drop_path_rates[layer]
+        self.path_attn = FamilyDropout("path", rate, offset=site_offset(attn_site), rngs=rngs)
+        self.path_mlp = FamilyDropout("path", rate, offset=site_offset(mlp_site), rngs=rngs)
 
     def __call__(self, x: jax.Array, mask_seed: Any, rates: dict[str, Any]) -> jax.Array:
         """Return ``x`` after both residual branches."""
-        x = x + self.attn(_apply_layer_norm(self.ln_1, x), mask_seed, rates)
-        return x + self.mlp(_apply_layer_norm(self.ln_2, x), mask_seed, rates)
+        y = self.attn(_apply_layer_norm(self.ln_1, x), mask_seed, rates)
+        x = x + self.path_attn(y, mask_seed=mask_seed)
+        y = self.mlp(_apply_layer_norm(self.ln_2, x), mask_seed, rates)
+        return x + self.path_mlp(y, mask_seed=mask_seed)
 
 
 #: Hugging Face name (after ``transformer.h.{i}.``) -> path of the NNX parameter in a Block.

@@ -22,6 +22,7 @@ from dropout_ref.models.gpt_config import (
     LAYER_NORM_EPS,
     GPTConfig,
     call_rates,
+    family_sites,
     layer_sites,
     resolve_weights,
     site_offset,
@@ -29,7 +30,7 @@ from dropout_ref.models.gpt_config import (
     validate_weights,
     weight_shapes,
 )
-from dropout_ref.mxnet import dropout_layer
+from dropout_ref.mxnet import drop_head, drop_path, dropout_layer
 from dropout_ref.mxnet.framework import autograd, gluon, mnp, mx
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -124,6 +125,12 @@ class GPT(gluon.Block):
             return x
         return dropout_layer(x, rate, seed=mask_seed, offset=site_offset(site))
 
+    def _family(self, x: Any, fn: Any, rate: float, site: int, mask_seed: int | None) -> Any:
+        # V3's DropHead/DropPath sites; rate 0 is the identity (D2), skipped.
+        if not autograd.is_training() or rate == 0.0:
+            return x
+        return fn(x, rate, seed=mask_seed, offset=site_offset(site))
+
     def forward(
         self, idx: Any, mask_seed: int | None = None, rates: dict[str, Any] | None = None
     ) -> Any:
@@ -162,6 +169,8 @@ class GPT(gluon.Block):
         for layer in range(cfg.n_layer):
             pre = f"transformer.h.{layer}."
             attn_site, resid_attn_site, resid_mlp_site = layer_sites(layer)
+            head_site, path_attn_site, path_mlp_site = family_sites(cfg, layer)
+            path_rate = cfg.drop_path_rates[layer]
             h = _layer_norm(x, p[pre + "ln_1.weight"], bias(pre + "ln_1.bias"))
             qkv = mnp.dot(h, p[pre + "attn.c_attn.weight"])
             if cfg.bias:
@@ -174,11 +183,14 @@ class GPT(gluon.Block):
             # scalar) with a broadcast cond is wrong (tests: gradients vs torch's).
             att = _softmax(mnp.where(causal, att, mnp.full_like(att, -mnp.inf)))
             att = self._site(att, rates["attn"], attn_site, mask_seed)
-            y = mnp.matmul(att, v).transpose(0, 2, 1, 3).reshape(B, T, C)
+            y = mnp.matmul(att, v)  # (B, nh, T, hd): DropHead's tensor (V3)
+            y = self._family(y, drop_head, cfg.drop_head, head_site, mask_seed)
+            y = y.transpose(0, 2, 1, 3).reshape(B, T, C)
             y = mnp.dot(y, p[pre + "attn.c_proj.weight"])
             if cfg.bias:
                 y = y + p[pre + "attn.c_proj.bias"]
-            x = x + self._site(y, rates["resid"], resid_attn_site, mask_seed)
+            y = self._site(y, rates["resid"], resid_attn_site, mask_seed)
+            x = x + self._family(y, drop_path, path_rate, path_attn_site, mask_seed)
             h = _layer_norm(x, p[pre + "ln_2.weight"], bias(pre + "ln_2.bias"))
             h = mnp.dot(h, p[pre + "mlp.c_fc.weight"])
             if cfg.bias:
@@ -186,7 +198,8 @@ class GPT(gluon.Block):
             h = mnp.dot(_gelu_tanh(h), p[pre + "mlp.c_proj.weight"])
             if cfg.bias:
                 h = h + p[pre + "mlp.c_proj.bias"]
-            x = x + self._site(h, rates["resid"], resid_mlp_site, mask_seed)
+            h = self._site(h, rates["resid"], resid_mlp_site, mask_seed)
+            x = x + self._family(h, drop_path, path_rate, path_mlp_site, mask_seed)
         x = _layer_norm(x, p["transformer.ln_f.weight"], bias("transformer.ln_f.bias"))
         # The LM head is tied to the token embedding (X1).
         return mnp.dot(x, wte.T)

@@ -20,13 +20,14 @@ from dropout_ref.models.gpt_config import (
     LAYER_NORM_EPS,
     GPTConfig,
     call_rates,
+    family_sites,
     layer_sites,
     resolve_weights,
     site_offset,
     validate_idx,
     validate_weights,
 )
-from dropout_ref.numpy import dropout_layer
+from dropout_ref.numpy import drop_head, drop_path, dropout_layer
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
@@ -123,6 +124,12 @@ class GPT:
                 return x
             return dropout_layer(x, rates[site], seed=mask_seed, offset=site_offset(j))
 
+        def family(x: np.ndarray, fn: Any, rate: float, j: int) -> np.ndarray:
+            # V3's DropHead/DropPath sites; rate 0 is the identity (D2), skipped.
+            if not training or rate == 0.0:
+                return x
+            return fn(x, rate, seed=mask_seed, offset=site_offset(j))
+
         x = p["transformer.wte.weight"][idx] + p["transformer.wpe.weight"][:T]
         x = drop(x, "embd", EMBD_SITE)
         causal = np.tril(np.ones((T, T), dtype=bool))
@@ -131,6 +138,8 @@ class GPT:
         for layer in range(cfg.n_layer):
             h = f"transformer.h.{layer}"
             attn_site, resid_attn_site, resid_mlp_site = layer_sites(layer)
+            head_site, path_attn_site, path_mlp_site = family_sites(cfg, layer)
+            path_rate = cfg.drop_path_rates[layer]
             a = layer_norm(x, p[f"{h}.ln_1.weight"], self._get(f"{h}.ln_1.bias"))
             qkv = self._linear(a, f"{h}.attn.c_attn")
             # (B, T, 3 * n_embd) -> three (B, n_head, T, head_size), as nanoGPT splits them.
@@ -140,11 +149,13 @@ class GPT:
             )
             att = np.where(causal, (q @ k.transpose(0, 1, 3, 2)) * scale, -np.inf)
             att = drop(softmax(att).astype(np.float32), "attn", attn_site)
-            y = (att @ v).transpose(0, 2, 1, 3).reshape(B, T, cfg.n_embd)
-            x = x + drop(self._linear(y, f"{h}.attn.c_proj"), "resid", resid_attn_site)
+            heads = family(att @ v, drop_head, cfg.drop_head, head_site)  # (B, nh, T, hs), V3
+            y = heads.transpose(0, 2, 1, 3).reshape(B, T, cfg.n_embd)
+            y = drop(self._linear(y, f"{h}.attn.c_proj"), "resid", resid_attn_site)
+            x = x + family(y, drop_path, path_rate, path_attn_site)
             m = layer_norm(x, p[f"{h}.ln_2.weight"], self._get(f"{h}.ln_2.bias"))
             m = self._linear(gelu_tanh(self._linear(m, f"{h}.mlp.c_fc")), f"{h}.mlp.c_proj")
-            x = x + drop(m, "resid", resid_mlp_site)
+            x = x + family(drop(m, "resid", resid_mlp_site), drop_path, path_rate, path_mlp_site)
         x = layer_norm(x, p["transformer.ln_f.weight"], self._get("transformer.ln_f.bias"))
         # The output head is the token embedding (tied, SPEC X1).
         return (x @ p["transformer.wte.weight"].T).astype(np.float32, copy=False)

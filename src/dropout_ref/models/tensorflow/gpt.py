@@ -27,12 +27,13 @@ from dropout_ref.models.gpt_config import (
     check_idx_dtype,
     check_idx_shape,
     check_token_range,
+    family_sites,
     layer_sites,
     resolve_weights,
     site_offset,
     validate_weights,
 )
-from dropout_ref.tensorflow import dropout_layer
+from dropout_ref.tensorflow import drop_head, drop_path, dropout_layer
 
 
 def _layer_norm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | None) -> tf.Tensor:
@@ -170,6 +171,12 @@ class GPT(keras.Model):
                 return x
             return dropout_layer(x, rates[site], seed=mask_seed, offset=site_offset(j))
 
+        def family(x: tf.Tensor, fn: Any, rate: float, j: int) -> tf.Tensor:
+            # V3's DropHead/DropPath sites; rate 0 is the identity (D2), skipped.
+            if not training or rate == 0.0:
+                return x
+            return fn(x, rate, seed=mask_seed, offset=site_offset(j))
+
         shape = tf.shape(idx)
         B, T = shape[0], shape[1]
         nh, hs = cfg.n_head, cfg.head_size
@@ -184,16 +191,21 @@ class GPT(keras.Model):
         for layer in range(cfg.n_layer):
             h = f"transformer.h.{layer}"
             attn_site, resid_attn_site, resid_mlp_site = layer_sites(layer)
+            head_site, path_attn_site, path_mlp_site = family_sites(cfg, layer)
+            path_rate = cfg.drop_path_rates[layer]
             qkv = self._linear(self._norm(x, f"{h}.ln_1"), f"{h}.attn.c_attn")
             q, k, val = tf.split(qkv, 3, axis=-1)
             att = tf.matmul(heads(q), heads(k), transpose_b=True) * scale
             att = tf.nn.softmax(tf.where(causal, att, float("-inf")), axis=-1)
             y = tf.matmul(drop(att, "attn", attn_site), heads(val))
+            y = family(y, drop_head, cfg.drop_head, head_site)  # (B, nh, T, hs), V3
             y = tf.reshape(tf.transpose(y, (0, 2, 1, 3)), (B, T, cfg.n_embd))
-            x = x + drop(self._linear(y, f"{h}.attn.c_proj"), "resid", resid_attn_site)
+            y = drop(self._linear(y, f"{h}.attn.c_proj"), "resid", resid_attn_site)
+            x = x + family(y, drop_path, path_rate, path_attn_site)
             m = self._linear(self._norm(x, f"{h}.ln_2"), f"{h}.mlp.c_fc")
             m = tf.nn.gelu(m, approximate=True)
-            x = x + drop(self._linear(m, f"{h}.mlp.c_proj"), "resid", resid_mlp_site)
+            m = drop(self._linear(m, f"{h}.mlp.c_proj"), "resid", resid_mlp_site)
+            x = x + family(m, drop_path, path_rate, path_mlp_site)
         x = self._norm(x, "transformer.ln_f")
         # The output head is the token embedding (tied, SPEC X1).
         return tf.tensordot(x, v["transformer.wte.weight"], axes=[[2], [1]])

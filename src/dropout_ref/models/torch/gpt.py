@@ -34,12 +34,13 @@ from dropout_ref.models.gpt_config import (
     check_idx_dtype,
     check_idx_shape,
     check_token_range,
+    family_sites,
     layer_sites,
     resolve_weights,
     site_offset,
     validate_weights,
 )
-from dropout_ref.torch import dropout_layer
+from dropout_ref.torch import drop_head, drop_path, dropout_layer
 
 
 class Conv1D(nn.Module):
@@ -59,8 +60,11 @@ class Conv1D(nn.Module):
 class _Sites:
     """The dropout calls of one forward pass: rates, mode and portable seed (SPEC X4)."""
 
-    def __init__(self, rates: dict[str, Any], training: bool, mask_seed: Any) -> None:
+    def __init__(
+        self, rates: dict[str, Any], training: bool, mask_seed: Any, config: GPTConfig
+    ) -> None:
         self.rates, self.training, self.mask_seed = rates, training, mask_seed
+        self.config = config
 
     def explicit_attention(self) -> bool:
         """Whether the attention probabilities go through ``dropout_layer`` (X2).
@@ -75,6 +79,12 @@ class _Sites:
         if not self.training:
             return x
         return dropout_layer(x, self.rates[site], seed=self.mask_seed, offset=site_offset(j))
+
+    def family(self, x: torch.Tensor, fn: Any, rate: float, j: int) -> torch.Tensor:
+        """Apply a V3 site (``drop_head``/``drop_path``); rate 0 is the identity (D2), skipped."""
+        if not self.training or rate == 0.0:
+            return x
+        return fn(x, rate, seed=self.mask_seed, offset=site_offset(j))
 
 
 class CausalSelfAttention(nn.Module):
@@ -103,6 +113,9 @@ class CausalSelfAttention(nn.Module):
             y = drop(att, "attn", attn_site) @ v
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        # DropHead on the per-head output (B, n_head, T, head_dim), before c_proj (V3).
+        head_site = family_sites(drop.config, layer)[0]
+        y = drop.family(y, drop_head, drop.config.drop_head, head_site)
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
@@ -134,8 +147,12 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, drop: _Sites, layer: int) -> torch.Tensor:
         """Apply the block; residual dropout on both branches before their adds."""
         _, resid_attn_site, resid_mlp_site = layer_sites(layer)
-        x = x + drop(self.attn(self.ln_1(x), drop, layer), "resid", resid_attn_site)
-        return x + drop(self.mlp(self.ln_2(x)), "resid", resid_mlp_site)
+        _, path_attn_site, path_mlp_site = family_sites(drop.config, layer)
+        rate = drop.config.drop_path_rates[layer]  # DropPath on each branch (V3)
+        y = drop(self.attn(self.ln_1(x), drop, layer), "resid", resid_attn_site)
+        x = x + drop.family(y, drop_path, rate, path_attn_site)
+        y = drop(self.mlp(self.ln_2(x)), "resid", resid_mlp_site)
+        return x + drop.family(y, drop_path, rate, path_mlp_site)
 
 
 class GPT(nn.Module):
@@ -227,7 +244,7 @@ class GPT(nn.Module):
             # code skips it: reading the ids on the host would break the graph.
             low, high = torch.aminmax(idx)
             check_token_range(int(low), int(high), cfg)
-        drop = _Sites(call_rates(cfg, rates), self.training, mask_seed)
+        drop = _Sites(call_rates(cfg, rates), self.training, mask_seed, cfg)
         wte = self.transformer["wte"]
         pos = torch.arange(T, device=idx.device)
         x = drop(wte(idx) + self.transformer["wpe"](pos), "embd", EMBD_SITE)
