@@ -28,7 +28,9 @@ evaluation, at step 0 and every ``eval_interval`` steps:
     Wall time of the training steps so far (evaluations not included).
 ``dropout_rates``
     Only with a ``schedule``: one ``[embd, attn, resid]`` per training step since
-    the previous evaluation (empty at step 0), the rates that step used (SPEC S3).
+    the previous evaluation (empty at step 0), the rates that step used (SPEC S3),
+    followed by ``drop_path`` and ``drop_head`` where a dict schedule names them
+    (in that order, :func:`schedule_sites`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import numpy as np
 from dropout_ref.course.backends import GPT_ADAMW_MODULE, GPT_TRAINING_MODULE
 from dropout_ref.course.data.text import CharDataset, sample_batch
 from dropout_ref.models.backends import GPT_MODULE
-from dropout_ref.models.gpt_config import SITE_NAMES, GPTConfig
+from dropout_ref.models.gpt_config import FAMILY_NAMES, SITE_NAMES, GPTConfig
 
 #: Columns of ``metrics.csv``, in order.
 GPT_METRIC_FIELDS: tuple[str, ...] = (
@@ -89,7 +91,8 @@ class GPTTrainConfig:
     lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matrices only, dropout 0.2) sized
     for a CPU. ``train_tokens`` keeps only the first that many characters of the
     training split: a small training set puts the model in the overfitting regime
-    within a short budget. ``portable_masks=False`` leaves the masks to the
+    within a short budget. ``drop_path``/``drop_head`` switch on SPEC V3's
+    DropPath and DropHead (default off). ``portable_masks=False`` leaves the masks to the
     framework's generator (seeded with ``seed``; faster, not the same across
     backends).
     """
@@ -103,6 +106,8 @@ class GPTTrainConfig:
     n_head: int = 4
     n_embd: int = 128
     dropout: Any = 0.2
+    drop_path: Any = 0.0
+    drop_head: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 0.1
     beta1: float = 0.9
@@ -139,6 +144,8 @@ class GPTTrainConfig:
             n_head=self.n_head,
             n_embd=self.n_embd,
             dropout=self.dropout,
+            drop_path=self.drop_path,
+            drop_head=self.drop_head,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,6 +202,20 @@ def eval_loss(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(log_z - picked))
 
 
+def schedule_sites(schedule: Any) -> tuple[str, ...]:
+    """Return the rate names a schedule drives, in ``dropout_rates`` order (SPEC S3, V3).
+
+    One schedule (not a dict) drives X2's sites, ``embd``, ``attn`` and ``resid``;
+    DropPath and DropHead keep the config's rates. A dict names X2's three sites and
+    may add ``drop_path`` and ``drop_head``, which it then drives too.
+    """
+    from collections.abc import Mapping
+
+    if not isinstance(schedule, Mapping):
+        return SITE_NAMES
+    return SITE_NAMES + tuple(name for name in FAMILY_NAMES if name in schedule)
+
+
 def gpt_class(backend: str) -> Any:
     """Return the ``GPT`` class of ``backend``."""
     from dropout_ref.core.registry import get_backend
@@ -234,9 +255,11 @@ def train_gpt(
         checkpoint as the run goes).
     schedule : schedule or dict, optional
         Dropout rates per training step (SPEC S3, :mod:`dropout_ref.schedules`):
-        one schedule for every site or ``{"embd": ..., "attn": ..., "resid": ...}``,
-        called with the 0-based step number. Each step's rates, rounded to float32
-        so every backend applies the same value, go to the step as ``rates=``
+        one schedule for X2's sites or ``{"embd": ..., "attn": ..., "resid": ...}``,
+        optionally with ``"drop_path"`` (the rate ``r`` of ``linspace(0, r, n_layer)``)
+        and ``"drop_head"`` (SPEC V3), called with the 0-based step number. Each
+        step's rates, rounded to float32 so every backend applies the same value,
+        go to the step as ``rates=``
         (runtime rates, S1: no rebuild, no recompilation) and into the rows'
         ``dropout_rates``.
 
@@ -249,7 +272,8 @@ def train_gpt(
     from dropout_ref.course.training import progress_bar
     from dropout_ref.schedules import as_site_schedules, rates_at
 
-    sites = None if schedule is None else as_site_schedules(schedule, SITE_NAMES)
+    names = schedule_sites(schedule)
+    sites = None if schedule is None else as_site_schedules(schedule, names)
     adamw, steps = trainer_modules(backend)
     model_config = config.model_config(data.vocab_size)
     model = gpt_class(backend)(model_config, rng=config.seed)
@@ -310,8 +334,8 @@ def train_gpt(
             rates = None
             if sites is not None:
                 now = rates_at(sites, step - 1)
-                rates = {site: float(np.float32(now[site])) for site in SITE_NAMES}
-                step_rates.append([rates[site] for site in SITE_NAMES])
+                rates = {site: float(np.float32(now[site])) for site in names}
+                step_rates.append([rates[site] for site in names])
             step_losses.append(
                 steps.gpt_train_step(model, optimizer, x, y, mask_seed=mask_seed, rates=rates)
             )

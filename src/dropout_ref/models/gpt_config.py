@@ -61,6 +61,12 @@ from dropout_ref.models.mlp_spec import WEIGHT_DTYPE, _positive_int, as_generato
 #: The dropout sites, in the order of :attr:`GPTConfig.rates`.
 SITE_NAMES: tuple[str, ...] = ("embd", "attn", "resid")
 
+#: SPEC V3's rates, which a call's ``rates=`` may also set (S1, S3): DropPath, DropHead.
+FAMILY_NAMES: tuple[str, ...] = ("drop_path", "drop_head")
+
+#: Every name a call's ``rates=`` (and a dict schedule) may use.
+RATE_NAMES: tuple[str, ...] = SITE_NAMES + FAMILY_NAMES
+
 #: SPEC X2 presets: rate per site.
 PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType(
     {
@@ -104,8 +110,7 @@ def _resolve_dropout(dropout: Any) -> dict[str, float]:
                 f"dropout: unknown site {unknown[0]!r}; the sites are {', '.join(SITE_NAMES)}"
             )
         return {
-            name: validate_rate(dropout.get(name, 0.0), f"dropout[{name!r}]")
-            for name in SITE_NAMES
+            name: validate_rate(dropout.get(name, 0.0), f"dropout[{name!r}]") for name in SITE_NAMES
         }
     if dropout is None:
         raise TypeError(
@@ -322,12 +327,47 @@ def _resolve_drop_path(value: Any, n_layer: int) -> tuple[float, ...]:
     return rates
 
 
-def call_rates(config: GPTConfig, rates: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return the rate of every site for one forward call: ``config.rates`` with ``rates`` over it.
+def path_fractions(n_layer: int) -> tuple[float, ...]:
+    """Return ``linspace(0, 1, n_layer)``: block ``l``'s share of a runtime DropPath rate."""
+    return tuple(float(f) for f in np.linspace(0.0, 1.0, n_layer))
 
-    ``rates`` (a schedule's, SPEC S3) maps some or all of :data:`SITE_NAMES` to a
+
+def _call_path_rates(value: Any, n_layer: int) -> tuple[Any, ...]:
+    """Return one DropPath rate per block from a call's ``rates["drop_path"]`` (SPEC V3, S1).
+
+    A Python number ``r`` follows the config's rule exactly (``linspace(0, r, n_layer)``);
+    a list or tuple gives one rate per block (floats, checked, or 0-d runtime tensors);
+    a 0-d runtime tensor ``r`` gives block ``l`` the runtime rate ``r * linspace(0, 1,
+    n_layer)[l]``, computed in ``r``'s dtype inside the compiled step.
+    """
+    if _is_rate(value):
+        rate = validate_rate(value, "rates['drop_path']")
+        return tuple(float(r) for r in np.linspace(0.0, rate, n_layer))
+    if isinstance(value, (list, tuple)):
+        if len(value) != n_layer:
+            raise ValueError(
+                f"rates['drop_path'] needs one rate per block, n_layer={n_layer}, "
+                f"got {len(value)}: {value!r}"
+            )
+        return tuple(
+            validate_rate(r, f"rates['drop_path'][{i}]") if _is_rate(r) else r
+            for i, r in enumerate(value)
+        )
+    if isinstance(value, (str, bytes, Mapping)) or value is None:
+        raise TypeError(
+            f"rates['drop_path'] must be a rate, a list of n_layer={n_layer} rates or a 0-d "
+            f"runtime tensor, got {value!r} ({type(value).__name__})"
+        )
+    return tuple(value * f for f in path_fractions(n_layer))
+
+
+def call_rates(config: GPTConfig, rates: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the X2 rates of one forward call: ``config.rates`` with ``rates`` over it.
+
+    ``rates`` (a schedule's, SPEC S3) maps some or all of :data:`RATE_NAMES` to a
     Python float or a 0-d runtime tensor/array (S1); the values are not read here,
-    each site's ``dropout_layer`` checks them. ``None`` keeps the config's rates.
+    each site's ``dropout_layer`` checks them. V3's names, when given, pass through
+    as given (:func:`forward_rates` resolves them). ``None`` keeps the config's rates.
 
     Raises
     ------
@@ -336,21 +376,90 @@ def call_rates(config: GPTConfig, rates: Mapping[str, Any] | None) -> dict[str, 
     ValueError
         If it names an unknown site.
     """
-    resolved = config.rates
+    resolved: dict[str, Any] = config.rates
     if rates is None:
         return resolved
     if not isinstance(rates, Mapping):
         raise TypeError(
-            f"rates must be a dict per site ({', '.join(SITE_NAMES)}), got {rates!r} "
+            f"rates must be a dict per site ({', '.join(RATE_NAMES)}), got {rates!r} "
             f"({type(rates).__name__})"
         )
-    unknown = [str(name) for name in rates if name not in SITE_NAMES]
+    unknown = [str(name) for name in rates if name not in RATE_NAMES]
     if unknown:
         raise ValueError(
-            f"rates: unknown site {unknown[0]!r}; the sites are {', '.join(SITE_NAMES)}"
+            f"rates: unknown site {unknown[0]!r}; the sites are {', '.join(RATE_NAMES)}"
         )
     resolved.update(rates)
     return resolved
+
+
+def forward_rates(config: GPTConfig, rates: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the rate of every site of one forward call, X2's and V3's (SPEC S1, S3, V3).
+
+    :func:`call_rates`, plus ``"drop_head"`` (one rate) and ``"drop_path"`` (a tuple
+    of ``n_layer`` rates, :func:`_call_path_rates`), the call's or the config's.
+
+    Raises
+    ------
+    TypeError
+        As :func:`call_rates`, or for a ``rates["drop_path"]`` of no known form.
+    ValueError
+        As :func:`call_rates`, or for a ``drop_path`` list of the wrong length.
+    """
+    resolved = call_rates(config, rates)
+    if "drop_path" in resolved:
+        resolved["drop_path"] = _call_path_rates(resolved["drop_path"], config.n_layer)
+    else:
+        resolved["drop_path"] = config.drop_path_rates
+    resolved.setdefault("drop_head", config.drop_head)
+    return resolved
+
+
+def runtime_call_rates(
+    config: GPTConfig, rates: Mapping[str, Any] | None, convert: Any
+) -> dict[str, Any] | None:
+    """Check a step's rates on the host and make the given ones runtime values (SPEC S1, D1).
+
+    Only the names in ``rates`` become ``convert(float)`` (e.g. a 0-d float64
+    tensor); the others stay the config's Python floats, constants of the
+    compiled step (a zero one skips its site). ``"drop_path"`` becomes a tuple of
+    one runtime rate per block, each the float of the config's rule
+    (:func:`_call_path_rates`), so a compiled step with runtime rates equals the
+    model built with those rates bit for bit. Changing the values recompiles nothing;
+    changing which names are given does (another structure of inputs).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a rate that ``dropout_layer`` would refuse, naming it (``rates['attn']``).
+    """
+    if rates is None:
+        return None
+    call_rates(
+        config,
+        {k: v for k, v in rates.items() if k != "drop_path"}
+        if isinstance(rates, Mapping)
+        else rates,
+    )  # the names and the mapping
+    out: dict[str, Any] = {}
+    for name, value in rates.items():
+        if name == "drop_path":
+            out[name] = tuple(
+                convert(validate_rate(r, f"rates['drop_path'][{i}]"))
+                for i, r in enumerate(_call_path_rates(value, config.n_layer))
+            )
+        else:
+            out[name] = convert(validate_rate(value, f"rates[{name!r}]"))
+    return out
+
+
+def is_off(rate: Any) -> bool:
+    """Whether ``rate`` is a Python (or NumPy) zero: its site is skipped (D2's identity).
+
+    A runtime tensor is never off: its value is not read on the host, so one
+    compiled program serves every rate, 0 included (SPEC S1).
+    """
+    return _is_rate(rate) and float(rate) == 0.0
 
 
 # --- inputs ------------------------------------------------------------------------------
@@ -371,9 +480,7 @@ def check_idx_shape(shape: Any, config: GPTConfig) -> tuple[int, int]:
         raise ValueError(f"idx must have shape (batch, time), got shape {dims}")
     batch, time = dims
     if time is not None and int(time) > config.block_size:
-        raise ValueError(
-            f"idx has {int(time)} positions, more than block_size={config.block_size}"
-        )
+        raise ValueError(f"idx has {int(time)} positions, more than block_size={config.block_size}")
     if time is not None and int(time) == 0:
         raise ValueError("idx must hold at least one position, got shape (B, 0)")
     return (batch if batch is None else int(batch), time if time is None else int(time))
@@ -383,8 +490,7 @@ def check_idx_dtype(kind: str, dtype: Any, name: str = "idx") -> None:
     """Refuse token ids that are not integers (``kind`` is NumPy's ``dtype.kind``)."""
     if kind not in "iu":
         raise TypeError(
-            f"{name} must hold integer token ids, got dtype {dtype}; convert with "
-            "astype(int64)"
+            f"{name} must hold integer token ids, got dtype {dtype}; convert with astype(int64)"
         )
 
 
@@ -432,9 +538,7 @@ def validate_batch(idx: Any, targets: Any, config: GPTConfig) -> tuple[np.ndarra
     targets = np.asarray(targets)
     check_idx_dtype(targets.dtype.kind, targets.dtype, "targets")
     if targets.shape != idx.shape:
-        raise ValueError(
-            f"targets must have the shape of idx {idx.shape}, got {targets.shape}"
-        )
+        raise ValueError(f"targets must have the shape of idx {idx.shape}, got {targets.shape}")
     if targets.size:
         check_token_range(int(targets.min()), int(targets.max()), config, "targets")
     return idx, targets.astype(np.int64, copy=False)
@@ -564,8 +668,7 @@ def validate_weights(
     if missing or extra:
         hint = " (bias=False has no .bias weights)" if not config.bias else ""
         raise ValueError(
-            f"weights do not fit the config{hint}: missing keys {missing}, "
-            f"unexpected keys {extra}"
+            f"weights do not fit the config{hint}: missing keys {missing}, unexpected keys {extra}"
         )
     checked = {}
     for name, shape in expected.items():

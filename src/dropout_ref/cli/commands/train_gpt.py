@@ -21,6 +21,12 @@ GPT_OPTIONS: dict[str, tuple[str, type, str]] = {
     "n_head": ("--n-head", int, "attention heads (default 4)"),
     "n_embd": ("--n-embd", int, "embedding width (default 128)"),
     "weight_decay": ("--weight-decay", float, "AdamW weight decay on matrices (default 0.1)"),
+    "drop_path": (
+        "--drop-path",
+        float,
+        "DropPath rate r of the last block, linspace(0, r, n_layer) (SPEC V3; default 0)",
+    ),
+    "drop_head": ("--drop-head", float, "DropHead rate of every block (SPEC V3; default 0)"),
     "train_tokens": (
         "--train-tokens",
         int,
@@ -97,24 +103,58 @@ def train_config(args: argparse.Namespace) -> Any:
     return replace(config, **given)
 
 
+def _per_name(text: str) -> dict[str, str] | None:
+    """Split ``NAME=SPEC,NAME=SPEC`` into ``{NAME: SPEC}``; None for one plain spelling."""
+    from dropout_ref.models.gpt_config import RATE_NAMES
+
+    parts = text.split(",")
+    named = [part.partition("=") for part in parts]
+    if not any(sep and name in RATE_NAMES for name, sep, _ in named):
+        return None
+    out: dict[str, str] = {}
+    for part, (name, sep, spec) in zip(parts, named, strict=True):
+        if not sep or name not in RATE_NAMES or not spec or name in out:
+            raise ValueError(
+                f"--dropout-schedule {text!r}: {part!r} is not NAME=SCHEDULE with NAME one of "
+                f"{', '.join(RATE_NAMES)} (each once)"
+            )
+        out[name] = spec
+    return out
+
+
 def gpt_schedule(text: str | None, config: Any) -> dict[str, Any] | None:
-    """Return ``--dropout-schedule`` as a schedule per GPT site (SPEC S3), or None.
+    """Return ``--dropout-schedule`` as a schedule per GPT site (SPEC S3, S4, V3), or None.
 
     As for the MLP, the early and late kinds take each site's rate from the run's
     ``--dropout`` (a preset's zero-rate site stays at 0) unless ``:P`` is appended.
+    One spelling drives X2's sites (``embd``, ``attn``, ``resid``). A list
+    ``NAME=SCHEDULE,NAME=SCHEDULE`` drives the sites it names, among them
+    ``drop_path`` (the rate ``r`` of ``linspace(0, r, n_layer)``) and ``drop_head``
+    (their early/late kinds take ``--drop-path``/``--drop-head``); an X2 site it
+    leaves out keeps its ``--dropout`` rate, DropPath and DropHead keep theirs.
     """
     if not text:
         return None
     from dropout_ref import schedules
 
-    rates = config.model_config(2).rates
-    per_site = {site: schedules.parse(text, p=rate) for site, rate in rates.items()}
-    if any(hasattr(s, "state_dict") for s in per_site.values()):
-        # A stateful schedule (S4's on_plateau) is one object for every site: one
-        # loss curve, one rate, one state in the checkpoint.
-        shared = schedules.parse(text, p=None)
-        return dict.fromkeys(per_site, shared)
-    return per_site
+    model = config.model_config(2)
+    rates: dict[str, Any] = dict(model.rates)
+    named = _per_name(text)
+    if named is None:
+        per_site = {site: schedules.parse(text, p=rate) for site, rate in rates.items()}
+        if any(hasattr(s, "state_dict") for s in per_site.values()):
+            # A stateful schedule (S4's on_plateau) is one object for every site: one
+            # loss curve, one rate, one state in the checkpoint.
+            shared = schedules.parse(text, p=None)
+            return dict.fromkeys(per_site, shared)
+        return per_site
+    rates.update(drop_path=model.drop_path, drop_head=model.drop_head)
+    if isinstance(rates["drop_path"], tuple):
+        raise ValueError("--dropout-schedule drop_path=... needs one --drop-path rate")
+    per_name: dict[str, Any] = {site: rates[site] for site in model.rates}
+    for name, spec in named.items():
+        per_name[name] = schedules.parse(spec, p=rates[name])
+    return per_name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,12 +169,11 @@ def run(args: argparse.Namespace) -> int:
         GPT_METRIC_FIELDS,
         TRAINABLE,
         bits,
+        schedule_sites,
         train_gpt,
         trainer_modules,
     )
     from dropout_ref.course.training import plot_curves, write_metrics
-    from dropout_ref.models.gpt_config import SITE_NAMES
-
     if args.backend not in TRAINABLE:
         return _fail(
             f"--backend {args.backend}: the GPT trains in {', '.join(TRAINABLE)} "
@@ -199,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
         title=title,
         x="step",
         series=(("train_bpc", "-"), ("val_bpc", "g-.")),
-        rate_sites=SITE_NAMES,
+        rate_sites=schedule_sites(schedule),
     )
     table = Table(title=f"{title}: bits per character (eval mode)")
     for column in ("step", "train", "val", "train mode (dropout on)", "seconds"):

@@ -21,9 +21,8 @@ import optax
 from flax import nnx
 
 from dropout_ref.core.validation import validate_seed
-from dropout_ref.course.jax.training import runtime_rates
 from dropout_ref.jax.runtime import seed_words
-from dropout_ref.models.gpt_config import call_rates, validate_batch
+from dropout_ref.models.gpt_config import runtime_call_rates, validate_batch
 from dropout_ref.models.jax.gpt import GPT
 from dropout_ref.porting.gpt_compare import DEFAULT_LR, validate_lr
 
@@ -33,9 +32,7 @@ def gpt_optimizer(model: GPT, lr: float = DEFAULT_LR) -> nnx.Optimizer:
     return nnx.Optimizer(model, optax.sgd(validate_lr(lr)), wrt=nnx.Param)
 
 
-def _loss(
-    model: GPT, idx: jax.Array, targets: jax.Array, mask_seed: Any, rates: Any
-) -> jax.Array:
+def _loss(model: GPT, idx: jax.Array, targets: jax.Array, mask_seed: Any, rates: Any) -> jax.Array:
     logits = model(idx, mask_seed=mask_seed, rates=rates)
     # Mean token cross-entropy, log-sum-exp stabilised as every framework's own.
     picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
@@ -120,14 +117,15 @@ def gpt_train_step(
     mask_seed : int, optional
         Portable masks of this step (SPEC X4); ``None`` uses the model's ``nnx.Rngs``.
     rates : dict of str to float, optional
-        This step's rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``;
+        This step's rates of some or all sites (``RATE_NAMES``: X2's and V3's;
         a schedule's, SPEC S3) instead of the config's, passed as traced float32
         arrays (S1): changing them recompiles nothing.
 
     """
     x, y = _batch(model, idx, targets)
     model.train()
-    traced = runtime_rates(call_rates(model.config, rates) if rates is not None else None)
+    # The given rates as float32 arrays (DropPath's one per block), traced: no recompilation.
+    traced = runtime_call_rates(model.config, rates, lambda r: jnp.asarray(r, jnp.float32))
     if mask_seed is None:
         loss = _compiled_step(model, optimizer, x, y, traced)
     else:

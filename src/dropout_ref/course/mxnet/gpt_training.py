@@ -79,7 +79,7 @@ def gpt_train_step(
     mask_seed : int, optional
         Portable masks of this step (SPEC X4); ``None`` uses MXNet's generator.
     rates : dict of str to float, optional
-        This step's rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``;
+        This step's rates of some or all sites (``RATE_NAMES``: X2's and V3's;
         a schedule's, SPEC S3) instead of the config's; the model is not rebuilt.
 
     """

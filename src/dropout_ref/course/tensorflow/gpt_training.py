@@ -23,8 +23,7 @@ import tensorflow as tf
 from tensorflow import keras
 
 from dropout_ref.core.validation import int64_bits, validate_seed
-from dropout_ref.course.tensorflow.training import runtime_rates
-from dropout_ref.models.gpt_config import validate_batch
+from dropout_ref.models.gpt_config import runtime_call_rates, validate_batch
 from dropout_ref.models.tensorflow.gpt import GPT
 from dropout_ref.porting.gpt_compare import DEFAULT_LR, validate_lr
 
@@ -125,7 +124,7 @@ def gpt_train_step(
     mask_seed : int, optional
         Portable masks of this step (SPEC X4); ``None`` uses TensorFlow's generator.
     rates : dict of str to float, optional
-        This step's rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``;
+        This step's rates of some or all sites (``RATE_NAMES``: X2's and V3's;
         a schedule's, SPEC S3) instead of the config's; the model is not rebuilt.
 
     """
@@ -133,5 +132,7 @@ def gpt_train_step(
     seed = validate_seed(mask_seed, "mask_seed")
     seed = None if seed is None else tf.constant(int64_bits(seed), tf.int64)
     step = _compiled_step(model, optimizer, portable=seed is not None)
-    loss = step(tf.constant(idx), tf.constant(targets), seed, runtime_rates(rates))
+    # The given rates as float64 tensors (DropPath's one per block): no retrace per value.
+    rates = runtime_call_rates(model.config, rates, lambda r: tf.constant(r, tf.float64))
+    loss = step(tf.constant(idx), tf.constant(targets), seed, rates)
     return float(loss.numpy())

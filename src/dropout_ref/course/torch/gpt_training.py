@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from dropout_ref.course.torch.training import runtime_values
-from dropout_ref.models.gpt_config import validate_batch
+from dropout_ref.models.gpt_config import runtime_call_rates, validate_batch
 from dropout_ref.models.torch.gpt import GPT
 from dropout_ref.porting.gpt_compare import DEFAULT_LR, validate_lr
 
@@ -49,8 +49,7 @@ def gpt_loss_and_gradients(
     loss = _train_loss(model, idx, targets, mask_seed, rates)
     loss.backward()
     grads = {
-        name: param.grad.detach().cpu().numpy().copy()
-        for name, param in model.named_parameters()
+        name: param.grad.detach().cpu().numpy().copy() for name, param in model.named_parameters()
     }
     model.zero_grad(set_to_none=True)
     return float(loss.item()), grads
@@ -78,7 +77,7 @@ def gpt_train_step(
     mask_seed : int, optional
         Portable masks of this step (SPEC X4); ``None`` uses torch's generator.
     rates : dict of str to float, optional
-        This step's rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``;
+        This step's rates of some or all sites (``RATE_NAMES``: X2's and V3's;
         a schedule's, SPEC S3) instead of the config's; the model is not rebuilt.
 
     """
@@ -137,7 +136,11 @@ def compiled_gpt_train_step(
         return gpt_train_step(model, optimizer, idx, targets, rates=rates)
     idx, targets = validate_batch(idx, targets, model.config)
     device = model.transformer["wte"].weight.device
-    seed, rates = runtime_values(mask_seed, rates, device)
+    seed, _ = runtime_values(mask_seed, None, device)
+    # The given rates as float64 tensors (DropPath's one per block): no recompilation.
+    rates = runtime_call_rates(
+        model.config, rates, lambda r: torch.tensor(r, dtype=torch.float64, device=device)
+    )
     model.train()
     optimizer.zero_grad(set_to_none=True)
     loss = _compiled_loss(model)(

@@ -27,10 +27,11 @@ from dropout_ref.models.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
-    call_rates,
     check_idx_dtype,
     check_idx_shape,
     family_sites,
+    forward_rates,
+    is_off,
     layer_sites,
     resolve_weights,
     site_offset,
@@ -141,22 +142,32 @@ class FamilyDropout(nnx.Module):
         self.rng_collection = rng_collection
         self.rngs = rngs
 
-    def active(self) -> bool:
-        """Whether a call drops anything (training mode and a rate above 0)."""
-        return not self.deterministic and self.rate != 0.0
+    def active(self, rate: Any = None) -> bool:
+        """Whether a call drops anything: training mode, and a runtime rate or one above 0.
 
-    def __call__(self, X: jax.Array, *, mask_seed: Any = None) -> jax.Array:
-        """Return ``X`` in eval mode or at rate 0; else DropPath/DropHead of ``X``."""
-        if not self.active():
+        ``rate``: this call's rate (``None``: the built-in one). A traced rate is
+        always active, its value unread, so one program serves every rate (SPEC S1).
+        """
+        rate = self.rate if rate is None else rate
+        return not self.deterministic and not is_off(rate)
+
+    def __call__(self, X: jax.Array, *, mask_seed: Any = None, rate: Any = None) -> jax.Array:
+        """Return ``X`` in eval mode or at rate 0; else DropPath/DropHead of ``X``.
+
+        ``rate``: this call's rate (a schedule's, SPEC S3; a traced array under
+        ``jit``, S1) instead of the built-in one; nothing is rebuilt.
+        """
+        rate = self.rate if rate is None else rate
+        if not self.active(rate):
             return X
         fn = _FAMILY[self.kind]
         if mask_seed is not None:
-            return fn(X, self.rate, seed=mask_seed, offset=self.offset)
+            return fn(X, rate, seed=mask_seed, offset=self.offset)
         if self.rngs is None:
             raise TypeError(
                 "DropPath/DropHead in training mode need rngs=nnx.Rngs(dropout=...) or mask_seed="
             )
-        return fn(X, self.rate, key=self.rngs[self.rng_collection]())
+        return fn(X, rate, key=self.rngs[self.rng_collection]())
 
 
 @jax.jit
@@ -205,9 +216,9 @@ class CausalSelfAttention(nnx.Module):
         att, v = _attention_probs(x, c_attn.kernel[...], _value(c_attn.bias), self.n_head)
         # Site 1 + 3l: the (B, n_head, T, T) probabilities, row-major (X4).
         att = self.attn_dropout(att, mask_seed=mask_seed, rate=rates["attn"])
-        if self.drop_head.active():
+        if self.drop_head.active(rates["drop_head"]):
             # DropHead on the per-head output (B, n_head, T, hd), before c_proj (V3).
-            heads = self.drop_head(att @ v, mask_seed=mask_seed)
+            heads = self.drop_head(att @ v, mask_seed=mask_seed, rate=rates["drop_head"])
             y = _project_heads(heads, c_proj.kernel[...], _value(c_proj.bias))
         else:
             y = _attend(att, v, c_proj.kernel[...], _value(c_proj.bias))
@@ -244,13 +255,15 @@ class Block(nnx.Module):
         rate = config.drop_path_rates[layer]
         self.path_attn = FamilyDropout("path", rate, offset=site_offset(attn_site), rngs=rngs)
         self.path_mlp = FamilyDropout("path", rate, offset=site_offset(mlp_site), rngs=rngs)
+        self.layer = layer
 
     def __call__(self, x: jax.Array, mask_seed: Any, rates: dict[str, Any]) -> jax.Array:
         """Return ``x`` after both residual branches."""
+        path_rate = rates["drop_path"][self.layer]  # this call's (S1) or the built-in one
         y = self.attn(_apply_layer_norm(self.ln_1, x), mask_seed, rates)
-        x = x + self.path_attn(y, mask_seed=mask_seed)
+        x = x + self.path_attn(y, mask_seed=mask_seed, rate=path_rate)
         y = self.mlp(_apply_layer_norm(self.ln_2, x), mask_seed, rates)
-        return x + self.path_mlp(y, mask_seed=mask_seed)
+        return x + self.path_mlp(y, mask_seed=mask_seed, rate=path_rate)
 
 
 #: Hugging Face name (after ``transformer.h.{i}.``) -> path of the NNX parameter in a Block.
@@ -364,12 +377,12 @@ class GPT(nnx.Module):
             Only used after ``model.train()``. A traced 0-d integer array under
             ``jit`` (SPEC S2).
         rates : dict of str to float or 0-d array, optional
-            Rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``) for this
+            Rates of some or all sites (``RATE_NAMES``: X2's and V3's) for this
             call instead of the config's: a schedule's (SPEC S3), traced float32
             arrays under ``jit`` (S1: one program for every value). Nothing is rebuilt.
 
         """
-        rates = call_rates(self.config, rates)
+        rates = forward_rates(self.config, rates)
         if isinstance(idx, jax.core.Tracer):
             # Under jit the ids' values are unknown; the shape and dtype still are.
             check_idx_dtype(np.dtype(idx.dtype).kind, idx.dtype)
@@ -386,6 +399,8 @@ class GPT(nnx.Module):
 
 
 # NNX's metaclass hides __init__'s parameters from inspect.signature(GPT); show them.
-GPT.__signature__ = inspect.signature(GPT.__init__).replace(  # type: ignore[attr-defined]
+GPT.__signature__ = inspect.signature(
+    GPT.__init__
+).replace(  # type: ignore[attr-defined]
     parameters=list(inspect.signature(GPT.__init__).parameters.values())[1:]
 )

@@ -21,8 +21,9 @@ from dropout_ref.models.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
-    call_rates,
     family_sites,
+    forward_rates,
+    is_off,
     layer_sites,
     resolve_weights,
     site_offset,
@@ -125,9 +126,9 @@ class GPT(gluon.Block):
             return x
         return dropout_layer(x, rate, seed=mask_seed, offset=site_offset(site))
 
-    def _family(self, x: Any, fn: Any, rate: float, site: int, mask_seed: int | None) -> Any:
-        # V3's DropHead/DropPath sites; rate 0 is the identity (D2), skipped.
-        if not autograd.is_training() or rate == 0.0:
+    def _family(self, x: Any, fn: Any, rate: Any, site: int, mask_seed: int | None) -> Any:
+        # V3's DropHead/DropPath sites; a Python 0 is the identity (D2), skipped.
+        if not autograd.is_training() or is_off(rate):
             return x
         return fn(x, rate, seed=mask_seed, offset=site_offset(site))
 
@@ -146,14 +147,14 @@ class GPT(gluon.Block):
             offset=j * 2**40``; ``None`` draws from MXNet's generator. Dropout
             applies only while ``autograd.is_training()``.
         rates : dict of str to float, optional
-            Rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``) for this
+            Rates of some or all sites (``RATE_NAMES``: X2's and V3's) for this
             call instead of the config's (a schedule's, SPEC S3). Gluon's ``__call__``
             takes positional arguments only: ``model(idx, mask_seed, rates)``.
 
         """
         host = idx.asnumpy() if isinstance(idx, (mnp.ndarray, mx.nd.NDArray)) else np.asarray(idx)
         tokens = mnp.array(validate_idx(host, self.config), dtype="int32")
-        cfg, rates = self.config, call_rates(self.config, rates)
+        cfg, rates = self.config, forward_rates(self.config, rates)
         p = {name: param.data() for name, param in self._weights.items()}
         B, T = tokens.shape
         C, nh = cfg.n_embd, cfg.n_head
@@ -170,7 +171,7 @@ class GPT(gluon.Block):
             pre = f"transformer.h.{layer}."
             attn_site, resid_attn_site, resid_mlp_site = layer_sites(layer)
             head_site, path_attn_site, path_mlp_site = family_sites(cfg, layer)
-            path_rate = cfg.drop_path_rates[layer]
+            path_rate = rates["drop_path"][layer]
             h = _layer_norm(x, p[pre + "ln_1.weight"], bias(pre + "ln_1.bias"))
             qkv = mnp.dot(h, p[pre + "attn.c_attn.weight"])
             if cfg.bias:
@@ -184,7 +185,7 @@ class GPT(gluon.Block):
             att = _softmax(mnp.where(causal, att, mnp.full_like(att, -mnp.inf)))
             att = self._site(att, rates["attn"], attn_site, mask_seed)
             y = mnp.matmul(att, v)  # (B, nh, T, hd): DropHead's tensor (V3)
-            y = self._family(y, drop_head, cfg.drop_head, head_site, mask_seed)
+            y = self._family(y, drop_head, rates["drop_head"], head_site, mask_seed)
             y = y.transpose(0, 2, 1, 3).reshape(B, T, C)
             y = mnp.dot(y, p[pre + "attn.c_proj.weight"])
             if cfg.bias:

@@ -19,8 +19,9 @@ from dropout_ref.models.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
-    call_rates,
     family_sites,
+    forward_rates,
+    is_off,
     layer_sites,
     resolve_weights,
     site_offset,
@@ -108,7 +109,7 @@ class GPT:
             Portable masks (SPEC X4): site ``j`` uses ``seed=mask_seed,
             offset=j * 2**40``. ``None`` draws from ``np.random``.
         rates : dict of str to float, optional
-            Rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``) for this
+            Rates of some or all sites (``RATE_NAMES``: X2's and V3's) for this
             call instead of the config's (a schedule's, SPEC S3).
 
         """
@@ -117,16 +118,17 @@ class GPT:
         cfg, p = self.config, self.params
         idx = validate_idx(idx, cfg)
         B, T = idx.shape
-        rates = call_rates(cfg, rates)
+        rates = forward_rates(cfg, rates)
 
         def drop(x: np.ndarray, site: str, j: int) -> np.ndarray:
             if not training:
                 return x
             return dropout_layer(x, rates[site], seed=mask_seed, offset=site_offset(j))
 
-        def family(x: np.ndarray, fn: Any, rate: float, j: int) -> np.ndarray:
-            # V3's DropHead/DropPath sites; rate 0 is the identity (D2), skipped.
-            if not training or rate == 0.0:
+        def family(x: np.ndarray, fn: Any, rate: Any, j: int) -> np.ndarray:
+            # V3's DropHead/DropPath sites; a Python 0 is the identity (D2), skipped;
+            # a runtime rate always runs (one program for every rate, S1).
+            if not training or is_off(rate):
                 return x
             return fn(x, rate, seed=mask_seed, offset=site_offset(j))
 
@@ -139,7 +141,7 @@ class GPT:
             h = f"transformer.h.{layer}"
             attn_site, resid_attn_site, resid_mlp_site = layer_sites(layer)
             head_site, path_attn_site, path_mlp_site = family_sites(cfg, layer)
-            path_rate = cfg.drop_path_rates[layer]
+            path_rate = rates["drop_path"][layer]
             a = layer_norm(x, p[f"{h}.ln_1.weight"], self._get(f"{h}.ln_1.bias"))
             qkv = self._linear(a, f"{h}.attn.c_attn")
             # (B, T, 3 * n_embd) -> three (B, n_head, T, head_size), as nanoGPT splits them.
@@ -149,7 +151,7 @@ class GPT:
             )
             att = np.where(causal, (q @ k.transpose(0, 1, 3, 2)) * scale, -np.inf)
             att = drop(softmax(att).astype(np.float32), "attn", attn_site)
-            heads = family(att @ v, drop_head, cfg.drop_head, head_site)  # (B, nh, T, hs), V3
+            heads = family(att @ v, drop_head, rates["drop_head"], head_site)  # (B, nh, T, hs), V3
             y = heads.transpose(0, 2, 1, 3).reshape(B, T, cfg.n_embd)
             y = drop(self._linear(y, f"{h}.attn.c_proj"), "resid", resid_attn_site)
             x = x + family(y, drop_path, path_rate, path_attn_site)

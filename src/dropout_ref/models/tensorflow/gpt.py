@@ -23,11 +23,12 @@ from dropout_ref.models.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
-    call_rates,
     check_idx_dtype,
     check_idx_shape,
     check_token_range,
     family_sites,
+    forward_rates,
+    is_off,
     layer_sites,
     resolve_weights,
     site_offset,
@@ -157,13 +158,13 @@ class GPT(keras.Model):
             offset=j * 2**40``; ``None`` draws from TensorFlow's global generator.
             An int64 tensor inside ``tf.function`` (SPEC S2).
         rates : dict of str to float or 0-d tensor, optional
-            Rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``) for this
+            Rates of some or all sites (``RATE_NAMES``: X2's and V3's) for this
             call instead of the config's: a schedule's (SPEC S3), 0-d float tensors
             inside ``tf.function`` (S1: no retrace per value). Nothing is rebuilt.
 
         """
         cfg, v = self.config, self.weight_vars
-        rates = call_rates(cfg, rates)
+        rates = forward_rates(cfg, rates)
         idx = self._check_idx(tf.convert_to_tensor(idx))
 
         def drop(x: tf.Tensor, site: str, j: int) -> tf.Tensor:
@@ -171,9 +172,10 @@ class GPT(keras.Model):
                 return x
             return dropout_layer(x, rates[site], seed=mask_seed, offset=site_offset(j))
 
-        def family(x: tf.Tensor, fn: Any, rate: float, j: int) -> tf.Tensor:
-            # V3's DropHead/DropPath sites; rate 0 is the identity (D2), skipped.
-            if not training or rate == 0.0:
+        def family(x: tf.Tensor, fn: Any, rate: Any, j: int) -> tf.Tensor:
+            # V3's DropHead/DropPath sites; a Python 0 is the identity (D2), skipped;
+            # a runtime rate always runs (one program for every rate, S1).
+            if not training or is_off(rate):
                 return x
             return fn(x, rate, seed=mask_seed, offset=site_offset(j))
 
@@ -192,13 +194,13 @@ class GPT(keras.Model):
             h = f"transformer.h.{layer}"
             attn_site, resid_attn_site, resid_mlp_site = layer_sites(layer)
             head_site, path_attn_site, path_mlp_site = family_sites(cfg, layer)
-            path_rate = cfg.drop_path_rates[layer]
+            path_rate = rates["drop_path"][layer]
             qkv = self._linear(self._norm(x, f"{h}.ln_1"), f"{h}.attn.c_attn")
             q, k, val = tf.split(qkv, 3, axis=-1)
             att = tf.matmul(heads(q), heads(k), transpose_b=True) * scale
             att = tf.nn.softmax(tf.where(causal, att, float("-inf")), axis=-1)
             y = tf.matmul(drop(att, "attn", attn_site), heads(val))
-            y = family(y, drop_head, cfg.drop_head, head_site)  # (B, nh, T, hs), V3
+            y = family(y, drop_head, rates["drop_head"], head_site)  # (B, nh, T, hs), V3
             y = tf.reshape(tf.transpose(y, (0, 2, 1, 3)), (B, T, cfg.n_embd))
             y = drop(self._linear(y, f"{h}.attn.c_proj"), "resid", resid_attn_site)
             x = x + family(y, drop_path, path_rate, path_attn_site)

@@ -30,11 +30,12 @@ from dropout_ref.models.gpt_config import (
     EMBD_SITE,
     LAYER_NORM_EPS,
     GPTConfig,
-    call_rates,
     check_idx_dtype,
     check_idx_shape,
     check_token_range,
     family_sites,
+    forward_rates,
+    is_off,
     layer_sites,
     resolve_weights,
     site_offset,
@@ -80,9 +81,12 @@ class _Sites:
             return x
         return dropout_layer(x, self.rates[site], seed=self.mask_seed, offset=site_offset(j))
 
-    def family(self, x: torch.Tensor, fn: Any, rate: float, j: int) -> torch.Tensor:
-        """Apply a V3 site (``drop_head``/``drop_path``); rate 0 is the identity (D2), skipped."""
-        if not self.training or rate == 0.0:
+    def family(self, x: torch.Tensor, fn: Any, rate: Any, j: int) -> torch.Tensor:
+        """Apply a V3 site (``drop_head``/``drop_path``); a Python 0 is the identity (D2), skipped.
+
+        A runtime (tensor) rate always runs the site, so one graph serves every rate (S1).
+        """
+        if not self.training or is_off(rate):
             return x
         return fn(x, rate, seed=self.mask_seed, offset=site_offset(j))
 
@@ -115,7 +119,7 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         # DropHead on the per-head output (B, n_head, T, head_dim), before c_proj (V3).
         head_site = family_sites(drop.config, layer)[0]
-        y = drop.family(y, drop_head, drop.config.drop_head, head_site)
+        y = drop.family(y, drop_head, drop.rates["drop_head"], head_site)
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
@@ -148,7 +152,7 @@ class Block(nn.Module):
         """Apply the block; residual dropout on both branches before their adds."""
         _, resid_attn_site, resid_mlp_site = layer_sites(layer)
         _, path_attn_site, path_mlp_site = family_sites(drop.config, layer)
-        rate = drop.config.drop_path_rates[layer]  # DropPath on each branch (V3)
+        rate = drop.rates["drop_path"][layer]  # DropPath on each branch (V3)
         y = drop(self.attn(self.ln_1(x), drop, layer), "resid", resid_attn_site)
         x = x + drop.family(y, drop_path, rate, path_attn_site)
         y = drop(self.mlp(self.ln_2(x)), "resid", resid_mlp_site)
@@ -227,9 +231,12 @@ class GPT(nn.Module):
             offset=j * 2**40``; ``None`` draws from torch's global generator. A 0-d
             int64 tensor in compiled code (SPEC S2).
         rates : dict of str to float or 0-d tensor, optional
-            Rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``) for this
-            call instead of the config's: a schedule's (SPEC S3), 0-d float tensors in
-            compiled code (S1). Nothing is rebuilt.
+            Rates of some or all sites (``"embd"``, ``"attn"``, ``"resid"``,
+            ``"drop_head"``, ``"drop_path"``) for this call instead of the config's: a
+            schedule's (SPEC S3), 0-d float tensors in compiled code (S1). Nothing is
+            rebuilt. ``"drop_path"``: a float ``r`` (``linspace(0, r, n_layer)``), one
+            rate per block, or a 0-d tensor ``r`` (block ``l`` at ``r * l / (n_layer -
+            1)``), see :func:`dropout_ref.models.gpt_config.forward_rates`.
 
         """
         cfg = self.config
@@ -244,7 +251,7 @@ class GPT(nn.Module):
             # code skips it: reading the ids on the host would break the graph.
             low, high = torch.aminmax(idx)
             check_token_range(int(low), int(high), cfg)
-        drop = _Sites(call_rates(cfg, rates), self.training, mask_seed, cfg)
+        drop = _Sites(forward_rates(cfg, rates), self.training, mask_seed, cfg)
         wte = self.transformer["wte"]
         pos = torch.arange(T, device=idx.device)
         x = drop(wte(idx) + self.transformer["wpe"](pos), "embd", EMBD_SITE)
