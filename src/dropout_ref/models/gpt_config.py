@@ -418,15 +418,17 @@ def forward_rates(config: GPTConfig, rates: Mapping[str, Any] | None) -> dict[st
 def runtime_call_rates(
     config: GPTConfig, rates: Mapping[str, Any] | None, convert: Any
 ) -> dict[str, Any] | None:
-    """Check a step's rates on the host and make the given ones runtime values (SPEC S1, D1).
+    """Check a step's rates on the host and make them runtime values (SPEC S1, D1).
 
-    Only the names in ``rates`` become ``convert(float)`` (e.g. a 0-d float64
-    tensor); the others stay the config's Python floats, constants of the
-    compiled step (a zero one skips its site). ``"drop_path"`` becomes a tuple of
-    one runtime rate per block, each the float of the config's rule
+    X2's three sites always become ``convert(float)`` (e.g. a 0-d float64 tensor),
+    the config's rate where ``rates`` leaves one out, so a step given some X2 sites
+    and a step given others run one program. V3's names become runtime values only
+    when given (else they stay the config's Python floats, constants of the
+    compiled step; a zero one skips its site): ``"drop_path"`` as a tuple of one
+    runtime rate per block, each the float of the config's rule
     (:func:`_call_path_rates`), so a compiled step with runtime rates equals the
-    model built with those rates bit for bit. Changing the values recompiles nothing;
-    changing which names are given does (another structure of inputs).
+    model built with those rates bit for bit. Changing the values recompiles
+    nothing; giving or leaving out a V3 name does (another structure of inputs).
 
     Raises
     ------
@@ -435,14 +437,9 @@ def runtime_call_rates(
     """
     if rates is None:
         return None
-    call_rates(
-        config,
-        {k: v for k, v in rates.items() if k != "drop_path"}
-        if isinstance(rates, Mapping)
-        else rates,
-    )  # the names and the mapping
+    given = call_rates(config, rates)  # a mapping of known names, the config's X2 filled in
     out: dict[str, Any] = {}
-    for name, value in rates.items():
+    for name, value in given.items():
         if name == "drop_path":
             out[name] = tuple(
                 convert(validate_rate(r, f"rates['drop_path'][{i}]"))
