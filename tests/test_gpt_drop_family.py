@@ -369,7 +369,12 @@ def test_s1_v3_runtime_call_rates_checks_on_the_host():
 
     assert runtime_call_rates(PLAIN, None, float) is None
     got = runtime_call_rates(PLAIN, {"attn": 0.5, "drop_path": 0.5}, lambda r: ("t", r))
-    assert got == {"attn": ("t", 0.5), "drop_path": tuple(("t", r) for r in (0.0, 0.25, 0.5))}
+    # X2's sites all become runtime values (the config's bert 0.1 where not given); V3's
+    # only when given.
+    assert got == {
+        "embd": ("t", 0.1), "attn": ("t", 0.5), "resid": ("t", 0.1),
+        "drop_path": tuple(("t", r) for r in (0.0, 0.25, 0.5)),
+    }  # fmt: skip
     with pytest.raises(ValueError, match=r"rates\['drop_head'\]"):
         runtime_call_rates(PLAIN, {"drop_head": 1.5}, float)
     with pytest.raises(ValueError, match=r"rates\['drop_path'\]\[1\]"):
@@ -528,3 +533,46 @@ def test_s3_v3_cli_dict_schedule_drives_drop_path_and_drop_head(tmp_path, capsys
         "--out", str(tmp_path / "bad"), "--dropout-schedule", "drop_path=early:2,bogus=1",
     ]) == 2  # fmt: skip
     assert "bogus=1" in capsys.readouterr().err
+
+
+def test_drop_family_char_example_runs_with_tiny_settings(tmp_path):
+    """examples/drop_family_char.py --quick: six runs (S3 early, S4 on_plateau, V3 DropPath and
+    DropHead), their JSON, table and figure, so the experiment of docs/drop-family.md cannot rot."""
+    pytest.importorskip("torch")
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "drop_family_char.py"), "--quick",
+         "--noise-seeds", "1", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    document = json.loads((tmp_path / "drop_family_char.json").read_text())
+    runs = document["runs"]
+    assert list(runs) == ["none", "constant", "early", "drop_path", "drop_head", "on_plateau"]
+    assert set(document["noise_runs"]) == {"none/seed1", "constant/seed1"}
+    for run in [*runs.values(), *document["noise_runs"].values()]:
+        rows = run["rows"]
+        assert [row["step"] for row in rows] == [0, 2, 4]
+        best = min(row["val_bpc"] for row in rows)
+        assert run["summary"]["best_val_bpc"] == best
+        assert run["summary"]["gap"] == rows[-1]["val_bpc"] - rows[-1]["train_bpc"]
+    assert runs["drop_path"]["config"]["drop_path"] == 0.1
+    assert runs["drop_head"]["config"]["drop_head"] == 0.1
+    f32 = float(np.float32(0.1))
+    # S3 early over 4 steps: 0.1 for the first quarter (one step), then 0, at every X2 site.
+    early = [rates for row in runs["early"]["rows"] for rates in row["dropout_rates"]]
+    assert early == [[f32] * 3, [0.0] * 3, [0.0] * 3, [0.0] * 3]
+    # S4 on_plateau heard each evaluation: every step's rate is 0.1 + 0.05 k, k >= 0.
+    plateau = [r[0] for row in runs["on_plateau"]["rows"] for r in row["dropout_rates"]]
+    assert len(plateau) == 4 and all(r >= f32 for r in plateau)
+    # Seed 0 and seed 1 of one config differ (other init and batches): the noise runs ran.
+    assert runs["none"]["rows"][-1] != document["noise_runs"]["none/seed1"]["rows"][-1]
+    assert (tmp_path / "drop_family_char.png").read_bytes()[:4] == b"\x89PNG"
+    assert "best val" in done.stdout and "on_plateau/seed0" in done.stdout
