@@ -90,6 +90,9 @@ def philox_eager(
 
 def mask_is_fused(x: torch.Tensor, offset: int) -> bool:
     """Whether :func:`philox_eager` draws the mask of ``x`` in one fused kernel, not op by op."""
+    # The numba kernel on the CPU is left out on purpose: eager autograd then saves the
+    # 1-byte mask, as native dropout does, and its backward is one select, not a
+    # second pass through the generator.
     if triton_kernel.applies(x, offset // 4):
         return True
     return fused.chosen_for(x, offset)

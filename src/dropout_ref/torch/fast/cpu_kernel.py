@@ -1,0 +1,93 @@
+"""The compiled numba kernel on CPU tensors' own memory (SPEC P3, P5 as amended).
+
+:mod:`dropout_ref.kernels.cpu` draws the Philox words, applies the keep rule and
+selects in one pass over ``X``. Here it runs on torch's memory, not a copy: a
+contiguous CPU tensor's ``.numpy()`` is a view of its storage, and so is the
+output's, allocated by torch (``torch.empty``). A non-contiguous ``X`` is made
+contiguous first (the output is contiguous anyway).
+
+The kernel runs inside the ``dropout_ref::philox_dropout`` custom operator
+(:mod:`dropout_ref.torch.fast.custom_ops`: its fake gives the output's shape,
+its autograd recomputes the mask from the counters), so ``torch.compile``
+(``fullgraph=True``) and ``torch.export`` see one opaque node and never trace
+NumPy. It uses at most ``torch.get_num_threads()`` threads, as an ATen kernel would.
+
+float16, float32 and float64 go through the fused kernel; bfloat16, not a NumPy
+dtype, gets the kernel's 1-byte mask and torch's select. Where numba is missing
+or ``DROPOUT_REF_CPU_KERNEL=0``, :func:`applies` is false and the callers run
+the torch paths they ran before.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dropout_ref.kernels import cpu
+
+#: dtypes the fused kernel reads and writes in place (NumPy dtypes).
+FUSED_DTYPES = (torch.float16, torch.float32, torch.float64)
+
+
+def applies(x: torch.Tensor) -> bool:
+    """Return whether the kernel can compute the mask of ``x``: a plain CPU tensor, numba there.
+
+    Not under a ``torch.func`` transform: its tensors (and those made while it is
+    active) are wrappers without storage that NumPy could view; the torch paths run.
+    """
+    return (
+        x.device.type == "cpu"
+        and not torch._C._are_functorch_transforms_active()
+        and cpu.available()[0]
+    )
+
+
+def _contiguous_view(x: torch.Tensor) -> torch.Tensor:
+    """Return ``x`` as a contiguous tensor without autograd history (no copy when contiguous)."""
+    return x.detach().contiguous()
+
+
+def dropout(
+    x: torch.Tensor, threshold: int, seed: int, offset: int, scale: float
+) -> torch.Tensor | None:
+    """Return the portable dropout of the whole of ``x`` in one kernel pass, or ``None``.
+
+    ``None`` where the kernel cannot run this call (bfloat16, a compile failure):
+    the caller takes another exact path (for bfloat16, :func:`keep_mask` and torch's select).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        CPU tensor of a floating dtype, any layout.
+    threshold : int
+        ``ceil(p * 2**32)`` in ``[1, 2**32]``.
+    seed : int
+        Seed in ``[0, 2**64)``.
+    offset : int
+        Counter of element 0.
+    scale : float
+        ``1 / (1 - p)``.
+
+    Returns
+    -------
+    torch.Tensor or None
+        A new contiguous tensor of ``x``'s shape and dtype.
+    """
+    if x.dtype not in FUSED_DTYPES:  # bfloat16: the caller selects with keep_mask's mask
+        return None
+    source = _contiguous_view(x)
+    out = torch.empty(source.shape, dtype=source.dtype)
+    done = cpu.fused_dropout(
+        source.numpy(), threshold, seed, offset, scale, out=out.numpy(),
+        threads=torch.get_num_threads(),
+    )
+    return None if done is None else out
+
+
+def keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.Tensor | None:
+    """Return the portable keep mask of ``x`` (a bool tensor of its shape), or ``None``."""
+    keep = torch.empty(x.shape, dtype=torch.bool)
+    done = cpu.keep_mask(
+        tuple(x.shape), threshold, seed, offset, out=keep.numpy(),
+        threads=torch.get_num_threads(),
+    )
+    return None if done is None else keep
