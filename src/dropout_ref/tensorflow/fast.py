@@ -24,13 +24,16 @@ from dropout_ref.tensorflow.philox import TENSORFLOW_OPS, block_keep_bytes
 FUSE_MIN_SIZE = 1 << 20
 
 
-def select_scaled(X: Any, keep: Any, scale: Any) -> Any:
-    """Return ``where(keep, X * scale, +0.0)``, the product rounded once into ``X``'s dtype."""
+def select_scaled(X: Any, keep: Any, scale: Any, zero: Any = None) -> Any:
+    """Return ``where(keep, X * scale, +0.0)``, the product rounded once into ``X``'s dtype.
+
+    ``zero`` is a 0-d ``+0.0`` of ``X``'s dtype to reuse (made here when ``None``).
+    """
     compute = tf.as_dtype(scale_compute_dtype(X.dtype.name))
     scaled = tf.cast(tf.cast(X, compute) * tf.cast(scale, compute), X.dtype)
     # A broadcast scalar zero, not zeros_like: one full-size temporary less.
     # A select (not a multiply by the mask) gives +0.0 where X is NaN or inf (D6).
-    return tf.where(keep, scaled, tf.zeros((), X.dtype))
+    return tf.where(keep, scaled, tf.zeros((), X.dtype) if zero is None else zero)
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)

@@ -19,6 +19,8 @@ high word stays 0 as P3 requires.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from typing import Any
 
 import numpy as np
@@ -30,10 +32,39 @@ from dropout_ref.core.philox import WORDS_PER_BLOCK
 ALG_PHILOX = 1
 
 
+#: Eager constants kept per (value, dtype, device): an eager ``tf.constant`` is a host
+#: allocation and a dispatch (~10 us), a visible share of a call at 2**14 elements.
+CONSTANT_CACHE_SIZE = 1024
+
+
+@functools.lru_cache(maxsize=CONSTANT_CACHE_SIZE)
+def _eager_constant(value: Any, dtype: str, device: str) -> tf.Tensor:
+    place = tf.device(device) if device else contextlib.nullcontext()
+    with place:
+        # Through NumPy: tf.constant refuses Python ints >= 2**63 for uint64.
+        return tf.constant(np.array(value, dtype=np.dtype(dtype)))
+
+
+def constant(value: Any, dtype: str, device: str = "") -> tf.Tensor:
+    """Return ``value`` (a number or a tuple of numbers) as a ``dtype`` constant.
+
+    Eagerly the tensor is cached (it is immutable); inside a graph a new constant op.
+    """
+    if tf.executing_eagerly():
+        return _eager_constant(value, dtype, device)
+    return tf.constant(np.array(value, dtype=np.dtype(dtype)))
+
+
 def _draw(count: Any, key: tf.Tensor, counter: tf.Tensor) -> tf.Tensor:
     """Return ``count`` ``uint32`` Philox words from ``counter``'s block on."""
+    # The shape as an int64 tensor (cached eagerly): a Python list sends the eager call
+    # down TensorFlow's slow fallback that converts every argument again.
+    if isinstance(count, tf.Tensor):
+        shape = tf.reshape(tf.cast(count, tf.int64), [1])
+    else:
+        shape = constant((count,), "int64", "/CPU:0")
     return tf.raw_ops.StatelessRandomUniformFullIntV2(
-        shape=tf.reshape(count, [1]) if isinstance(count, tf.Tensor) else [count],
+        shape=shape,
         key=key, counter=counter, alg=ALG_PHILOX, dtype=tf.uint32,
     )
 
@@ -57,9 +88,9 @@ def words(size: Any, seed: int, offset: int) -> tf.Tensor:
         1-D ``uint32`` tensor of ``size`` words, on the current device.
     """
     first_block, lane = divmod(offset, WORDS_PER_BLOCK)
-    # uint64 through NumPy: tf.constant refuses Python ints >= 2**63 for uint64.
-    key = tf.constant(np.array([seed], np.uint64))
-    counter = tf.constant(np.array([first_block, 0], np.uint64))
+    # Host-memory inputs of the kernel: on the CPU whatever the device of the draw.
+    key = constant((seed,), "uint64", "/CPU:0")
+    counter = constant((first_block, 0), "uint64", "/CPU:0")
     drawn = _draw(size + lane, key, counter)
     return drawn[lane:] if lane else drawn
 
@@ -91,7 +122,7 @@ def runtime_words(size: Any, seed: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
     return tf.slice(drawn, tf.reshape(lane, [1]), tf.reshape(size64, [1]))
 
 
-def keep_mask(x: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:
+def keep_mask(x: Any, threshold: int, seed: int, offset: int, device: str = "") -> tf.Tensor:
     """Return the portable keep mask of ``x`` (P3: ``w >= threshold``), a bool tensor.
 
     Parameters
@@ -104,6 +135,8 @@ def keep_mask(x: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:
         Seed in ``[0, 2**64)``.
     offset : int
         Counter of element 0.
+    device : str, optional
+        ``x``'s device, where the threshold constant is kept.
 
     Returns
     -------
@@ -117,5 +150,6 @@ def keep_mask(x: Any, threshold: int, seed: int, offset: int) -> tf.Tensor:
         return tf.zeros(shape, tf.bool)
     count = size if static else tf.size(x, out_type=tf.int64)
     drawn = words(count, seed, offset)
-    keep = tf.greater_equal(drawn, tf.constant(threshold, tf.uint32))
-    return tf.reshape(keep, shape)
+    keep = tf.greater_equal(drawn, constant(threshold, "uint32", device))
+    # A 1-D x needs no reshape (one eager dispatch less).
+    return keep if static and x.shape.rank == 1 else tf.reshape(keep, shape)

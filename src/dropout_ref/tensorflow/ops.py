@@ -92,7 +92,7 @@ class TensorflowOps(DropoutOps):
         if X.shape.num_elements() is None:
             return keep_mask(X, threshold, seed, offset)
         with on_device_of(X):
-            return native.keep_mask(X, threshold, seed, offset)
+            return native.keep_mask(X, threshold, seed, offset, getattr(X, "device", ""))
 
     def is_runtime(self, value: Any) -> bool:
         """Return whether ``value`` is a symbolic tensor inside ``tf.function`` (SPEC S1, S2)."""
@@ -110,6 +110,12 @@ class TensorflowOps(DropoutOps):
 
     def select_scaled(self, X: Any, keep: Any, scale: float) -> tf.Tensor:
         """Return ``where(keep, X * scale, +0.0)``, the product rounded once into ``X``'s dtype."""
-        compute = tf.as_dtype(scale_compute_dtype(X.dtype.name))
+        compute = scale_compute_dtype(X.dtype.name)
+        device = getattr(X, "device", "") or ""
         with on_device_of(X):
-            return select_scaled(X, keep, tf.constant(scale, compute))
+            if not tf.executing_eagerly():
+                return select_scaled(X, keep, tf.constant(scale, compute))
+            # Cached eager constants: two dispatches less per call.
+            zero = native.constant(0, X.dtype.name, device) if X.dtype.name != "bfloat16" \
+                else None
+            return select_scaled(X, keep, native.constant(scale, compute, device), zero)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 from dropout_ref.bench.report import print_report, to_json
@@ -46,6 +47,23 @@ def _backend(text: str) -> str:
     return name
 
 
+def installed_backends(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the backends of ``names`` whose framework is installed; say which are skipped.
+
+    As ``dropout-ref report`` does: a default run benchmarks what is there and
+    names what is not (with its install command) on stderr, instead of failing.
+    """
+    present = []
+    for name in names:
+        info = backend_info(name)
+        if importlib.util.find_spec(info.framework) is None:
+            print(f"dropout-ref bench: skipping {name}: {info.framework} is not installed "
+                  f"(install with: {info.install})", file=sys.stderr)
+        else:
+            present.append(name)
+    return tuple(present)
+
+
 def _run_compiled(args: argparse.Namespace, device: str) -> int:
     """Run ``bench --compiled`` (:mod:`dropout_ref.bench.compiled_loop`)."""
     import json
@@ -59,7 +77,8 @@ def _run_compiled(args: argparse.Namespace, device: str) -> int:
     if args.steps < 1:
         print(f"dropout-ref bench: --steps must be >= 1; got {args.steps}", file=sys.stderr)
         return 2
-    backends = tuple(b for b in (args.backends or COMPILED_BACKENDS) if b in COMPILED_BACKENDS)
+    wanted = args.backends or installed_backends(COMPILED_BACKENDS)
+    backends = tuple(b for b in wanted if b in COMPILED_BACKENDS)
     if not backends:
         print(f"dropout-ref bench --compiled: only {', '.join(COMPILED_BACKENDS)} have compiled "
               "steps", file=sys.stderr)
@@ -127,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
         return _run_compiled(args, device)
     on_cpu = device == "cpu"
     default = DEFAULT_BACKENDS if on_cpu else DEVICE_BACKENDS
-    backends = tuple(args.backends or default)
+    # Backends asked for by name must run (an absent framework is an error);
+    # the default set skips what is not installed.
+    backends = tuple(args.backends) if args.backends else installed_backends(default)
     if not on_cpu and not set(backends) <= set(DEVICE_BACKENDS):
         print(f"dropout-ref bench: --device {device}: only {', '.join(DEVICE_BACKENDS)} has "
               f"cases on a device other than the CPU; got --backend {', '.join(backends)}",
