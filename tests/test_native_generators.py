@@ -366,6 +366,65 @@ def test_torch_cpu_kernel_respects_torch_thread_count(torch, monkeypatch):
 # --------------------------------------------------------------------------- JAX
 
 
+@pytest.fixture(scope="module")
+def jax():
+    return pytest.importorskip("jax")
+
+
+@pytest.mark.parametrize(("seed", "offset", "size"), CASES)
+def test_p2_jax_one_program_dropout_equals_the_oracle(jax, monkeypatch, seed, offset, size):
+    """P2/P3: the eager seed= call, one jitted program (mask and select), is the oracle's."""
+    import jax.numpy as jnp
+
+    from dropout_ref.jax import dropout_layer
+    from dropout_ref.jax import philox as jax_philox
+
+    calls = []
+    original = jax_philox._dropout
+    monkeypatch.setattr(jax_philox, "_dropout",
+                        lambda *a, **k: calls.append(k) or original(*a, **k))
+    x = values((size,))
+    got = np.asarray(dropout_layer(jnp.asarray(x), 0.3, seed=seed, offset=offset))
+    np.testing.assert_array_equal(got, numpy_dropout(x, 0.3, seed=seed, offset=offset))
+    assert len(calls) == (1 if size else 0)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_d5_d7_jax_one_program_every_dtype_and_shape(jax, dtype, shape):
+    """D5/D7: the program keeps X's shape and dtype and equals the mask-then-select path."""
+    import jax.numpy as jnp
+
+    from dropout_ref.jax import BACKEND
+
+    ops = BACKEND.ops
+    X = jnp.asarray(values(shape)).astype(dtype)
+    threshold, scale = word_threshold(0.25), inverse_keep_scale(0.25)
+    got = ops.fused_portable_dropout(X, threshold, 31, 6, scale)
+    expected = ops.select_scaled(X, ops.portable_keep_mask(X, threshold, 31, 6), scale)
+    if got is None:  # empty: the generic path
+        assert X.size == 0
+        return
+    assert got.dtype == X.dtype and got.shape == X.shape
+    np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(expected, np.float32))
+
+
+def test_d8_jax_one_program_gradient(jax):
+    """D8: grad of sum(out * G) is keep * G / (1 - p) with the forward's mask."""
+    import jax.numpy as jnp
+
+    from dropout_ref.jax import dropout_layer
+
+    x = jnp.asarray(np.random.default_rng(3).standard_normal(999).astype(np.float32))
+    G = jnp.asarray(np.random.default_rng(4).standard_normal(999).astype(np.float32))
+    grad = jax.grad(lambda t: jnp.sum(dropout_layer(t, 0.3, seed=8, offset=2) * G))(x)
+    keep = numpy_keep_mask((999,), word_threshold(0.3), 8, 2)
+    np.testing.assert_array_equal(np.asarray(grad)[~keep], 0.0)
+    np.testing.assert_array_equal(np.asarray(grad)[keep],
+                                  (np.asarray(G) * np.float32(1 / 0.7))[keep])
+
+
+
 def test_jax_rng_bit_generator_puts_the_key_in_the_counters_high_words():
     """Why JAX keeps its own Philox: XLA's RNG_PHILOX state u64[2] = (key, c_low) runs the
     counter (c_low, key), so c2|c3 = the key, while P3 needs c2 = c3 = 0 (seed 0 only)."""

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from typing import TYPE_CHECKING, Any
 
+from dropout_ref.bench import gpt_step
 from dropout_ref.bench.cases.common import (
     BASELINE,
     MLP_NATIVE,
@@ -155,6 +156,38 @@ def portable_markdown(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def gpt_table(results: dict[str, Any]) -> Table:
+    """Return one table of the GPT train steps of every backend (``--gpt-step``)."""
+    from rich.table import Table
+
+    table = Table(title=f"GPT train steps ({gpt_step.STEPS_PER_CALL} per call)",
+                  title_justify="left")
+    for column in ("backend", "native ms", "ours ms", "portable ms",
+                   f"ours/native (<= {gpt_step.OURS_TARGET})",
+                   f"portable/native (<= {gpt_step.PORTABLE_TARGET})"):
+        table.add_column(column, justify="right")
+    for row in gpt_step.result_rows(results):
+        table.add_row(
+            row["backend"], _time_cell(row["native"]), _time_cell(row["ours"]),
+            _time_cell(row["portable"]),
+            _ratio_cell(row, "ours", "native", gpt_step.OURS_TARGET),
+            _ratio_cell(row, "portable", "native", gpt_step.PORTABLE_TARGET),
+        )
+    return table
+
+
+def gpt_markdown(results: dict[str, Any]) -> list[str]:
+    """Return :func:`gpt_table` as markdown lines."""
+    lines = ["| backend | native ms | ours ms | portable ms | ours/native | portable/native |",
+             "|---|---|---|---|---|---|"]
+    for row in gpt_step.result_rows(results):
+        cells = [row["backend"], _plain_time(row["native"]), _plain_time(row["ours"]),
+                 _plain_time(row["portable"]), _plain_ratio(row, "ours", "native"),
+                 _plain_ratio(row, "portable", "native")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def mlp_line(result: dict[str, Any]) -> str | None:
     """Return the MLP-epoch comparison of one backend, or ``None`` when it was not run."""
     rows = {row["case"]: row for row in result.get("rows", []) if row.get("log2_size") is None}
@@ -202,6 +235,8 @@ def print_report(results: dict[str, Any], console: Console | None = None) -> Non
             console.print(line)
     if portable_rows(results):
         console.print(portable_table(results))
+    if gpt_step.result_rows(results):
+        console.print(gpt_table(results))
     machine = results["machine"]
     console.print(
         "portable = dropout_layer(X, p, seed=s); fused = the portable mode compiled "
@@ -294,6 +329,8 @@ def markdown_report(results: dict[str, Any]) -> str:
         lines.append("")
     if portable_rows(results):
         lines.extend(["### portable mode, every backend", "", *portable_markdown(results), ""])
+    if gpt_step.result_rows(results):
+        lines.extend(["### GPT train steps", "", *gpt_markdown(results), ""])
     machine = results["machine"]
     lines.append(
         f"min / median ms over {results['config']['repeats']} interleaved repeats"
