@@ -301,6 +301,27 @@ def test_d8_torch_cpu_kernel_gradient_eager_and_compiled(torch):
         assert torch.equal(X.grad, expected)
 
 
+def test_d8_torch_eager_autograd_one_pass_saves_the_mask(torch, monkeypatch):
+    """D8/G3: eager autograd writes output and 1-byte mask in one kernel pass, saves the mask,
+    and its backward is one select with it."""
+    from dropout_ref.torch import dropout_layer
+
+    calls = _spy_kernel(monkeypatch, "fused_dropout")
+    X = torch.randn(4099).requires_grad_(True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: saved.append((t.numel(), t.dtype)) or t, lambda t: t
+    ):
+        out = dropout_layer(X, 0.5, seed=7, offset=1)
+    (_, kwargs), = calls
+    assert kwargs["mask_out"] is not None and saved == [(4099, torch.bool)]
+    G = torch.randn(4099)
+    out.backward(G)
+    keep = torch.from_numpy(numpy_keep_mask((4099,), word_threshold(0.5), 7, 1))
+    assert torch.equal(X.grad, torch.where(keep, G * 2.0, 0.0))
+    assert torch.equal(out.detach(), dropout_layer(X.detach(), 0.5, seed=7, offset=1))
+
+
 def test_g1_torch_compile_fullgraph_runs_the_cpu_kernel(torch, monkeypatch):
     """G1: torch.compile(fullgraph=True) keeps the custom operator, whose kernel is numba's."""
     from dropout_ref.torch import dropout_layer
@@ -458,7 +479,7 @@ def test_bench_default_run_skips_frameworks_that_are_not_installed(monkeypatch, 
     seen = {}
 
     def fake_run(config, progress=None):
-        seen["backends"] = config.backends
+        seen["backends"], seen["env"] = config.backends, config.extra_env
         return {"machine": {"cpu_count": 1, "load_average_1_5_15": None},
                 "load_average_after": None, "config": {"repeats": 1, "device": "cpu"},
                 "backends": [], "ratios": [], "seconds": 0.0}
@@ -466,6 +487,21 @@ def test_bench_default_run_skips_frameworks_that_are_not_installed(monkeypatch, 
     monkeypatch.setattr(bench, "run_benchmark", fake_run)
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    assert bench.run(parser.parse_args(["--format", "json"])) == 0
+    assert bench.run(parser.parse_args(["--format", "json", "--threads", "1"])) == 0
     assert "jax" not in seen["backends"] and "numpy" in seen["backends"]
     assert "skipping jax: jax is not installed" in capsys.readouterr().err
+    # --threads 1 reaches every worker's environment.
+    assert seen["env"]["OMP_NUM_THREADS"] == "1" and seen["env"]["NUMBA_NUM_THREADS"] == "1"
+    assert "intra_op_parallelism_threads=1" in seen["env"]["XLA_FLAGS"]
+
+
+def test_bench_refuses_a_thread_count_below_one(capsys):
+    """Bad input names the argument and the value."""
+    import argparse
+
+    from dropout_ref.cli.commands import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert bench.run(parser.parse_args(["--threads", "0"])) == 2
+    assert "--threads must be >= 1; got 0" in capsys.readouterr().err

@@ -47,6 +47,21 @@ def _backend(text: str) -> str:
     return name
 
 
+def thread_env(threads: int) -> dict[str, str]:
+    """Return the environment that caps every framework's CPU threads at ``threads``.
+
+    Read by each framework when its worker process starts: OpenMP and MKL (torch's
+    intra-op pool, MXNet), TensorFlow's intra- and inter-op pools, XLA's CPU client
+    (JAX), numba's pool (the compiled CPU kernel).
+    """
+    n = str(threads)
+    env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "NUMBA_NUM_THREADS": n,
+           "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n}
+    if threads == 1:
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return env
+
+
 def installed_backends(names: tuple[str, ...]) -> tuple[str, ...]:
     """Return the backends of ``names`` whose framework is installed; say which are skipped.
 
@@ -129,6 +144,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "counters) and step time against constant Python rate and seed")
     parser.add_argument("--steps", type=int, default=100,
                         help="steps of the --compiled loop (default 100)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="cap every framework's CPU threads (OpenMP, MKL, TensorFlow, "
+                        "numba; XLA for 1); default: the frameworks' own")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--output", help="also write the JSON results to this file")
 
@@ -140,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not 0.0 < args.rate < 1.0:
         print(f"dropout-ref bench: --rate must be in (0, 1); got {args.rate}", file=sys.stderr)
+        return 2
+    if args.threads is not None and args.threads < 1:
+        print(f"dropout-ref bench: --threads must be >= 1; got {args.threads}", file=sys.stderr)
         return 2
     device = args.device.strip()
     if args.compiled:
@@ -164,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         backends=backends, log2_sizes=tuple(args.sizes),
         dtypes=tuple(args.dtypes), repeats=args.repeats, rate=args.rate, memory=args.memory,
         fused=args.fused, mlp_epoch=args.mlp_epoch, gpt_step=args.gpt_step, device=device,
+        extra_env=thread_env(args.threads) if args.threads else {},
     )
     results = run_benchmark(
         config, progress=lambda name: print(f"benchmarking {name} on {device}", file=sys.stderr)

@@ -83,6 +83,31 @@ def dropout(
     return None if done is None else out
 
 
+def fused_applies(x: torch.Tensor) -> bool:
+    """Return whether :func:`dropout` and :func:`dropout_with_mask` serve ``x`` (its dtype too)."""
+    return x.dtype in FUSED_DTYPES and applies(x)
+
+
+def dropout_with_mask(
+    x: torch.Tensor, threshold: int, seed: int, offset: int, scale: float
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Return :func:`dropout`'s output and its bool keep mask, written in the same pass.
+
+    For eager autograd: the mask is saved for the backward (one select), as native
+    dropout saves its own. ``None`` where the kernel cannot run this call.
+    """
+    if x.dtype not in FUSED_DTYPES:
+        return None
+    source = _contiguous_view(x)
+    out = torch.empty(source.shape, dtype=source.dtype)
+    keep = torch.empty(source.shape, dtype=torch.bool)
+    done = cpu.fused_dropout(
+        source.numpy(), threshold, seed, offset, scale, out=out.numpy(),
+        mask_out=keep.numpy(), threads=torch.get_num_threads(),
+    )
+    return None if done is None else (out, keep)
+
+
 def keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.Tensor | None:
     """Return the portable keep mask of ``x`` (a bool tensor of its shape), or ``None``."""
     keep = torch.empty(x.shape, dtype=torch.bool)
