@@ -1,10 +1,13 @@
 """The compiled numba kernel on CPU tensors' own memory (SPEC P3, P5 as amended).
 
 :mod:`dropout_ref.kernels.cpu` draws the Philox words, applies the keep rule and
-selects in one pass over ``X``. Here it runs on torch's memory, not a copy: a
-contiguous CPU tensor's ``.numpy()`` is a view of its storage, and so is the
-output's, allocated by torch (``torch.empty``). A non-contiguous ``X`` is made
-contiguous first (the output is contiguous anyway).
+selects in one pass over ``X``. Here it runs on torch's memory, not a copy: the
+kernel reads a NumPy view of a contiguous CPU tensor's storage and writes one of
+the output's, allocated by torch (``torch.empty``). A non-contiguous ``X`` is made
+contiguous first (the output is contiguous anyway). The views are made from the
+tensors' data pointers (``__array_interface__``), not ``Tensor.numpy()``: no tensor
+is converted to host data (SPEC P5; its test refuses ``numpy``/``__array__``), and
+each view keeps its tensor alive.
 
 The kernel runs inside the ``dropout_ref::philox_dropout`` custom operator
 (:mod:`dropout_ref.torch.fast.custom_ops`: its fake gives the output's shape,
@@ -20,12 +23,44 @@ the torch paths they ran before.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from dropout_ref.kernels import cpu
 
-#: dtypes the fused kernel reads and writes in place (NumPy dtypes).
+#: dtypes the fused kernel reads and writes in place, and their NumPy dtypes.
+NUMPY_DTYPES = {
+    torch.float16: np.dtype(np.float16),
+    torch.float32: np.dtype(np.float32),
+    torch.float64: np.dtype(np.float64),
+    torch.bool: np.dtype(np.bool_),
+}
 FUSED_DTYPES = (torch.float16, torch.float32, torch.float64)
+
+
+class _Storage:
+    """``__array_interface__`` of a contiguous CPU tensor's memory; holds the tensor."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor
+        self.__array_interface__ = {
+            "version": 3,
+            "shape": tuple(tensor.shape),
+            "typestr": NUMPY_DTYPES[tensor.dtype].str,
+            "data": (tensor.data_ptr(), False),  # writable
+            "strides": None,  # C-contiguous
+        }
+
+
+def host_view(tensor: torch.Tensor) -> np.ndarray:
+    """Return a writable NumPy view of a contiguous CPU tensor's memory (no copy).
+
+    The view's ``base`` keeps ``tensor`` alive. An empty tensor, whose data pointer
+    may be null, gets an empty array of its shape (there is nothing to share).
+    """
+    if tensor.numel() == 0:
+        return np.empty(tuple(tensor.shape), dtype=NUMPY_DTYPES[tensor.dtype])
+    return np.asarray(_Storage(tensor))
 
 
 def applies(x: torch.Tensor) -> bool:
@@ -77,7 +112,7 @@ def dropout(
     source = _contiguous_view(x)
     out = torch.empty(source.shape, dtype=source.dtype)
     done = cpu.fused_dropout(
-        source.numpy(), threshold, seed, offset, scale, out=out.numpy(),
+        host_view(source), threshold, seed, offset, scale, out=host_view(out),
         threads=torch.get_num_threads(),
     )
     return None if done is None else out
@@ -102,8 +137,8 @@ def dropout_with_mask(
     out = torch.empty(source.shape, dtype=source.dtype)
     keep = torch.empty(source.shape, dtype=torch.bool)
     done = cpu.fused_dropout(
-        source.numpy(), threshold, seed, offset, scale, out=out.numpy(),
-        mask_out=keep.numpy(), threads=torch.get_num_threads(),
+        host_view(source), threshold, seed, offset, scale, out=host_view(out),
+        mask_out=host_view(keep), threads=torch.get_num_threads(),
     )
     return None if done is None else (out, keep)
 
@@ -112,7 +147,7 @@ def keep_mask(x: torch.Tensor, threshold: int, seed: int, offset: int) -> torch.
     """Return the portable keep mask of ``x`` (a bool tensor of its shape), or ``None``."""
     keep = torch.empty(x.shape, dtype=torch.bool)
     done = cpu.keep_mask(
-        tuple(x.shape), threshold, seed, offset, out=keep.numpy(),
+        tuple(x.shape), threshold, seed, offset, out=host_view(keep),
         threads=torch.get_num_threads(),
     )
     return None if done is None else keep
