@@ -2,8 +2,9 @@
 
 The keep bytes of layout v2 (four keep bits of a block packed into one word,
 viewed as its bytes: no interleave for XLA's CPU backend to fuse into a slow
-loop), then the select. Graphs and small inputs take the op-by-op path of
-:class:`~dropout_ref.tensorflow.ops.TensorflowOps`.
+loop), then the select. Graphs and small inputs take the other paths of
+:class:`~dropout_ref.tensorflow.ops.TensorflowOps` (in the portable mode TensorFlow's
+own stateless Philox kernel, :mod:`dropout_ref.tensorflow.native`).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def fusable_blocks(X: Any, offset: int) -> tuple[int, int] | None:
 
     They serve eager inputs of at least :data:`FUSE_MIN_SIZE` elements whose block
     counters all stay below ``2**32`` (the programs keep ``c1 = 0``); graphs and
-    small inputs take the op-by-op path.
+    small inputs take the other paths.
     """
     size = X.shape.num_elements()
     if not tf.executing_eagerly() or size is None or size < FUSE_MIN_SIZE:

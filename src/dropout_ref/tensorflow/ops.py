@@ -73,6 +73,8 @@ class TensorflowOps(DropoutOps):
 
         The same programs as the default mode, with the key of ``seed`` and the
         counters of ``offset``: bit for bit :meth:`portable_keep_mask` and the select.
+        Measured faster than ``tf.nn.dropout`` from 2**20 elements (docs/benchmark.md);
+        below, the stateless kernel of :meth:`portable_keep_mask` serves.
         """
         blocks = fusable_blocks(X, offset)
         if blocks is None:
