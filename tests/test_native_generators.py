@@ -430,6 +430,31 @@ def test_d5_d7_jax_one_program_every_dtype_and_shape(jax, dtype, shape):
     np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(expected, np.float32))
 
 
+def test_p3_jax_mulhi_products_equal_the_16_bit_products(jax):
+    """P3: jax.lax.mulhi's high and low words equal the exact 16-bit products, edge words too."""
+    import jax.numpy as jnp
+
+    from dropout_ref.core.philox import M0, M1, Uint32Products
+    from dropout_ref.jax.philox import JAX_OPS, JaxIntOps
+
+    class SixteenBit(JaxIntOps):  # the portable products, never jax.lax.mulhi
+        mulhilo = Uint32Products.mulhilo
+        mulhi = Uint32Products.mulhi
+
+    words = np.concatenate([
+        np.array([0, 1, 2**16 - 1, 2**16, 2**31, 2**32 - 1], np.uint32),
+        np.random.default_rng(5).integers(0, 2**32, 4096, dtype=np.uint32),
+    ])
+    x = jnp.asarray(words)
+    exact = SixteenBit()
+    for m in (M0, M1):
+        got, want = JAX_OPS.mulhilo(x, m), exact.mulhilo(x, m)
+        expected_hi = (words.astype(np.uint64) * np.uint64(m)) >> np.uint64(32)
+        np.testing.assert_array_equal(np.asarray(got[0]), expected_hi.astype(np.uint32))
+        np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+        np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
+
+
 def test_d8_jax_one_program_gradient(jax):
     """D8: grad of sum(out * G) is keep * G / (1 - p) with the forward's mask."""
     import jax.numpy as jnp

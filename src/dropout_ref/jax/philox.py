@@ -12,6 +12,7 @@ so XLA fuses it and one compilation serves every seed and offset of a size.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -33,8 +34,17 @@ from dropout_ref.core.philox import (
 )
 from dropout_ref.core.philox import philox4x32_10 as _philox4x32_10
 
-#: ``jax.lax.mulhi`` (the high word of a product), absent from older JAX releases.
-_MULHI = getattr(jax.lax, "mulhi", None)
+
+@functools.cache
+def _mulhi() -> Any:
+    """Return ``jax.lax.mulhi`` where it can serve, else ``None`` (the 16-bit products).
+
+    Absent from older JAX releases. With several devices it is not used: XLA's SPMD
+    partitioning then fails to legalize it ("failed to legalize operation 'mhlo.unknown'",
+    ``tests/test_jax_sharding.py`` on 8 forced host devices).
+    """
+    mulhi = getattr(jax.lax, "mulhi", None)
+    return mulhi if mulhi is not None and jax.device_count() == 1 else None
 
 
 def _u32(b: Any) -> Any:
@@ -74,15 +84,17 @@ class JaxIntOps(Uint32Products):
         ``jax.lax.mulhi`` where this JAX has it: XLA multiplies in 64 bits inside its
         lowering (no ``jax_enable_x64`` needed), one product instead of four 16-bit ones.
         """
-        if _MULHI is None:
+        mulhi = _mulhi()
+        if mulhi is None:
             return super().mulhilo(x, m)
-        return _MULHI(x, _u32(m)), x * _u32(m)
+        return mulhi(x, _u32(m)), x * _u32(m)
 
     def mulhi(self, x: Any, m: int) -> Any:
         """Return ``(x * m) >> 32`` (``jax.lax.mulhi`` where available)."""
-        if _MULHI is None:
+        mulhi = _mulhi()
+        if mulhi is None:
             return super().mulhi(x, m)
-        return _MULHI(x, _u32(m))
+        return mulhi(x, _u32(m))
 
     def interleave(self, words: Sequence[Any]) -> Any:
         """Return the four words of each block, block after block, as one flat array.
