@@ -1,6 +1,6 @@
 """Shared fixtures: every test parametrised by ``backend`` runs once per backend.
 
-Also the suite's parallel run (``--numprocesses auto --dist loadgroup`` in pyproject's addopts):
+Also the suite's parallel run (``--numprocesses auto --dist loadfile`` in pyproject's addopts):
 each worker gets its share of the cores for the frameworks' intra-op thread pools, and both
 options are accepted (and ignored) where xdist is absent or switched off (``-p no:xdist``), so
 the README's ``python -m pytest`` runs serially there instead of failing on an unknown option.
@@ -62,6 +62,39 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption("--dist", dest="dist", default="no",
                     help="ignored: pytest-xdist is not installed or is disabled (-p no:xdist)")
 
+
+#: Test files that start process groups or framework subprocesses (gloo ``torch.distributed``
+#: worlds of up to 4 ranks, the example scripts, the 8-device XLA subprocess): one xdist unit,
+#: so they run one after another on one worker and never compete with each other for cores.
+PROCESS_FILES = frozenset(
+    f"tests/{name}.py"
+    for name in (
+        "test_distributed_torch", "test_gpt_tensor_parallel", "test_examples",
+        "test_gpt_examples", "test_jax_sharding",
+    )
+)  # fmt: skip
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: inert where xdist is absent or blocked
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile``, with the files of :data:`PROCESS_FILES` as one unit.
+
+    A file is the unit: with plain load balancing a file's tests are spread over every worker,
+    and each worker pays the file's module-scoped fixtures (the benchmark's tiny run, the
+    compare runs) and the frameworks' per-process compile caches (JAX compiles every new shape
+    once per process) again. (xdist's own ``--dist loadgroup`` marks do not group under
+    pytest 9, whose node ids xdist 3.8 can no longer suffix, so the grouping lives here.)
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return "the process-spawning files" if path in PROCESS_FILES else path
+
+    return FileScheduling(config, log)
 
 class KitView:
     """A backend whose ``dropout_layer`` follows the shared ``fn(X, p)`` convention.

@@ -90,7 +90,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.xdist_group("processes")  # spawns processes: one at a time (loadgroup)
 @pytest.mark.parametrize("world", [1, 2, 4])
 def test_p7_dtensor_full_tensor_equals_unsharded(world):
     """P7: sharded (any dim, 1-D/2-D mesh) or replicated DTensor = the unsharded result."""
@@ -99,7 +98,6 @@ def test_p7_dtensor_full_tensor_equals_unsharded(world):
     mp.spawn(_worker, args=(world, _free_port()), nprocs=world, join=True)
 
 
-@pytest.mark.xdist_group("processes")  # spawns processes: one at a time (loadgroup)
 def test_p7_dtensor_partial_placement_refused():
     """A Partial DTensor (a pending sum) is refused: dropout of summands is not of the sum."""
     import torch.multiprocessing as mp
@@ -125,7 +123,6 @@ def _partial_worker(rank: int, port: int) -> None:
             raise AssertionError("a Partial DTensor was accepted")
 
 
-@pytest.mark.xdist_group("processes")  # spawns processes: one at a time (loadgroup)
 def test_p7_sharded_example_runs_with_one_command():
     """examples/sharded_dropout.py: every layout's gathered result equals the unsharded one."""
     import subprocess
@@ -151,7 +148,6 @@ def _failing_worker(rank: int, port: int) -> None:
         raise AssertionError("a check inside the group failed")
 
 
-@pytest.mark.xdist_group("processes")  # spawns processes: one at a time (loadgroup)
 def test_gloo_process_group_reports_a_failing_worker():
     """The helper's immediate exit is for passing workers only: a failed check still
     reaches torch.multiprocessing.spawn (else every distributed test here could not fail)."""

@@ -25,7 +25,6 @@ def script(name: str) -> Path:
 CHAPTER_BACKENDS = MLP_MODULE.backends
 
 
-@pytest.mark.xdist_group("processes")  # spawns processes: one at a time (loadgroup)
 @pytest.mark.parametrize("name", CHAPTER_BACKENDS)
 def test_chapter_example_runs_quick(name, tmp_path):
     if importlib.util.find_spec(BACKENDS[name].framework) is None:

@@ -91,7 +91,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.xdist_group("processes")  # spawns processes: one at a time (loadgroup)
 @pytest.mark.parametrize("world", [1, 2, 4])
 def test_p7_x4_tensor_parallel_gpt_equals_single_process(world):
     import torch.multiprocessing as mp

@@ -65,7 +65,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.xdist_group("processes")  # spawns processes: one at a time (loadgroup)
 def test_p7_jax_named_sharding_equals_unsharded(tmp_path):
     """P7: sharded inputs (1-D and 2-D meshes, any dims, replicated) give the unsharded output."""
     script = tmp_path / "sharding_check.py"
