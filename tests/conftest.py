@@ -1,15 +1,100 @@
-"""Shared fixtures: every test parametrised by ``backend`` runs once per backend."""
+"""Shared fixtures: every test parametrised by ``backend`` runs once per backend.
+
+Also the suite's parallel run (``--numprocesses auto --dist loadfile`` in pyproject's addopts):
+each worker gets its share of the cores for the frameworks' intra-op thread pools, and both
+options are accepted (and ignored) where xdist is absent or switched off (``-p no:xdist``), so
+the README's ``python -m pytest`` runs serially there instead of failing on an unknown option.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import os
 
-from dropout_ref.conformance.natives import NATIVE_AUDIT
-from dropout_ref.core.contract import NotApplicable, kit_dropout_layer
-from dropout_ref.core.registry import get_backend, known_backends
-from dropout_ref.models.backends import MLP_MODULE
+#: The environment variables that size the frameworks' intra-op thread pools (torch and MXNet
+#: read OMP_NUM_THREADS, TensorFlow its own two, MKL/OpenBLAS under NumPy); the same set the
+#: ``report`` command gives its workers.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MXNET_CPU_WORKER_NTHREADS",
+)  # fmt: skip
 
+
+def share_cores_between_workers() -> None:
+    """Give an xdist worker ``cores // workers`` threads per framework pool (at least one).
+
+    Two workers each running torch or TensorFlow with one thread per core would put two
+    threads on every core, and the suite would run slower than on one worker. Set before any
+    framework is imported (this conftest loads first in each worker); a value the user set
+    wins. Outside xdist nothing changes, so a serial run keeps the frameworks' defaults.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = str(max(1, (cores or 1) // workers))
+    for variable in THREAD_VARIABLES:
+        os.environ.setdefault(variable, threads)
+
+
+share_cores_between_workers()
+
+import numpy as np  # noqa: E402  (after the thread settings, which frameworks read at import)
+import pytest  # noqa: E402
+
+from dropout_ref.conformance.natives import NATIVE_AUDIT  # noqa: E402
+from dropout_ref.core.contract import NotApplicable, kit_dropout_layer  # noqa: E402
+from dropout_ref.core.registry import get_backend, known_backends  # noqa: E402
+from dropout_ref.models.backends import MLP_MODULE  # noqa: E402
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """Accept xdist's ``--numprocesses``/``--dist`` from addopts where xdist is absent or blocked.
+
+    Then the run is serial: ``python -m pytest -p no:xdist`` and an environment without
+    pytest-xdist both still run the whole suite. (addopts spells ``--numprocesses``, not
+    ``-n``: pytest reserves lowercase short options, which a conftest cannot declare.)
+    """
+    if pluginmanager.has_plugin("xdist"):
+        return
+    group = parser.getgroup("xdist-absent", "pytest-xdist is not active: a serial run")
+    group.addoption("--numprocesses", dest="numprocesses", default=None,
+                    help="ignored: pytest-xdist is not installed or is disabled (-p no:xdist)")
+    group.addoption("--dist", dest="dist", default="no",
+                    help="ignored: pytest-xdist is not installed or is disabled (-p no:xdist)")
+
+
+#: Test files that start process groups or framework subprocesses (gloo ``torch.distributed``
+#: worlds of up to 4 ranks, the example scripts, the 8-device XLA subprocess): one xdist unit,
+#: so they run one after another on one worker and never compete with each other for cores.
+PROCESS_FILES = frozenset(
+    f"tests/{name}.py"
+    for name in (
+        "test_distributed_torch", "test_gpt_tensor_parallel", "test_examples",
+        "test_gpt_examples", "test_jax_sharding",
+    )
+)  # fmt: skip
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: inert where xdist is absent or blocked
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile``, with the files of :data:`PROCESS_FILES` as one unit.
+
+    A file is the unit: with plain load balancing a file's tests are spread over every worker,
+    and each worker pays the file's module-scoped fixtures (the benchmark's tiny run, the
+    compare runs) and the frameworks' per-process compile caches (JAX compiles every new shape
+    once per process) again. (xdist's own ``--dist loadgroup`` marks do not group under
+    pytest 9, whose node ids xdist 3.8 can no longer suffix, so the grouping lives here.)
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return "the process-spawning files" if path in PROCESS_FILES else path
+
+    return FileScheduling(config, log)
 
 class KitView:
     """A backend whose ``dropout_layer`` follows the shared ``fn(X, p)`` convention.

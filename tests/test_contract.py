@@ -170,12 +170,18 @@ def package_modules() -> dict[str, Path]:
     return found
 
 
-def top_level_imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """The package modules ``name`` imports at module level (function-local imports are lazy)."""
+def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package modules ``name`` imports anywhere: module level, functions, methods, branches.
+
+    A function-level import is lazy, but it still closes a circle: the first call of the
+    function imports the other module, which may be half-initialised at that moment. So every
+    ``Import``/``ImportFrom`` node of the module's tree counts, relative ones resolved against
+    the module's package.
+    """
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
-    for node in tree.body:
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -188,33 +194,117 @@ def top_level_imports(name: str, path: Path, known: set[str]) -> set[str]:
     return {m for m in out if m in known and m != name}
 
 
-def test_no_import_circles():
-    modules = package_modules()
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the package modules it imports, without package -> own submodule edges.
+
+    A package's ``__init__`` importing its own submodules is how a package is built, and a
+    submodule importing a sibling through ``from package import sibling`` names the package:
+    neither edge (package -> own submodule) counts toward a circle.
+    """
     known = set(modules)
-    graph = {name: top_level_imports(name, path, known) for name, path in modules.items()}
-    # A package's __init__ importing its own submodules is how a package is built, and a
-    # submodule importing a sibling through ``from package import sibling`` names the
-    # package: count neither edge (package -> own submodule) as a circle.
-    for name, edges in graph.items():
-        graph[name] = {m for m in edges if not m.startswith(name + ".")}
-    state: dict[str, int] = {}
+    graph = {name: imported_modules(name, path, known) for name, path in modules.items()}
+    return {
+        name: {m for m in edges if not m.startswith(name + ".")} for name, edges in graph.items()
+    }
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import circle of ``graph``: one per strongly connected group of modules.
+
+    Tarjan's algorithm finds the groups; each is reported as one circle through all of its
+    members (a shortest cycle from its first module back to itself, then any member not on it
+    listed after), so one failure names every circle at once.
+    """
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
     stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
 
-    def visit(node: str) -> None:
-        state[node] = 1
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
         stack.append(node)
+        on_stack.add(node)
         for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                circle = [*stack[stack.index(nxt):], nxt]
-                pytest.fail("import circle: " + " -> ".join(circle))
-            if nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
 
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10 * len(graph) + 100))
+    try:
+        for node in sorted(graph):
+            if node not in index:
+                connect(node)
+    finally:
+        sys.setrecursionlimit(limit)
+    return [shortest_cycle(graph, sorted(group)) for group in sorted(groups)]
+
+
+def shortest_cycle(graph: dict[str, set[str]], group: list[str]) -> list[str]:
+    """A shortest circle from ``group[0]`` back to it inside ``group`` (breadth first)."""
+    start, members = group[0], set(group)
+    came_from: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for nxt in sorted(graph[node] & members):
+                if nxt == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(came_from[path[-1]])
+                    return [*reversed(path), start]
+                if nxt not in came_from:
+                    came_from[nxt] = node
+                    following.append(nxt)
+        frontier = following
+    raise AssertionError(f"{group} is not strongly connected")
+
+
+def test_import_circles_are_found_in_function_level_and_relative_imports(tmp_path):
+    # A three-module circle closed by a relative import inside a function, a two-module one
+    # closed by an import inside a method's branch, and a package whose __init__ imports its
+    # own submodule (not a circle): both circles are found, each once, the package edge never.
+    files = {
+        "pkg/__init__.py": "from pkg import a\n",
+        "pkg/a.py": "import pkg.b\n",
+        "pkg/b.py": "def f():\n    from .c import g\n",
+        "pkg/c.py": "from pkg.a import x\n",
+        "pkg/d.py": "class K:\n    def m(self):\n        if True:\n            import pkg.e\n",
+        "pkg/e.py": "from . import d\n",
+        "pkg/f.py": "import pkg\n",
+    }
+    modules = {}
+    for relative, text in files.items():
+        path = tmp_path / relative
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        parts = Path(relative).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    assert import_circles(import_graph(modules)) == [
+        ["pkg.a", "pkg.b", "pkg.c", "pkg.a"],
+        ["pkg.d", "pkg.e", "pkg.d"],
+    ]
+
+
+def test_no_import_circles():
+    circles = import_circles(import_graph(package_modules()))
+    assert not circles, f"{len(circles)} import circle(s), function-level imports included:\n" + (
+        "\n".join(" -> ".join(circle) for circle in circles)
+    )
 
 
 def test_no_submodule_is_shadowed_by_an_attribute(registration):

@@ -7,6 +7,7 @@ yet) is skipped with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import pickle
@@ -459,22 +460,45 @@ def installed_gpt_backends() -> list[str]:
     return [n for n in GPT_BACKENDS if training_module_or_none(n) is not None or n == "numpy"]
 
 
-def test_x4_short_comparison_passes():
+#: The comparison both X4 curve tests read: 100 steps of batch 4, seed 0 (the function's default).
+COMPARISON_STEPS, SHORT_STEPS = 100, 3
+
+
+@pytest.fixture(scope="module")
+def gpt_comparison():
+    """One 100-step comparison of every installed GPT backend, numpy's forward oracle included.
+
+    The short test reads its first 3 steps, the slow test all 100. Step k's batch and mask
+    seed come from the seed and k alone (``synthetic_batches``, ``mask_seed_for_step``), so the
+    first 3 steps are exactly those of a 3-step run. Tracing TensorFlow's and JAX's steps and
+    compiling torch's costs more than the 100 steps, so one run serves both tests (under
+    pytest-xdist too: a test file is one unit, tests/conftest.py).
+    """
     names = installed_gpt_backends()
     if len([n for n in names if n != "numpy"]) < 1:
         pytest.skip("no backend with a GPT training step is installed")
-    result = run_gpt_comparison(names, steps=3, batch_size=4)
+    return run_gpt_comparison(names, steps=COMPARISON_STEPS, batch_size=4)
+
+
+def test_x4_short_comparison_passes(gpt_comparison):
+    result = dataclasses.replace(
+        gpt_comparison,
+        steps=SHORT_STEPS,
+        losses=gpt_comparison.losses[:SHORT_STEPS],
+        loss_diffs=gpt_comparison.loss_diffs[:SHORT_STEPS],
+        weight_diffs=gpt_comparison.weight_diffs[:SHORT_STEPS],
+    )
     assert result.violations() == []
     assert len(result.losses) == 3
     assert all(math.isfinite(v) for step in result.losses for v in step.values())
 
 
 @pytest.mark.slow
-def test_x4_hundred_steps_loss_curves_agree_within_1e_3():
-    names = [n for n in installed_gpt_backends() if n != "numpy"]
-    if len(names) < 2:
-        pytest.skip(f"needs two backends with a GPT training step, found {names}")
-    result = run_gpt_comparison(names, steps=100, batch_size=4)
+def test_x4_hundred_steps_loss_curves_agree_within_1e_3(gpt_comparison):
+    result = gpt_comparison
+    if len(result.trained) < 2:
+        pytest.skip(f"needs two backends with a GPT training step, found {result.trained}")
+    assert len(result.losses) == COMPARISON_STEPS
     assert result.violations() == []
     ref = result.reference
     assert result.losses[-1][ref] < result.losses[0][ref]  # it learns

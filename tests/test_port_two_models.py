@@ -260,24 +260,6 @@ def test_p8_torch_mlp_vs_its_gluon_port_passes():
 # --- Hugging Face GPT-2 in three frameworks ------------------------------------------------------
 
 
-def _has_door(backend: str, wanted) -> bool:
-    try:
-        module = importlib.import_module(f"dropout_ref.{backend}.intercept")
-    except ImportError:
-        return False
-    return any(wanted(door.name.lower()) for door in module.DOORS)
-
-
-needs_tf_keras_door = pytest.mark.skipif(
-    not _has_door("tensorflow", lambda name: any(k in name for k in ("tf_keras", "tf.keras",
-                                                                     "keras 2"))),
-    reason="dropout_ref.tensorflow.intercept.DOORS lists no tf_keras door yet (P8)",
-)
-needs_flax_attention_door = pytest.mark.skipif(
-    not _has_door("jax", lambda name: "flax" in name and "attention" in name),
-    reason="dropout_ref.jax.intercept.DOORS lists no Flax attention door yet (P8)",
-)
-
 HF_VOCAB = 40
 
 
@@ -381,8 +363,6 @@ def _hf_flax(directory) -> PortModel:
 
 
 @pytest.mark.slow
-@pytest.mark.needs_doors
-@needs_tf_keras_door
 def test_p8_hf_gpt2_torch_vs_tf_passes(gpt2_dir):
     pytest.importorskip("tf_keras")
     _needs_hf_class("TFGPT2LMHeadModel")
@@ -394,8 +374,6 @@ def test_p8_hf_gpt2_torch_vs_tf_passes(gpt2_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.needs_doors
-@needs_flax_attention_door
 def test_p8_hf_gpt2_torch_vs_flax_names_the_attention_noise_shape(gpt2_dir):
     pytest.importorskip("flax")
     _needs_hf_class("FlaxGPT2LMHeadModel")

@@ -13,7 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.array_api.ops import device_of, dtype_name, namespace_float_dtypes, namespace_of
+from dropout_ref.array_api.namespaces import (
+    device_of,
+    dtype_name,
+    namespace_float_dtypes,
+    namespace_of,
+)
 from dropout_ref.array_api.philox import default_namespace
 from dropout_ref.core.contract import ArrayBridge, NotApplicable
 

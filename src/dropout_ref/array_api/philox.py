@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from dropout_ref.array_api.ops import device_of, namespace_of
+from dropout_ref.array_api.namespaces import device_of, namespace_of
 from dropout_ref.core.blocks import BlockArrays
 from dropout_ref.core.philox import (
     ComplementProducts,

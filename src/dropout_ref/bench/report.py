@@ -6,15 +6,18 @@ import importlib.util
 import json
 from typing import TYPE_CHECKING, Any
 
+from dropout_ref.bench import gpt_step
 from dropout_ref.bench.cases.common import (
     BASELINE,
     MLP_NATIVE,
     MLP_OURS,
     NATIVE,
+    NATIVE_EAGER,
     NATIVE_FWD_BWD,
     OURS,
     OURS_FWD_BWD,
     OURS_PORTABLE,
+    OURS_PORTABLE_EAGER,
     OURS_PORTABLE_FUSED,
     OURS_PORTABLE_FWD_BWD,
 )
@@ -93,6 +96,98 @@ def backend_table(result: dict[str, Any]) -> Table:
     return table
 
 
+#: Target of portable/native in every backend (the portable mode at the speed of each
+#: framework's own generator).
+PORTABLE_TARGET = 1.10
+#: (label suffix, portable case, native case) of the rows of :func:`portable_rows`.
+_PORTABLE_PAIRS = (("", OURS_PORTABLE, NATIVE), (" eager", OURS_PORTABLE_EAGER, NATIVE_EAGER))
+
+
+def portable_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return one row per backend, size, dtype and mode: portable, native and X*2 times.
+
+    Keys: ``backend`` (``"jax eager"`` for JAX's eager cases), ``log2_size``, ``dtype``,
+    ``portable``, ``native``, ``baseline`` (the case rows, or ``None``).
+    """
+    out = []
+    for result in results["backends"]:
+        points: dict[tuple, dict[str, dict]] = {}
+        for row in result.get("rows", []):
+            if row.get("log2_size") is not None:
+                points.setdefault((row["log2_size"], row["dtype"]), {})[row["case"]] = row
+        for suffix, portable, native in _PORTABLE_PAIRS:
+            for (log2_size, dtype), rows in points.items():
+                if portable in rows:
+                    out.append({"backend": result["backend"] + suffix, "log2_size": log2_size,
+                                "dtype": dtype, "portable": rows[portable],
+                                "native": rows.get(native), "baseline": rows.get(BASELINE)})
+    return out
+
+
+def portable_table(results: dict[str, Any]) -> Table:
+    """Return one table of every backend: portable/native and portable/(X*2)."""
+    from rich.table import Table
+
+    table = Table(title="portable mode, every backend: dropout_layer(X, p, seed=s)",
+                  title_justify="left")
+    for column in ("backend", "size", "dtype", "portable ms", "native ms", "X*2.0 ms",
+                   f"portable/native (<= {PORTABLE_TARGET})", "portable/X*2"):
+        table.add_column(column, justify="right")
+    for row in portable_rows(results):
+        rows = {"p": row["portable"], "n": row["native"], "b": row["baseline"]}
+        table.add_row(
+            row["backend"], f"2^{row['log2_size']}", row["dtype"],
+            _time_cell(rows["p"]), _time_cell(rows["n"]), _time_cell(rows["b"]),
+            _ratio_cell(rows, "p", "n", PORTABLE_TARGET), _ratio_cell(rows, "p", "b", None),
+        )
+    return table
+
+
+def portable_markdown(results: dict[str, Any]) -> list[str]:
+    """Return :func:`portable_table` as markdown lines."""
+    lines = ["| backend | size | dtype | portable ms | native ms | X*2.0 ms | portable/native "
+             "| portable/X*2 |", "|---|---|---|---|---|---|---|---|"]
+    for row in portable_rows(results):
+        rows = {"p": row["portable"], "n": row["native"], "b": row["baseline"]}
+        cells = [row["backend"], f"2^{row['log2_size']}", row["dtype"],
+                 _plain_time(rows["p"]), _plain_time(rows["n"]), _plain_time(rows["b"]),
+                 _plain_ratio(rows, "p", "n"), _plain_ratio(rows, "p", "b")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def gpt_table(results: dict[str, Any]) -> Table:
+    """Return one table of the GPT train steps of every backend (``--gpt-step``)."""
+    from rich.table import Table
+
+    table = Table(title=f"GPT train steps ({gpt_step.STEPS_PER_CALL} per call)",
+                  title_justify="left")
+    for column in ("backend", "native ms", "ours ms", "portable ms",
+                   f"ours/native (<= {gpt_step.OURS_TARGET})",
+                   f"portable/native (<= {gpt_step.PORTABLE_TARGET})"):
+        table.add_column(column, justify="right")
+    for row in gpt_step.result_rows(results):
+        table.add_row(
+            row["backend"], _time_cell(row["native"]), _time_cell(row["ours"]),
+            _time_cell(row["portable"]),
+            _ratio_cell(row, "ours", "native", gpt_step.OURS_TARGET),
+            _ratio_cell(row, "portable", "native", gpt_step.PORTABLE_TARGET),
+        )
+    return table
+
+
+def gpt_markdown(results: dict[str, Any]) -> list[str]:
+    """Return :func:`gpt_table` as markdown lines."""
+    lines = ["| backend | native ms | ours ms | portable ms | ours/native | portable/native |",
+             "|---|---|---|---|---|---|"]
+    for row in gpt_step.result_rows(results):
+        cells = [row["backend"], _plain_time(row["native"]), _plain_time(row["ours"]),
+                 _plain_time(row["portable"]), _plain_ratio(row, "ours", "native"),
+                 _plain_ratio(row, "portable", "native")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def mlp_line(result: dict[str, Any]) -> str | None:
     """Return the MLP-epoch comparison of one backend, or ``None`` when it was not run."""
     rows = {row["case"]: row for row in result.get("rows", []) if row.get("log2_size") is None}
@@ -138,6 +233,10 @@ def print_report(results: dict[str, Any], console: Console | None = None) -> Non
         line = kernel_compile_line(result)
         if line:
             console.print(line)
+    if portable_rows(results):
+        console.print(portable_table(results))
+    if gpt_step.result_rows(results):
+        console.print(gpt_table(results))
     machine = results["machine"]
     console.print(
         "portable = dropout_layer(X, p, seed=s); fused = the portable mode compiled "
@@ -228,6 +327,10 @@ def markdown_report(results: dict[str, Any]) -> str:
             if line:
                 lines.extend(["", line])
         lines.append("")
+    if portable_rows(results):
+        lines.extend(["### portable mode, every backend", "", *portable_markdown(results), ""])
+    if gpt_step.result_rows(results):
+        lines.extend(["### GPT train steps", "", *gpt_markdown(results), ""])
     machine = results["machine"]
     lines.append(
         f"min / median ms over {results['config']['repeats']} interleaved repeats"

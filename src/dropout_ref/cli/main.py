@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "compare": "train the MLP in every backend with portable masks and compare step by step",
     "bench": "time dropout_layer against each framework's native dropout and X * 2.0",
     "generate": "sample text from a GPT checkpoint with portable top-k sampling (any backend)",
+    "doors": "list every door of portable_masks per framework: a numbered site or a refusal",
 }
 
 

@@ -57,3 +57,21 @@ INTERCEPT_MODULE = ToolModule(
         "DOORS": "tuple of dropout_ref.core.doors.Door: every door the context handles",
     },
 )
+
+
+def door_table_markdown(backend: str, doors: tuple[Door, ...]) -> str:
+    """Return ``backend``'s door table as the Markdown section of ``docs/doors.md``.
+
+    The page is these sections, one per backend, written from the ``DOORS`` tables
+    (``dropout-ref doors --markdown``); a test holds the page to the tables.
+    """
+    lines = [
+        f"## {backend}",
+        "",
+        "| door | handling | detail |",
+        "|---|---|---|",
+    ]
+    for door in doors:
+        detail = door.detail.replace("|", "\\|")
+        lines.append(f"| `{door.name}` | {door.handling} | {detail} |")
+    return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ from dropout_ref.core.contract import DropoutOps
 from dropout_ref.core.thresholds import scale_compute_dtype, word_threshold
 from dropout_ref.jax import runtime
 from dropout_ref.jax.keys import KEYS
-from dropout_ref.jax.philox import JaxBlockArrays, keep_mask
+from dropout_ref.jax.philox import JaxBlockArrays, fused_dropout, keep_mask
 
 
 def dtype_name(X: Any) -> str:
@@ -104,6 +104,18 @@ class JaxOps(DropoutOps):
     def portable_keep_mask(self, X: Any, threshold: int, seed: int, offset: int) -> jax.Array:
         """Return the Philox keep mask (SPEC P) in 32-bit ``jnp`` ops."""
         return keep_mask(X, threshold, seed, offset)
+
+    def fused_portable_dropout(
+        self, X: Any, threshold: int, seed: int, offset: int, scale: float
+    ) -> jax.Array | None:
+        """Portable mode on the whole of ``X`` as one jitted program (mask and select).
+
+        Bit for bit :meth:`portable_keep_mask` and :meth:`select_scaled`; see
+        :func:`dropout_ref.jax.philox.fused_dropout` (``None``: the generic path).
+        """
+        return fused_dropout(
+            X, threshold, seed, offset, scale, scale_compute_dtype(dtype_name(X))
+        )
 
     def is_runtime(self, value: Any) -> bool:
         """Return whether ``value`` is a tracer (SPEC S1, S2)."""

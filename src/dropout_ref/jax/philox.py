@@ -12,6 +12,7 @@ so XLA fuses it and one compilation serves every seed and offset of a size.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -32,6 +33,18 @@ from dropout_ref.core.philox import (
     seed_key,
 )
 from dropout_ref.core.philox import philox4x32_10 as _philox4x32_10
+
+
+@functools.cache
+def _mulhi() -> Any:
+    """Return ``jax.lax.mulhi`` where it can serve, else ``None`` (the 16-bit products).
+
+    Absent from older JAX releases. With several devices it is not used: XLA's SPMD
+    partitioning then fails to legalize it ("failed to legalize operation 'mhlo.unknown'",
+    ``tests/test_jax_sharding.py`` on 8 forced host devices).
+    """
+    mulhi = getattr(jax.lax, "mulhi", None)
+    return mulhi if mulhi is not None and jax.device_count() == 1 else None
 
 
 def _u32(b: Any) -> Any:
@@ -64,6 +77,24 @@ class JaxIntOps(Uint32Products):
     def shl(self, a: Any, bits: int) -> Any:
         """Return ``a << bits`` modulo ``2**32``."""
         return jax.lax.shift_left(a, _u32(bits))
+
+    def mulhilo(self, x: Any, m: int) -> tuple[Any, Any]:
+        """Return ``(x * m) >> 32`` and ``(x * m) & 0xFFFFFFFF``.
+
+        ``jax.lax.mulhi`` where this JAX has it: XLA multiplies in 64 bits inside its
+        lowering (no ``jax_enable_x64`` needed), one product instead of four 16-bit ones.
+        """
+        mulhi = _mulhi()
+        if mulhi is None:
+            return super().mulhilo(x, m)
+        return mulhi(x, _u32(m)), x * _u32(m)
+
+    def mulhi(self, x: Any, m: int) -> Any:
+        """Return ``(x * m) >> 32`` (``jax.lax.mulhi`` where available)."""
+        mulhi = _mulhi()
+        if mulhi is None:
+            return super().mulhi(x, m)
+        return mulhi(x, _u32(m))
 
     def interleave(self, words: Sequence[Any]) -> Any:
         """Return the four words of each block, block after block, as one flat array.
@@ -144,6 +175,61 @@ def element_words(size: int, seed: int, offset: int) -> jax.Array:
         size=size,
         lane=lane,
         carry=low + n_blocks > 2**32,
+    )
+
+
+@partial(jax.jit, static_argnames=("lane", "carry"))
+def _dropout(
+    x: Any, k0: Any, k1: Any, low: Any, high: Any, threshold: Any, scale: Any, *,
+    lane: int, carry: bool,
+) -> Any:
+    # _words inlined into one XLA program with the keep rule and the select: the mask
+    # never exists as an array, and an eager call is one dispatch, not six.
+    words = _words(k0, k1, low, high, size=x.size, lane=lane, carry=carry)
+    keep = (words >= threshold).reshape(x.shape)
+    scaled = (x.astype(scale.dtype) * scale).astype(x.dtype)
+    return jnp.where(keep, scaled, jnp.zeros((), x.dtype))
+
+
+def fused_dropout(
+    x: Any, threshold: int, seed: int, offset: int, scale: float, compute: str
+) -> jax.Array | None:
+    """Return the portable dropout of the whole of ``x`` as one jitted program, or ``None``.
+
+    Bit for bit ``where(keep_mask(x, ...), (x.astype(compute) * scale).astype(x.dtype), +0.0)``
+    (the adapter's ``select_scaled``); the key, counters, threshold and scale are
+    arguments, so one compilation per shape, dtype and ``offset % 4`` serves every seed,
+    offset and rate. ``None`` for a threshold of ``2**32`` (drop all: the generic path).
+
+    Parameters
+    ----------
+    x : jax.Array
+        Input (a tracer too: the program is then inlined into the caller's).
+    threshold : int
+        ``ceil(p * 2**32)`` in ``[1, 2**32]``.
+    seed : int
+        Seed in ``[0, 2**64)``.
+    offset : int
+        Counter of element 0.
+    scale : float
+        ``1 / (1 - p)``.
+    compute : str
+        dtype of the product (``scale_compute_dtype`` of ``x``'s dtype).
+
+    Returns
+    -------
+    jax.Array or None
+        The output, of ``x``'s shape and dtype.
+    """
+    if threshold > MASK32 or x.size == 0:
+        return None
+    first_block, lane, n_blocks = block_span(offset, int(x.size))
+    low, high = first_block & MASK32, first_block >> 32
+    k0, k1 = seed_key(seed)
+    return _dropout(
+        x, np.uint32(k0), np.uint32(k1), np.uint32(low), np.uint32(high),
+        np.uint32(threshold), np.asarray(scale, dtype=jnp.dtype(compute)),
+        lane=lane, carry=low + n_blocks > 2**32,
     )
 
 

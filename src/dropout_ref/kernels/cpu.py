@@ -149,13 +149,24 @@ def supports(array: np.ndarray) -> bool:
     return array.dtype.name in KERNEL_DTYPES and array.dtype.isnative
 
 
-def _call(entry: str, dtype: str, fn: Any, *args: Any) -> bool:
-    """Run ``fn(*args)``; on a first-call compile failure record it and return ``False``."""
+def _serial(size: int, threads: int | None) -> bool:
+    """Whether a call runs on the calling thread: small, or a caller allowing one thread."""
+    return size < SERIAL_MAX_SIZE or threads == 1
+
+
+def _call(entry: str, dtype: str, fn: Any, *args: Any, threads: int | None = None) -> bool:
+    """Run ``fn(*args)``; on a first-call compile failure record it and return ``False``.
+
+    ``threads`` caps numba's threads for a parallel entry (a framework's own
+    thread setting, e.g. ``torch.get_num_threads()``); ``None`` leaves numba's.
+    """
     key = f"{entry}:{dtype}"
     if key in _failed_signatures:
         return False
     try:
         with _launch_lock:  # numba's workqueue layer takes one launch at a time
+            if threads is not None:
+                _kernels.set_threads(threads)
             fn(*args)
     except (MemoryError, KeyboardInterrupt):
         raise
@@ -204,6 +215,7 @@ def fused_dropout(
     scale: float,
     out: np.ndarray | None = None,
     mask_out: np.ndarray | None = None,
+    threads: int | None = None,
 ) -> np.ndarray | None:
     """Return ``where(word >= threshold, X * scale, +0.0)``, or ``None`` (use the exact path).
 
@@ -224,6 +236,8 @@ def fused_dropout(
     mask_out : numpy.ndarray, optional
         Writable C-contiguous 1-byte array (``uint8``/``bool``) of ``X``'s size that
         receives the keep mask in the same pass (for a backward pass).
+    threads : int, optional
+        At most this many threads (1: the calling thread only); default numba's.
 
     Returns
     -------
@@ -244,23 +258,30 @@ def fused_dropout(
         return out
     k0, k1, first_block, lane = _key_and_blocks(seed, offset)
     mask = _NO_MASK if mask_out is None else mask_out.reshape(-1).view(np.uint8)
-    serial = x.size < SERIAL_MAX_SIZE
+    serial = _serial(x.size, threads)
     ok = _call(
         "fused_serial" if serial else "fused", X.dtype.name,
         kernels.fused_select_serial if serial else kernels.fused_select,
         _kernel_view(x), _kernel_view(out.reshape(-1)), mask, k0, k1, first_block, lane,
         np.uint64(threshold), _compute_scale(X.dtype, scale),
+        threads=None if serial else threads,
     )
     return out if ok else None
 
 
 def keep_mask(
-    shape: tuple[int, ...], threshold: int, seed: int, offset: int, out: np.ndarray | None = None
+    shape: tuple[int, ...],
+    threshold: int,
+    seed: int,
+    offset: int,
+    out: np.ndarray | None = None,
+    threads: int | None = None,
 ) -> np.ndarray | None:
     """Return the portable keep mask of ``shape`` as a 1-byte bool array, or ``None``.
 
     The same mask as :func:`dropout_ref.core.philox.numpy_keep_mask`; ``out`` (bool or
-    uint8, C-contiguous, ``shape``) is written when given.
+    uint8, C-contiguous, ``shape``) is written when given; ``threads`` as in
+    :func:`fused_dropout`.
     """
     kernels = _load()
     if kernels is None:
@@ -272,10 +293,11 @@ def keep_mask(
     if flat.size == 0:
         return out
     k0, k1, first_block, lane = _key_and_blocks(seed, offset)
-    serial = flat.size < SERIAL_MAX_SIZE
+    serial = _serial(flat.size, threads)
     ok = _call("mask_serial" if serial else "mask", "uint8",
                kernels.keep_mask_serial if serial else kernels.keep_mask,
-               flat, k0, k1, first_block, lane, np.uint64(threshold))
+               flat, k0, k1, first_block, lane, np.uint64(threshold),
+               threads=None if serial else threads)
     return out if ok else None
 
 

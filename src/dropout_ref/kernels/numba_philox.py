@@ -36,6 +36,12 @@ numba_version = numba.__version__
 if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
+
+def set_threads(threads: int) -> None:
+    """Let the calling thread's next parallel launches use at most ``threads`` threads."""
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+
+
 M0 = np.uint64(_M0)
 M1 = np.uint64(_M1)
 W0 = np.uint64(_W0)

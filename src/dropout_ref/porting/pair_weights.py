@@ -80,13 +80,23 @@ def _keras_name(variable: Any) -> str:
     return str(getattr(variable, "path", None) or variable.name)
 
 
+def _is_keras(model: Any) -> bool:
+    """Whether ``model`` is a Keras 3 or tf_keras model (on any Keras backend)."""
+    if not hasattr(model, "trainable_weights"):
+        return False
+    roots = {(cls.__module__ or "").split(".")[0] for cls in type(model).__mro__}
+    return bool(roots & {"keras", "tf_keras"})
+
+
 def default_get_weights(backend: str) -> GetWeights:
     """Return ``get_weights(model) -> dict`` of ``backend``'s models (module docstring)."""
     def get_weights(model: Any) -> dict[str, np.ndarray]:
+        # Keras first: a Keras 3 model is a torch module on KERAS_BACKEND=torch, a pytree
+        # of Keras variables on jax; its own weight paths are the names on every backend.
+        if backend == "tensorflow" or _is_keras(model):
+            return {_keras_name(v): np.array(v.numpy()) for v in model.trainable_weights}
         if backend == "torch":
             return {n: p.detach().cpu().numpy().copy() for n, p in model.named_parameters()}
-        if backend == "tensorflow":
-            return {_keras_name(v): np.array(v.numpy()) for v in model.trainable_weights}
         if backend == "jax":
             if hasattr(model, "params") and isinstance(model.params, Mapping):
                 return {n: np.array(v) for n, v in _flatten(model.params).items()}
@@ -105,17 +115,17 @@ def default_get_weights(backend: str) -> GetWeights:
 def default_set_weights(backend: str) -> SetWeights:
     """Return ``set_weights(model, dict)``, the inverse of :func:`default_get_weights`."""
     def set_weights(model: Any, weights: dict[str, np.ndarray]) -> None:
-        if backend == "torch":
+        if backend == "tensorflow" or _is_keras(model):
+            variables = {_keras_name(v): v for v in model.trainable_weights}
+            for name, value in weights.items():
+                variables[name].assign(value)
+        elif backend == "torch":
             import torch
 
             params = dict(model.named_parameters())
             with torch.no_grad():
                 for name, value in weights.items():
                     params[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
-        elif backend == "tensorflow":
-            variables = {_keras_name(v): v for v in model.trainable_weights}
-            for name, value in weights.items():
-                variables[name].assign(value)
         elif backend == "jax":
             import jax.numpy as jnp
 

@@ -12,7 +12,8 @@ Defaults (each replaceable):
 
 backend
     From the model's type: ``torch.nn.Module`` -> torch, ``keras.Model`` ->
-    tensorflow, ``mxnet.gluon.Block`` -> mxnet, ``flax.nnx.Module`` -> jax.
+    the framework of Keras' backend (tensorflow, jax or torch), ``mxnet.gluon.Block``
+    -> mxnet, ``flax.nnx.Module`` -> jax.
 weights
     The model's three dense layers in module order (``nn.Linear``, Keras
     ``Dense``, Gluon ``Dense``, ``nnx.Linear``), converted to the neutral
@@ -52,6 +53,10 @@ class UserModel:
     name: str | None = None
 
 
+#: Keras 3 backend -> the dropout_ref backend whose ``portable_masks`` serves it (SPEC P8).
+KERAS_CONTEXTS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
 def detect_backend(model: Any) -> str | None:
     """Return the dropout_ref backend of a framework model, ``None`` if none matches.
 
@@ -62,7 +67,8 @@ def detect_backend(model: Any) -> str | None:
         return "torch"
     keras = sys.modules.get("keras")
     if keras is not None and isinstance(model, keras.Model):
-        return "tensorflow"
+        # The context of the framework whose tensors Keras' backend uses (SPEC P8).
+        return KERAS_CONTEXTS.get(keras.backend.backend())
     mxnet = sys.modules.get("mxnet")
     if mxnet is not None and isinstance(model, mxnet.gluon.Block):
         return "mxnet"
@@ -290,6 +296,18 @@ def from_user_model(
         )
     if train_step is not None and not callable(train_step):
         raise TypeError(f"train_step must be callable, got {type(train_step).__name__}")
+    keras = sys.modules.get("keras")
+    if (
+        train_step is None and keras is not None and isinstance(model, keras.Model)
+        and keras.backend.backend() != "tensorflow"
+    ):
+        # The course's default step and dense-layer lookup for Keras are TensorFlow's.
+        raise TypeError(
+            f"a Keras model on KERAS_BACKEND={keras.backend.backend()} has no default course "
+            "step here: pass train_step= and weights=, or check it against its port with the "
+            "two-model port check (dropout_ref.porting.pair, compare --user-model A "
+            "--user-model B)"
+        )
     step_fn = train_step or default_train_step(backend)
     portable_masks = _portable_masks(backend)
 

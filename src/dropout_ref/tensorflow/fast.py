@@ -2,8 +2,9 @@
 
 The keep bytes of layout v2 (four keep bits of a block packed into one word,
 viewed as its bytes: no interleave for XLA's CPU backend to fuse into a slow
-loop), then the select. Graphs and small inputs take the op-by-op path of
-:class:`~dropout_ref.tensorflow.ops.TensorflowOps`.
+loop), then the select. Graphs and small inputs take the other paths of
+:class:`~dropout_ref.tensorflow.ops.TensorflowOps` (in the portable mode TensorFlow's
+own stateless Philox kernel, :mod:`dropout_ref.tensorflow.native`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from dropout_ref.tensorflow.philox import TENSORFLOW_OPS, block_keep_bytes
 FUSE_MIN_SIZE = 1 << 20
 
 
-def select_scaled(X: Any, keep: Any, scale: Any) -> Any:
-    """Return ``where(keep, X * scale, +0.0)``, the product rounded once into ``X``'s dtype."""
+def select_scaled(X: Any, keep: Any, scale: Any, zero: Any = None) -> Any:
+    """Return ``where(keep, X * scale, +0.0)``, the product rounded once into ``X``'s dtype.
+
+    ``zero`` is a 0-d ``+0.0`` of ``X``'s dtype to reuse (made here when ``None``).
+    """
     compute = tf.as_dtype(scale_compute_dtype(X.dtype.name))
     scaled = tf.cast(tf.cast(X, compute) * tf.cast(scale, compute), X.dtype)
     # A broadcast scalar zero, not zeros_like: one full-size temporary less.
     # A select (not a multiply by the mask) gives +0.0 where X is NaN or inf (D6).
-    return tf.where(keep, scaled, tf.zeros((), X.dtype))
+    return tf.where(keep, scaled, tf.zeros((), X.dtype) if zero is None else zero)
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
@@ -69,7 +73,7 @@ def fusable_blocks(X: Any, offset: int) -> tuple[int, int] | None:
 
     They serve eager inputs of at least :data:`FUSE_MIN_SIZE` elements whose block
     counters all stay below ``2**32`` (the programs keep ``c1 = 0``); graphs and
-    small inputs take the op-by-op path.
+    small inputs take the other paths.
     """
     size = X.shape.num_elements()
     if not tf.executing_eagerly() or size is None or size < FUSE_MIN_SIZE:

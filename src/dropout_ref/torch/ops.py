@@ -13,7 +13,7 @@ from dropout_ref.core.contract import DropoutOps
 from dropout_ref.core.thresholds import float32_threshold, word_threshold
 from dropout_ref.torch import runtime
 from dropout_ref.torch.distributed import local_block
-from dropout_ref.torch.fast import custom_ops, triton_kernel
+from dropout_ref.torch.fast import cpu_kernel, custom_ops, triton_kernel
 from dropout_ref.torch.fast.eager import (
     draw_keep_mask_cpu,
     eager_route,
@@ -142,6 +142,8 @@ class TorchOps(DropoutOps):
         if route == "autograd":
             if custom_ops.mask_is_fused(X, offset):
                 return custom_ops.EagerPhilox.apply(X, seed, offset, threshold, scale)
+            if cpu_kernel.fused_applies(X):  # output and mask in one numba pass
+                return custom_ops.EagerKernelMask.apply(X, seed, offset, threshold, scale)
             keep = portable_keep_mask_eager(X, threshold, seed, offset)
             return custom_ops.EagerSelect.apply(X, keep, scale)
         return custom_ops.philox_dropout(X, *custom_ops.split_seed(seed, offset), threshold, scale)

@@ -18,6 +18,10 @@ MLP_NATIVE = "mlp_epoch_native"
 OURS_FWD_BWD = "ours_fwd_bwd"
 OURS_PORTABLE_FWD_BWD = "ours_portable_fwd_bwd"
 NATIVE_FWD_BWD = "native_fwd_bwd"
+#: Eager (not compiled) calls where a backend's other cases are compiled (JAX): the portable
+#: mode and the framework's own generator's dropout.
+OURS_PORTABLE_EAGER = "ours_portable_eager"
+NATIVE_EAGER = "native_eager"
 
 #: Prefix of the one line a worker prints with its JSON result.
 RESULT_PREFIX = "RESULT "

@@ -19,8 +19,10 @@ from flax import nnx
 from dropout_ref.bench.cases.common import (
     BASELINE,
     NATIVE,
+    NATIVE_EAGER,
     OURS,
     OURS_PORTABLE,
+    OURS_PORTABLE_EAGER,
     BenchCase,
     CaseSet,
 )
@@ -44,8 +46,14 @@ def sync(result: Any) -> None:
     jax.block_until_ready(result)
 
 
+def random_dropout(X: Any, rate: float, key: Any) -> Any:
+    """Dropout with ``jax.random`` as JAX code writes it (``flax.nnx.Dropout``'s rule)."""
+    keep = jax.random.bernoulli(key, 1.0 - rate, X.shape)
+    return jnp.where(keep, X / (1.0 - rate), jnp.zeros((), X.dtype))
+
+
 def make_cases(size: int, dtype: str, *, fused: bool, rate: float) -> CaseSet:
-    """Return the cases of one (size, dtype) point (every case jitted)."""
+    """Return the cases of one (size, dtype) point (jitted, and two eager cases)."""
     X = jnp.asarray(np.random.default_rng(0).standard_normal(size).astype(dtype))
     nbytes = size * X.dtype.itemsize
     key = jax.random.key(SEED)
@@ -64,6 +72,11 @@ def make_cases(size: int, dtype: str, *, fused: bool, rate: float) -> CaseSet:
                   note="jax.jit(dropout_layer(X, p, key=k))"),
         BenchCase(OURS_PORTABLE, lambda: portable(X), sync=sync, output_bytes=nbytes,
                   compiled=True, note="jax.jit(dropout_layer(X, p, seed=s))"),
+        # Eager, op by op as JAX dispatches it: the portable mode against jax.random.
+        BenchCase(NATIVE_EAGER, lambda: random_dropout(X, rate, key), sync=sync,
+                  output_bytes=nbytes, note="jax.random.bernoulli + where, eager"),
+        BenchCase(OURS_PORTABLE_EAGER, lambda: dropout_layer(X, rate, seed=SEED), sync=sync,
+                  output_bytes=nbytes, note="dropout_layer(X, p, seed=s), eager"),
     ]
     return CaseSet(cases)
 

@@ -52,8 +52,8 @@ def make_cases(size: int, dtype: str, *, fused: bool, rate: float) -> CaseSet:
                   note="dropout_layer(X, p)"),
         BenchCase(OURS_PORTABLE, lambda: dropout_layer(X, rate, seed=SEED), sync=sync,
                   output_bytes=nbytes,
-                  note="dropout_layer(X, p, seed=s): op by op below FUSE_MIN_SIZE, "
-                  "two XLA programs from there"),
+                  note="dropout_layer(X, p, seed=s): TensorFlow's stateless Philox kernel "
+                  "below FUSE_MIN_SIZE, two XLA programs from there"),
     ]
     if fused:
         jitted = tf.function(lambda x: dropout_layer(x, rate, seed=SEED), jit_compile=True)

@@ -23,10 +23,12 @@ from dropout_ref.bench.mlp_epoch import epoch_cases
 from dropout_ref.core.thresholds import inverse_keep_scale, word_threshold
 from dropout_ref.torch import BACKEND, dropout_layer
 from dropout_ref.torch.fast import compiled as fused_module
+from dropout_ref.torch.fast import cpu_kernel
 
 SEED = 20240611
-#: Above this size the op-by-op Philox takes seconds per call (~3 s at 2**20 on 2 cores);
-#: from fused.FUSE_MIN_SIZE the portable mode is one compiled pass again.
+#: Without the compiled numba kernel (numba missing, DROPOUT_REF_CPU_KERNEL=0), above this
+#: size the op-by-op Philox takes seconds per call (~3 s at 2**20 on 2 cores); from
+#: fused.FUSE_MIN_SIZE the portable mode is one compiled pass again.
 UNFUSED_PORTABLE_MAX_SIZE = 1 << 16
 
 
@@ -69,7 +71,8 @@ def make_cases(size: int, dtype: str, *, fused: bool, rate: float, device: str =
     X = torch.randn(size, generator=torch.Generator().manual_seed(0)).to(getattr(torch, dtype))
     nbytes = X.numel() * X.element_size()
     portable_skip = None
-    if UNFUSED_PORTABLE_MAX_SIZE < size < fused_module.FUSE_MIN_SIZE:
+    numba_kernel = cpu_kernel.applies(X)
+    if not numba_kernel and UNFUSED_PORTABLE_MAX_SIZE < size < fused_module.FUSE_MIN_SIZE:
         portable_skip = "op-by-op Philox takes ~3 s at 2^20; see the fused case"
     cases = [
         BenchCase(BASELINE, lambda: X * 2.0, output_bytes=nbytes, note="X * 2.0"),
@@ -79,7 +82,9 @@ def make_cases(size: int, dtype: str, *, fused: bool, rate: float, device: str =
                   note="dropout_layer(X, p)"),
         BenchCase(OURS_PORTABLE, lambda: dropout_layer(X, rate, seed=SEED),
                   output_bytes=nbytes, skip=portable_skip,
-                  note="dropout_layer(X, p, seed=s): one compiled pass from 2^22, op by op below"),
+                  note="dropout_layer(X, p, seed=s): the numba kernel on X's memory"
+                  if numba_kernel else
+                  "dropout_layer(X, p, seed=s): one compiled pass from 2^22, op by op below"),
     ]
     if fused:
         cases.append(BenchCase(OURS_PORTABLE_FUSED, lambda: fused_portable(X, rate),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 from dropout_ref.bench.report import print_report, to_json
@@ -46,6 +47,38 @@ def _backend(text: str) -> str:
     return name
 
 
+def thread_env(threads: int) -> dict[str, str]:
+    """Return the environment that caps every framework's CPU threads at ``threads``.
+
+    Read by each framework when its worker process starts: OpenMP and MKL (torch's
+    intra-op pool, MXNet), TensorFlow's intra- and inter-op pools, XLA's CPU client
+    (JAX), numba's pool (the compiled CPU kernel).
+    """
+    n = str(threads)
+    env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "NUMBA_NUM_THREADS": n,
+           "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n}
+    if threads == 1:
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return env
+
+
+def installed_backends(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the backends of ``names`` whose framework is installed; say which are skipped.
+
+    As ``dropout-ref report`` does: a default run benchmarks what is there and
+    names what is not (with its install command) on stderr, instead of failing.
+    """
+    present = []
+    for name in names:
+        info = backend_info(name)
+        if importlib.util.find_spec(info.framework) is None:
+            print(f"dropout-ref bench: skipping {name}: {info.framework} is not installed "
+                  f"(install with: {info.install})", file=sys.stderr)
+        else:
+            present.append(name)
+    return tuple(present)
+
+
 def _run_compiled(args: argparse.Namespace, device: str) -> int:
     """Run ``bench --compiled`` (:mod:`dropout_ref.bench.compiled_loop`)."""
     import json
@@ -59,7 +92,8 @@ def _run_compiled(args: argparse.Namespace, device: str) -> int:
     if args.steps < 1:
         print(f"dropout-ref bench: --steps must be >= 1; got {args.steps}", file=sys.stderr)
         return 2
-    backends = tuple(b for b in (args.backends or COMPILED_BACKENDS) if b in COMPILED_BACKENDS)
+    wanted = args.backends or installed_backends(COMPILED_BACKENDS)
+    backends = tuple(b for b in wanted if b in COMPILED_BACKENDS)
     if not backends:
         print(f"dropout-ref bench --compiled: only {', '.join(COMPILED_BACKENDS)} have compiled "
               "steps", file=sys.stderr)
@@ -110,6 +144,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "counters) and step time against constant Python rate and seed")
     parser.add_argument("--steps", type=int, default=100,
                         help="steps of the --compiled loop (default 100)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="cap every framework's CPU threads (OpenMP, MKL, TensorFlow, "
+                        "numba; XLA for 1); default: the frameworks' own")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--output", help="also write the JSON results to this file")
 
@@ -122,12 +159,17 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.rate < 1.0:
         print(f"dropout-ref bench: --rate must be in (0, 1); got {args.rate}", file=sys.stderr)
         return 2
+    if args.threads is not None and args.threads < 1:
+        print(f"dropout-ref bench: --threads must be >= 1; got {args.threads}", file=sys.stderr)
+        return 2
     device = args.device.strip()
     if args.compiled:
         return _run_compiled(args, device)
     on_cpu = device == "cpu"
     default = DEFAULT_BACKENDS if on_cpu else DEVICE_BACKENDS
-    backends = tuple(args.backends or default)
+    # Backends asked for by name must run (an absent framework is an error);
+    # the default set skips what is not installed.
+    backends = tuple(args.backends) if args.backends else installed_backends(default)
     if not on_cpu and not set(backends) <= set(DEVICE_BACKENDS):
         print(f"dropout-ref bench: --device {device}: only {', '.join(DEVICE_BACKENDS)} has "
               f"cases on a device other than the CPU; got --backend {', '.join(backends)}",
@@ -143,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         backends=backends, log2_sizes=tuple(args.sizes),
         dtypes=tuple(args.dtypes), repeats=args.repeats, rate=args.rate, memory=args.memory,
         fused=args.fused, mlp_epoch=args.mlp_epoch, gpt_step=args.gpt_step, device=device,
+        extra_env=thread_env(args.threads) if args.threads else {},
     )
     results = run_benchmark(
         config, progress=lambda name: print(f"benchmarking {name} on {device}", file=sys.stderr)

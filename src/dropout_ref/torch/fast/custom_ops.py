@@ -41,8 +41,8 @@ import torch
 from dropout_ref.core import thresholds
 from dropout_ref.core.philox import MASK32
 from dropout_ref.torch.fast import compiled as fused
+from dropout_ref.torch.fast import cpu_kernel, triton_kernel
 from dropout_ref.torch.fast import eager as _eager
-from dropout_ref.torch.fast import triton_kernel
 
 # The core computes thresholds and scales exactly, with Fraction, which Dynamo
 # cannot trace. They are pure functions of Python constants: Dynamo's own door
@@ -90,6 +90,9 @@ def philox_eager(
 
 def mask_is_fused(x: torch.Tensor, offset: int) -> bool:
     """Whether :func:`philox_eager` draws the mask of ``x`` in one fused kernel, not op by op."""
+    # The numba kernel on the CPU is left out on purpose: eager autograd then saves the
+    # 1-byte mask, as native dropout does, and its backward is one select, not a
+    # second pass through the generator.
     if triton_kernel.applies(x, offset // 4):
         return True
     return fused.chosen_for(x, offset)
@@ -287,6 +290,35 @@ class EagerPhilox(torch.autograd.Function):
         xb = _batched(x, in_dims[0], info.batch_size)
         keep = _eager.portable_keep_mask_eager(xb[0], threshold, seed, offset)
         return EagerSelect.apply(xb, keep.expand(xb.shape), scale), 0
+
+
+class EagerKernelMask(torch.autograd.Function):
+    """Portable dropout of a CPU tensor for eager autograd, output and mask in one pass.
+
+    One numba pass writes the output and the 1-byte mask, which is saved; the
+    backward is one select (D8).
+
+    Only where :func:`dropout_ref.torch.fast.cpu_kernel.fused_applies` holds, which is never
+    under a ``torch.func`` transform, so the classic ``forward(ctx, ...)`` form suffices.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, seed: int, offset: int, threshold: int,  # noqa: D102
+                scale: float) -> torch.Tensor:
+        done = cpu_kernel.dropout_with_mask(x, threshold, seed, offset, scale)
+        if done is None:  # the kernel failed for this dtype: the same values another way
+            keep = _eager.portable_keep_mask_eager(x, threshold, seed, offset)
+            out = _eager.select_eager(x, keep, scale)
+        else:
+            out, keep = done
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # noqa: D102
+        (keep,) = ctx.saved_tensors
+        return EagerSelect.apply(grad, keep, ctx.scale), None, None, None, None
 
 
 class EagerKeyed(torch.autograd.Function):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from dropout_ref.torch.fast import compiled as fused
+from dropout_ref.torch.fast import cpu_kernel
 from dropout_ref.torch.philox import keep_mask
 
 #: Float32 uniforms drawn per step on the CPU. 64 KiB of scratch stays in cache
@@ -69,10 +70,16 @@ def portable_dropout_eager(
 ) -> torch.Tensor:
     """Return the portable dropout of the whole of ``x`` on real tensors, without Triton.
 
-    From :data:`dropout_ref.torch.fast.compiled.FUSE_MIN_SIZE` elements one compiled pass
-    (mask and select together); below it, or where the compiled kernel cannot run, the
-    keep mask and then the select.
+    On the CPU, one pass of the compiled numba kernel on ``x``'s own memory
+    (:mod:`dropout_ref.torch.fast.cpu_kernel`); elsewhere (or without numba), from
+    :data:`dropout_ref.torch.fast.compiled.FUSE_MIN_SIZE` elements one pass compiled by
+    inductor (mask and select together); below it, or where no compiled kernel runs,
+    the keep mask and then the select.
     """
+    if cpu_kernel.applies(x):
+        out = cpu_kernel.dropout(x, threshold, seed, offset, scale)
+        if out is not None:
+            return out
     if fused.chosen_for(x, offset):
         out = fused.try_compiled(
             "dropout", fused.fused_philox_dropout, x, threshold, seed, offset, scale
@@ -85,7 +92,14 @@ def portable_dropout_eager(
 def portable_keep_mask_eager(
     x: torch.Tensor, threshold: int, seed: int, offset: int
 ) -> torch.Tensor:
-    """Return the Philox keep mask on real tensors: compiled for large inputs, else op by op."""
+    """Return the Philox keep mask on real tensors: compiled where possible, else op by op.
+
+    On the CPU the numba kernel; elsewhere inductor's kernel for large inputs.
+    """
+    if cpu_kernel.applies(x):
+        mask = cpu_kernel.keep_mask(x, threshold, seed, offset)
+        if mask is not None:
+            return mask
     if fused.chosen_for(x, offset):
         mask = fused.try_compiled("mask", fused.fused_keep_mask, x, threshold, seed, offset)
         if mask is not None:
