@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tensorflow import keras
+# Keras 3 itself, not `tf.keras`: Hugging Face's TF models set TF_USE_LEGACY_KERAS=1 on import,
+# after which `tf.keras` is Keras 2 (tf_keras) and a model built on it is no Keras 3 model.
+import keras
 
 
 def gpt_adamw(

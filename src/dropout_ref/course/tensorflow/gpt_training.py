@@ -18,9 +18,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+# Keras 3 itself, not `tf.keras`: Hugging Face's TF models set TF_USE_LEGACY_KERAS=1 on import,
+# after which `tf.keras` is Keras 2 (tf_keras) and a model built on it is no Keras 3 model.
+import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow import keras
 
 from dropout_ref.core.validation import int64_bits, validate_seed
 from dropout_ref.models.gpt_config import runtime_call_rates, validate_batch

@@ -9,10 +9,12 @@ Dropout follows Keras' ``training`` argument: ``model(X, training=True)``
 
 from __future__ import annotations
 
+# Keras 3 itself, not `tf.keras`: Hugging Face's TF models set TF_USE_LEGACY_KERAS=1 on import,
+# after which `tf.keras` is Keras 2 (tf_keras) and a model built on it is no Keras 3 model.
+import keras
 import numpy as np
 import tensorflow as tf
 from keras.saving import register_keras_serializable
-from tensorflow import keras
 
 from dropout_ref.models.mlp_spec import (
     DROPOUT_OFFSETS,
