@@ -516,3 +516,11 @@ def test_p8_example_passes_the_port_and_names_the_wrong_rate(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SPEC P8: PASS" in done.stdout and "rate 0.5 vs 0.3" in done.stdout
     assert json.loads((tmp_path / "compare.json").read_text())["site_difference"]["j"] == 1
+
+
+def test_p8_one_user_model_returning_a_port_model_is_told_to_give_a_second():
+    from dropout_ref.porting.user_model import resolve_user_model
+
+    lone = PortModel(object(), lambda model, batch, lr: 0.0, backend="torch")
+    with pytest.raises(TypeError, match=r"got PortModel: .* give a second --user-model"):
+        resolve_user_model(lone)

@@ -341,9 +341,15 @@ def resolve_user_model(obj: Any) -> StepFunction:
         return from_user_model(obj)
     if callable(obj):
         return obj
+    # A PortModel belongs to the two-model check; say so rather than only "wrong type".
+    two_models = (
+        ": a PortModel is compared with another model, give a second --user-model"
+        if type(obj).__name__ == "PortModel" else ""
+    )
     raise TypeError(
         "a --user-model function must return a framework model, a "
-        f"dropout_ref.porting.user_model.UserModel or a step function, got {type(obj).__name__}"
+        f"dropout_ref.porting.user_model.UserModel or a step function, got "
+        f"{type(obj).__name__}{two_models}"
     )
 
 
