@@ -47,6 +47,26 @@ class Door:
             )
 
 
+def refused_door(door: str, context: str, why: str) -> NotImplementedError:
+    """Return the error a refused door raises in training mode inside a context (SPEC P8).
+
+    Parameters
+    ----------
+    door : str
+        The API the user called (``"keras.layers.AlphaDropout"``).
+    context : str
+        The context it was called in (``"dropout_ref.tensorflow.portable_masks"``).
+    why : str
+        Why no portable mask can stand in for its own (``"it is not inverted Bernoulli
+        dropout"``).
+    """
+    return NotImplementedError(
+        f"{door} in training mode inside {context}: {why}, so the context cannot give it "
+        "portable masks and refuses to let it draw native ones (SPEC P8; every door: "
+        "docs/doors.md, `dropout-ref doors`)"
+    )
+
+
 #: ``dropout_ref.<backend>.intercept``: the backend's ``portable_masks`` and its door table.
 INTERCEPT_MODULE = ToolModule(
     tool="portable masks",

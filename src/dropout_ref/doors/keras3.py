@@ -52,7 +52,7 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
-from dropout_ref.core.doors import Door
+from dropout_ref.core.doors import Door, refused_door
 from dropout_ref.core.sites import AttributePatch, active, suspended
 
 __all__ = ["KERAS3_BACKENDS", "keras3_doors", "keras3_patches"]
@@ -167,11 +167,7 @@ class _KerasDoors:
 
         def call(layer, inputs, training=False):
             if active() is not None and training and layer.rate > 0 and not _symbolic(inputs):
-                raise NotImplementedError(
-                    f"{source} in training mode inside {context}: it is not inverted "
-                    "Bernoulli dropout, so the context cannot give it portable masks, and "
-                    "refuses to let it draw native ones (SPEC P8; docs/port-check.md)"
-                )
+                raise refused_door(source, context, "it is not inverted Bernoulli dropout")
             return original(layer, inputs, training=training)
 
         call.__wrapped__ = original

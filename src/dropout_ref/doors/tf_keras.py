@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from dropout_ref.core.doors import Door
+from dropout_ref.core.doors import Door, refused_door
 from dropout_ref.core.sites import AttributePatch, active
 
 __all__ = ["TF_KERAS_DOORS", "tf_keras_patches"]
@@ -127,11 +127,7 @@ def _refuse(original: Callable[..., Any], source: str):
             flag = backend.learning_phase() if training is None else training
             flag = control_flow_util.constant_value(flag)
             if flag is None or flag:  # a symbolic flag may be training: refuse
-                raise NotImplementedError(
-                    f"{source} in training mode inside {_CONTEXT}: it is not inverted "
-                    "Bernoulli dropout, so the context cannot give it portable masks, and "
-                    "refuses to let it draw native ones (SPEC P8; docs/port-check.md)"
-                )
+                raise refused_door(source, _CONTEXT, "it is not inverted Bernoulli dropout")
         return original(layer, inputs, training=training)
 
     call.__wrapped__ = original

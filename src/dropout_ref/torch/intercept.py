@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from dropout_ref.core.doors import Door
+from dropout_ref.core.doors import Door, refused_door
 from dropout_ref.core.sites import PatchSet, PortableMasks, SiteCounter, active
 from dropout_ref.doors.keras3 import keras3_doors, keras3_patches
 from dropout_ref.torch import dropout_layer
@@ -179,10 +179,9 @@ def _sdpa(counter: SiteCounter, func, args, kwargs):
 def _refuse(what: str, is_training: Callable[[tuple, dict], bool]) -> Handler:
     def handler(counter: SiteCounter, func, args, kwargs):
         if is_training(args, kwargs):
-            raise NotImplementedError(
-                f"{what} in training mode inside dropout_ref.torch.portable_masks: the context "
-                "cannot reproduce this dropout with portable masks and refuses to let it draw "
-                "native ones (SPEC P8; see docs/port-check-training-mode.md for the list)"
+            raise refused_door(
+                what, "dropout_ref.torch.portable_masks",
+                "it is not inverted Bernoulli dropout, or its mask is torch's own",
             )
         return func(*args, **kwargs)
 
