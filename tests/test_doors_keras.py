@@ -3,14 +3,17 @@
 Every mask here is Philox with a fixed seed and offset: the checks are deterministic
 (false-alarm probability 0); the "masks matter" checks compare two fixed seeds.
 
-Keras picks its backend once per process (``KERAS_BACKEND``), so every check runs in a
+Keras picks its backend once per process (``KERAS_BACKEND``), so the checks run in a
 subprocess per backend: this file is also the worker (``python test_doors_keras.py
-<job> <backend> <dir>``), which writes its results to an ``.npz`` that the test reads.
+<job>[,<job>...] <backend> <dir>``), which writes its results to files that the tests read.
+One subprocess per backend runs every job in turn (``train,values,raise``: ``raise`` patches
+the generators to raise, so it comes last), so Keras and the framework load once per backend.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -293,27 +296,49 @@ _JOBS = {"train": _train, "raise": _raise_check, "values": _single_sites}
 # --- the tests ----------------------------------------------------------------------------------
 
 
-def _run(job: str, backend: str, out: Path) -> None:
-    pytest.importorskip("keras")
+#: Every job, in the order one process runs them (``raise`` leaves the generators raising).
+ALL_JOBS = ("train", "values", "raise")
+
+
+def _run(jobs: tuple[str, ...], backend: str, out: Path) -> None:
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run(
-        [sys.executable, __file__, job, backend, str(out)], env=env, capture_output=True,
-        text=True, timeout=600,
+        [sys.executable, __file__, ",".join(jobs), backend, str(out)], env=env,
+        capture_output=True, text=True, timeout=900,
     )
     if done.returncode != 0:
-        raise AssertionError(f"{job} on KERAS_BACKEND={backend} failed:\n{done.stderr[-4000:]}")
+        raise AssertionError(
+            f"{','.join(jobs)} on KERAS_BACKEND={backend} failed:\n{done.stderr[-4000:]}"
+        )
+
+
+def _available(backend: str) -> bool:
+    module = {"tensorflow": "tensorflow", "jax": "flax", "torch": "torch"}[backend]
+    return importlib.util.find_spec("keras") is not None and (
+        importlib.util.find_spec(module) is not None
+    )
 
 
 def _require(backend: str) -> None:
+    pytest.importorskip("keras")
     pytest.importorskip({"tensorflow": "tensorflow", "jax": "flax", "torch": "torch"}[backend])
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict[str, dict]:
+def keras_runs(tmp_path_factory) -> Path:
+    """Every job on every Keras backend installed here, one subprocess per backend."""
     out = tmp_path_factory.mktemp("keras3")
+    for backend in BACKENDS:  # tensorflow first: its train job draws the shared weights
+        if _available(backend):
+            _run(ALL_JOBS, backend, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(keras_runs) -> dict[str, dict]:
+    out = keras_runs
     for backend in BACKENDS:
         _require(backend)
-        _run("train", backend, out)
     results = {}
     for backend in BACKENDS:
         with np.load(out / f"{backend}.npz") as f:
@@ -392,14 +417,13 @@ def test_p8_keras3_eval_mode_takes_no_number_and_masks_matter(trained):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_p8_keras3_doors_never_draw_native_masks(backend, tmp_path):
+def test_p8_keras3_doors_never_draw_native_masks(backend, keras_runs):
     """P8: with Keras' and the framework's generators raising, every door runs in the context.
 
     The same calls outside the context reach the raising generators (the test can fail).
     """
     _require(backend)
-    _run("raise", backend, tmp_path)
-    report = json.loads((tmp_path / f"raise_{backend}.json").read_text())
+    report = json.loads((keras_runs / f"raise_{backend}.json").read_text())
     masks = {"LSTM": 8, "GRU": 6, "SimpleRNN": 2}  # LSTM 4 + 4, GRU 3 + 3, SimpleRNN 1 + 1
     assert report.pop("restored") == {"same": True}, backend
     for name, row in report.items():
@@ -420,11 +444,10 @@ def test_p8_keras3_doors_never_draw_native_masks(backend, tmp_path):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_p8_keras3_door_values_are_dropout_layer_at_the_site(backend, tmp_path):
+def test_p8_keras3_door_values_are_dropout_layer_at_the_site(backend, keras_runs):
     """P8: the j-th Keras dropout is dropout_layer(T, p, seed, j * 2**40) with its noise shape."""
     _require(backend)
-    _run("values", backend, tmp_path)
-    with np.load(tmp_path / f"values_{backend}.npz") as f:
+    with np.load(keras_runs / f"values_{backend}.npz") as f:
         np.testing.assert_array_equal(f["got"], f["want"])
         assert (f["got"] == 0).any() and (f["got"] != 0).any()
 
@@ -443,8 +466,9 @@ def test_p8_keras3_door_tables_have_one_entry_per_backend():
 
 
 if __name__ == "__main__":
-    job, backend_name, directory = sys.argv[1:4]
-    _JOBS[job](backend_name, Path(directory))
+    jobs, backend_name, directory = sys.argv[1:4]
+    for job in jobs.split(","):
+        _JOBS[job](backend_name, Path(directory))
 
 
 # --- Keras 2 (tf_keras) in TensorFlow's context, in this process ------------------------------

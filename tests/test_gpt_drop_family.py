@@ -447,7 +447,7 @@ def test_s1_s3_v3_torch_compile_forward_equals_the_built_model_bit_for_bit():
 
 def test_s1_s3_v3_tf_function_traces_once_for_every_family_rate():
     """S1: the Keras GPT in tf.function (XLA) with V3's rates as tensors: one trace, the
-    built model's logits; the XLA train step retraces for no value either."""
+    built model's logits; the (graph-mode) train step retraces for no value either."""
     tf = pytest.importorskip("tensorflow")
     from dropout_ref.course.tensorflow import gpt_training
     from dropout_ref.tensorflow import GPT

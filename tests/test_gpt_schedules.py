@@ -199,9 +199,9 @@ def test_s1_s2_tf_gpt_in_tf_function_traces_once_for_every_seed_and_rate():
     assert logits.experimental_get_tracing_count() == 1
 
 
-def test_s1_s2_tf_gpt_train_step_is_one_xla_program_equal_to_the_eager_step():
-    """S1, S2: the seeded Keras GPT step (forward, gradients, SGD) compiles once for every
-    seed and rate, and its losses and weights follow the eager step's (float32 rounding)."""
+def test_s1_s2_tf_gpt_train_step_is_one_graph_equal_to_the_eager_step():
+    """S1, S2: the seeded Keras GPT step (forward, gradients, SGD; a graph-mode tf.function)
+    traces once for every seed and rate, and its losses and weights follow the eager step's."""
     tf = pytest.importorskip("tensorflow")
     from dropout_ref.course.tensorflow import gpt_training
     from dropout_ref.models.tensorflow.gpt import GPT

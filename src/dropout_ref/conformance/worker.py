@@ -113,6 +113,13 @@ def attention_probes(backend: str) -> list[tuple[str, Any, dict[str, str]]]:
     ]
 
 
+def _name_filter(only: list[str] | None) -> Any:
+    """Return ``keep(name)``: True when ``name`` contains one of ``only`` (all when none given)."""
+    if not only:
+        return lambda name: True
+    return lambda name: any(text in name for text in only)
+
+
 def _emit(event: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(event) + "\n")
     sys.stdout.flush()
@@ -126,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     parser.add_argument("--clauses", nargs="*", default=[*CLAUSES, *MODEL_CLAUSES, *SITE_CLAUSES])
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--only", action="append", default=None, metavar="TEXT",
+        help="check only the implementations whose name contains TEXT (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    keep = _name_filter(args.only)
     if args.device is not None:
         try:
             backend_arrays(args.backend, args.device)
@@ -136,14 +148,26 @@ def main(argv: list[str] | None = None) -> int:
     # Keras 3 runs on one framework per process: this worker's (before anything imports Keras).
     if "keras" not in sys.modules:
         use_keras_backend(args.backend)
-    impls = implementations(args.backend)
+    impls = [impl for impl in implementations(args.backend) if keep(impl[0])]
     names = [name for name, *_ in impls]
     attention = attention_probes(args.backend) if set(args.clauses) & set(ATTENTION_CLAUSES) else []
+    attention = [probe for probe in attention if keep(probe[0])]
     names += [name for name, *_ in attention]
     # The course MLP's row, where the course covers the backend (its declaration says).
-    if any(c in MODEL_CLAUSES for c in args.clauses) and MLP_MODULE.covers(args.backend):
-        names.append(f"dropout_ref.{args.backend}.MLP")
-    gpt = any(c in SITE_CLAUSES for c in args.clauses) and GPT_MODULE.covers(args.backend)
+    mlp_name = f"dropout_ref.{args.backend}.MLP"
+    model = (
+        any(c in MODEL_CLAUSES for c in args.clauses)
+        and MLP_MODULE.covers(args.backend)
+        and keep(mlp_name)
+    )
+    if model:
+        names.append(mlp_name)
+    gpt_name = f"dropout_ref.{args.backend}.GPT"
+    gpt = (
+        any(c in SITE_CLAUSES for c in args.clauses)
+        and GPT_MODULE.covers(args.backend)
+        and keep(gpt_name)
+    )
     if gpt:
         names.append(f"dropout_ref.{args.backend}.GPT")
     _emit({"event": "start", "implementations": names})
@@ -176,16 +200,15 @@ def main(argv: list[str] | None = None) -> int:
         _emit(
             {"event": "report", "kind": "native", "expected": expected, "report": report.to_dict()}
         )
-    model_clauses = [c for c in args.clauses if c in MODEL_CLAUSES]
-    if model_clauses and MLP_MODULE.covers(args.backend):
-        name = f"dropout_ref.{args.backend}.MLP"
+    if model:
+        name = mlp_name
         report = check_model(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name,
                              device=args.device)
         for clause in report.results:
             _emit({"event": "clause", "implementation": name, "clause": clause})
         _emit({"event": "report", "kind": "ours", "expected": {}, "report": report.to_dict()})
     if gpt:  # the site clauses (X2-X4) on the GPT, measured through its dropout_layer calls
-        name = f"dropout_ref.{args.backend}.GPT"
+        name = gpt_name
         report = check_gpt(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name,
                            device=args.device)
         for clause in report.results:

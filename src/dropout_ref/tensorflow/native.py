@@ -122,6 +122,37 @@ def runtime_words(size: Any, seed: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
     return tf.slice(drawn, tf.reshape(lane, [1]), tf.reshape(size64, [1]))
 
 
+def runtime_keep(size: Any, seed: tf.Tensor, offset: tf.Tensor, threshold: tf.Tensor) -> tf.Tensor:
+    """Return P3's keep decisions ``w >= threshold`` for a run-time seed and offset (S2).
+
+    :func:`runtime_words` compared before the run-time slice: the three spare words
+    are dropped as bools (1 byte each) rather than as words, and the words are never
+    widened (a ``uint32`` comparison).
+
+    Parameters
+    ----------
+    size : int or tf.Tensor
+        Number of decisions (a Python int where the shape is static).
+    seed, offset : tf.Tensor
+        0-d ``int64`` tensors read as their 64 bits.
+    threshold : tf.Tensor
+        0-d ``uint32``: ``ceil(p * 2**32)``, below ``2**32`` (the caller handles p = 1).
+
+    Returns
+    -------
+    tf.Tensor
+        1-D bool tensor of ``size`` decisions.
+    """
+    key = tf.reshape(tf.bitcast(seed, tf.uint64), [1])
+    bits = tf.bitcast(offset, tf.uint64)
+    first_block = tf.bitwise.right_shift(bits, tf.constant(2, tf.uint64))
+    counter = tf.stack([first_block, tf.zeros((), tf.uint64)])
+    lane = tf.bitwise.bitwise_and(offset, WORDS_PER_BLOCK - 1)
+    keep = tf.greater_equal(_draw(size + WORDS_PER_BLOCK - 1, key, counter), threshold)
+    size64 = tf.cast(size, tf.int64)
+    return tf.slice(keep, tf.reshape(lane, [1]), tf.reshape(size64, [1]))
+
+
 def keep_mask(x: Any, threshold: int, seed: int, offset: int, device: str = "") -> tf.Tensor:
     """Return the portable keep mask of ``x`` (P3: ``w >= threshold``), a bool tensor.
 

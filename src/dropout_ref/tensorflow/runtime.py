@@ -96,18 +96,21 @@ def _int64(value: Any, name: str) -> tf.Tensor:
     return tf.cast(_scalar(value, name, "int"), tf.int64)
 
 
-def words(template: Any, seed: Any, offset: Any) -> tf.Tensor:
-    """Return the Philox word (P3, ``int64``) of each element of ``template``, key as tensors.
+def keep_words(template: Any, seed: Any, offset: Any, threshold: Any) -> tf.Tensor:
+    """Return P3's keep decision ``w >= threshold`` of each element of ``template`` (bool).
 
-    TensorFlow's own stateless Philox kernel draws them with the key and the
-    counter as run-time tensors (:func:`dropout_ref.tensorflow.native.runtime_words`):
+    TensorFlow's own stateless Philox kernel draws the words with the key and the
+    counter as run-time tensors (:func:`dropout_ref.tensorflow.native.runtime_keep`):
     one op in a graph, XLA's Philox under ``jit_compile=True``, one program for
-    every seed and offset.
+    every seed and offset. ``threshold`` is an ``int64`` tensor below ``2**32``,
+    compared as ``uint32`` (the words are never widened).
     """
     size = template.shape.num_elements()
     count = size if size is not None else tf.size(template, out_type=tf.int64)
-    drawn = native.runtime_words(count, _int64(seed, "seed"), _int64(offset, "offset"))
-    return tf.reshape(tf.cast(drawn, tf.int64), tf.shape(template))
+    keep = native.runtime_keep(
+        count, _int64(seed, "seed"), _int64(offset, "offset"), tf.cast(threshold, tf.uint32)
+    )
+    return tf.reshape(keep, tf.shape(template))
 
 
 def runtime_dropout(X: Any, rate: Any, seed: Any, offset: Any, noise: Any, key: Any) -> tf.Tensor:
@@ -139,7 +142,7 @@ def runtime_dropout(X: Any, rate: Any, seed: Any, offset: Any, noise: Any, key: 
                            tf.math.nextafter(t32, tf.constant(float("inf"))), t32)
             keep = tf.random.uniform(tf.shape(template), dtype=tf.float32) >= t32
         else:
-            keep = words(template, seed, offset) >= threshold
+            keep = keep_words(template, seed, offset, threshold)
         keep = tf.logical_and(keep, tf.logical_not(drop_all))
         scaled = tf.cast(tf.cast(X, compute) * scale, X.dtype)
         out = tf.where(keep, scaled, tf.zeros((), X.dtype))

@@ -6,10 +6,13 @@ the framework's own SGD (``keras.optimizers.SGD``, no momentum, no weight decay)
 see :mod:`dropout_ref.porting.gpt_compare` for why SGD and not AdamW.
 
 The step (forward, gradients and the optimizer's update) is one ``tf.function``
-per model and optimizer. With ``mask_seed`` it is compiled by XLA
-(``jit_compile=True``): the seed enters as an ``int64`` tensor (SPEC S2) and a
-schedule's rates as float64 tensors (S1), so no seed or rate retraces it.
-Without ``mask_seed`` (TensorFlow's own generator) it runs in graph mode.
+per model and optimizer, in graph mode. With ``mask_seed`` the seed enters as an
+``int64`` tensor (SPEC S2) and a schedule's rates as float64 tensors (S1), so no
+seed or rate retraces it; TensorFlow's own stateless Philox kernel draws the
+masks (:mod:`dropout_ref.tensorflow.native`). Graph mode, not XLA: on the CPU the
+XLA-compiled portable step measured 1.06-1.13x the native graph step
+(``tf.nn.dropout``), the graph step 0.98-1.06x (docs/benchmark.md); XLA would also
+draw other numbers for TensorFlow's stateful generator (``mask_seed=None``).
 """
 
 from __future__ import annotations
@@ -63,10 +66,9 @@ _COMPILED_STEPS: dict[
 def _compiled_step(
     model: GPT, optimizer: keras.optimizers.Optimizer, portable: bool = True
 ) -> Callable[..., tf.Tensor]:
-    """Return the step as a ``tf.function``: XLA-compiled for portable masks (``portable``).
+    """Return the step as a graph-mode ``tf.function``, cached per path, model and optimizer.
 
-    TensorFlow's own generator (``portable=False``, the seed ``None``) stays in
-    graph mode: its stateful ops under XLA would draw other numbers.
+    ``portable``: the seeded path (a run-time seed tensor), else TensorFlow's generator.
     """
     steps = _COMPILED_STEPS[portable].setdefault(model, weakref.WeakKeyDictionary())
     step = steps.get(optimizer)
@@ -77,7 +79,7 @@ def _compiled_step(
         optimizer.build(variables)
         model_ref, optimizer_ref = weakref.ref(model), weakref.ref(optimizer)
 
-        @tf.function(jit_compile=portable, reduce_retracing=True)
+        @tf.function(reduce_retracing=True)
         def step(idx: tf.Tensor, targets: tf.Tensor, seed: Any, rates: Any) -> tf.Tensor:
             model = model_ref()
             with tf.GradientTape() as tape:
