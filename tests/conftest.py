@@ -54,6 +54,10 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     pytest-xdist both still run the whole suite. (addopts spells ``--numprocesses``, not
     ``-n``: pytest reserves lowercase short options, which a conftest cannot declare.)
     """
+    parser.addoption(
+        "--every-environment", action="store_true", default=False,
+        help="also run the one_environment tests where NumPy < 2 (the MXNet environment)",
+    )  # fmt: skip
     if pluginmanager.has_plugin("xdist"):
         return
     group = parser.getgroup("xdist-absent", "pytest-xdist is not active: a serial run")
@@ -75,14 +79,37 @@ PROCESS_FILES = frozenset(
 )  # fmt: skip
 
 
+#: Why a ``one_environment`` test is skipped where NumPy < 2.
+ONE_ENVIRONMENT_REASON = (
+    "one_environment: a torch/TensorFlow/Keras-only check, run in the numpy-2 environment "
+    "(backends/jax), which has these frameworks at the same pins; --every-environment runs it here"
+)
+
+
+def numpy_1_environment() -> bool:
+    """Return whether this is the numpy-1 (MXNet) environment: NumPy older than 2."""
+    return int(np.__version__.split(".", 1)[0]) < 2
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put the files of :data:`PROCESS_FILES` first (a stable sort: the rest keep their order).
+    """Order the files of :data:`PROCESS_FILES` first; skip ``one_environment`` tests on NumPy 1.
 
     xdist hands out units in collection order: the process-spawning unit is the longest
     (minutes), so the worker that starts with it works through it while the other worker
     runs the rest; collected in alphabetical order it came late and ran alone at the end.
+
+    A ``one_environment`` test checks torch, TensorFlow or Keras alone, with no MXNet and
+    nothing that depends on NumPy's version (its oracle comparisons use the NumPy oracle,
+    itself tested in both environments): the two environments pin the same torch and
+    TensorFlow, so a second run in the numpy-1 environment repeats the same check. CI
+    runs it once, in the numpy-2 environment; ``--every-environment`` runs it anyway.
     """
     items.sort(key=lambda item: item.nodeid.partition("::")[0] not in PROCESS_FILES)
+    if numpy_1_environment() and not config.getoption("every_environment"):
+        skip = pytest.mark.skip(reason=ONE_ENVIRONMENT_REASON)
+        for item in items:
+            if item.get_closest_marker("one_environment") is not None:
+                item.add_marker(skip)
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: inert where xdist is absent or blocked

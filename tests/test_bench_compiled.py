@@ -21,6 +21,7 @@ from dropout_ref.bench.compiled_loop import (
 from dropout_ref.schedules import early
 
 
+@pytest.mark.one_environment
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 def test_s1_s2_compiled_loop_compiles_one_program(backend):
     pytest.importorskip({"tensorflow": "tensorflow", "torch": "torch", "jax": "flax.nnx"}[backend])

@@ -20,6 +20,9 @@ import socket
 import pytest
 
 torch = pytest.importorskip("torch")
+
+# torch alone (gloo process groups): once per CI, in the numpy-2 environment.
+pytestmark = pytest.mark.one_environment
 if not torch.distributed.is_available():  # pragma: no cover - all Linux wheels have it
     pytest.skip("torch.distributed is not built in", allow_module_level=True)
 

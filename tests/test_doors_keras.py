@@ -359,6 +359,7 @@ def trained(keras_runs) -> dict[str, dict]:
     return results
 
 
+@pytest.mark.one_environment
 def test_p8_keras3_three_backends_train_to_the_same_weights(trained):
     """P8: one Keras model, 3 eager SGD steps in each backend's context, the same weights."""
     ref = trained["tensorflow"]
@@ -373,6 +374,7 @@ def test_p8_keras3_three_backends_train_to_the_same_weights(trained):
         np.testing.assert_allclose(got["losses"], ref["losses"], rtol=1e-5, atol=0)
 
 
+@pytest.mark.one_environment
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 def test_p9_keras3_compiled_fit_and_train_on_batch_equal_the_eager_steps(trained, backend):
     """P9: Keras' default compiled step (tf.function / jax.jit) inside one eagerly entered
@@ -387,6 +389,7 @@ def test_p9_keras3_compiled_fit_and_train_on_batch_equal_the_eager_steps(trained
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-5, err_msg=f"{backend} {how} {i}")
 
 
+@pytest.mark.one_environment
 def test_p8_keras3_three_backends_number_the_same_sites(trained):
     """P8: the site tables (j, shape, rate, noise shape) are equal across the backends."""
     ref = trained["tensorflow"]["sites"]
@@ -405,6 +408,7 @@ def test_p8_keras3_three_backends_number_the_same_sites(trained):
         assert trained[backend]["sources"] == trained["tensorflow"]["sources"], backend
 
 
+@pytest.mark.one_environment
 def test_p8_keras3_eval_mode_takes_no_number_and_masks_matter(trained):
     """P8: eval-mode calls (also the LSTM's unused pre-drawn masks) number nothing."""
     for backend in BACKENDS:
@@ -416,6 +420,7 @@ def test_p8_keras3_eval_mode_takes_no_number_and_masks_matter(trained):
                                    rtol=0, atol=1e-5)
 
 
+@pytest.mark.one_environment
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_p8_keras3_doors_never_draw_native_masks(backend, keras_runs):
     """P8: with Keras' and the framework's generators raising, every door runs in the context.
@@ -443,6 +448,7 @@ def test_p8_keras3_doors_never_draw_native_masks(backend, keras_runs):
     assert report["SpatialDropout3D"]["sites"][0][3] == [2, 1, 1, 1, 4]
 
 
+@pytest.mark.one_environment
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_p8_keras3_door_values_are_dropout_layer_at_the_site(backend, keras_runs):
     """P8: the j-th Keras dropout is dropout_layer(T, p, seed, j * 2**40) with its noise shape."""

@@ -489,6 +489,7 @@ def _dp_worker(rank: int, world: int, port: int) -> None:
         np.testing.assert_array_equal(gathered[1], oracle_head(x, 0.5, seed=SEED, offset=OFFSET))
 
 
+@pytest.mark.one_environment
 @pytest.mark.parametrize("world", [2, 4])
 def test_v1_v2_gloo_ranks_reproduce_the_single_process_masks(world):
     """V1 + V2 + P7 on torch.distributed (gloo, CPU): the gathered ranks equal one process."""

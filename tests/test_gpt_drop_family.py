@@ -197,6 +197,7 @@ def test_v3_jax_jit_one_trace_for_every_seed():
     assert len(traces) == 1
 
 
+@pytest.mark.one_environment
 def test_v3_torch_compile_one_graph_for_every_seed():
     """V3 + S2 under torch.compile(fullgraph=True): one compilation, the oracle's logits."""
     torch = pytest.importorskip("torch")
@@ -389,6 +390,7 @@ STEP_RATES = [
 ]
 
 
+@pytest.mark.one_environment
 def test_s1_s3_v3_torch_compiled_step_one_graph_for_every_family_rate(monkeypatch):
     """S1, S3: compiled_gpt_train_step takes V3's rates at run time: one Dynamo graph, and
     the losses of the eager step of the model built with each step's rates."""
@@ -421,6 +423,7 @@ def test_s1_s3_v3_torch_compiled_step_one_graph_for_every_family_rate(monkeypatc
     assert counters["stats"]["unique_graphs"] - before == 1
 
 
+@pytest.mark.one_environment
 def test_s1_s3_v3_torch_compile_forward_equals_the_built_model_bit_for_bit():
     """S1: under torch.compile(fullgraph=True), tensor rates of V3's sites give the built
     model's train logits bit for bit, one graph for every value."""
@@ -445,6 +448,7 @@ def test_s1_s3_v3_torch_compile_forward_equals_the_built_model_bit_for_bit():
     assert counters["stats"]["unique_graphs"] - before == 1
 
 
+@pytest.mark.one_environment
 def test_s1_s3_v3_tf_function_traces_once_for_every_family_rate():
     """S1: the Keras GPT in tf.function (XLA) with V3's rates as tensors: one trace, the
     built model's logits; the (graph-mode) train step retraces for no value either."""

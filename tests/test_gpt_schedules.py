@@ -199,6 +199,7 @@ def test_s1_s2_tf_gpt_in_tf_function_traces_once_for_every_seed_and_rate():
     assert logits.experimental_get_tracing_count() == 1
 
 
+@pytest.mark.one_environment
 def test_s1_s2_tf_gpt_train_step_is_one_graph_equal_to_the_eager_step():
     """S1, S2: the seeded Keras GPT step (forward, gradients, SGD; a graph-mode tf.function)
     traces once for every seed and rate, and its losses and weights follow the eager step's."""
@@ -231,6 +232,7 @@ def test_s1_s2_tf_gpt_train_step_is_one_graph_equal_to_the_eager_step():
     assert gpt_training._compiled_step(compiled, fresh) is not step
 
 
+@pytest.mark.one_environment
 def test_s1_s2_torch_compiled_gpt_train_step_is_one_graph_equal_to_the_eager_step(monkeypatch):
     """S1, S2: compiled_gpt_train_step (what compare --model gpt runs for torch) compiles one
     Dynamo graph for every seed and rate; losses and weights follow the eager step."""
@@ -266,6 +268,7 @@ def test_s1_s2_torch_compiled_gpt_train_step_is_one_graph_equal_to_the_eager_ste
                                              mask_seed=1, rates={"resid": -0.5})
 
 
+@pytest.mark.one_environment
 def test_s1_s2_torch_compiled_gpt_is_one_graph_for_every_seed_and_rate():
     torch = pytest.importorskip("torch")
     from torch._dynamo.utils import counters

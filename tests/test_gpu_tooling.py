@@ -118,6 +118,7 @@ def test_markdown_report_ratios_and_bytes():
     assert "CUDA events" in text
 
 
+@pytest.mark.one_environment
 @pytest.mark.slow
 @NO_GPU
 def test_gpu_check_script_without_a_gpu_reports_every_step_and_fails(tmp_path):
@@ -149,6 +150,7 @@ def test_seed_mode_device_cases_values_equal_the_oracle_mask():
                                   numpy_keep_mask((1000,), word_threshold(0.3), SEED, 0))
 
 
+@pytest.mark.one_environment
 @NO_GPU
 def test_bench_and_report_commands_run_without_rich(monkeypatch, capsys):
     """A bare GPU machine may lack rich: the CLI imports only the command it runs, and the

@@ -20,6 +20,7 @@ def tf_backend():
         pytest.skip(str(exc))
 
 
+@pytest.mark.one_environment
 def test_m5_keras_mlp_save_then_load_model_keeps_sizes_rates_and_weights(tf_backend, tmp_path):
     import keras
 
@@ -43,6 +44,7 @@ def test_m5_keras_mlp_save_then_load_model_keeps_sizes_rates_and_weights(tf_back
     assert sgd_step(loaded, X, labels, 0.5, mask_seed=3) == sgd_step(model, X, labels, 0.5, 3)
 
 
+@pytest.mark.one_environment
 def test_m5_keras_mlp_loads_in_a_fresh_process(tf_backend, tmp_path):
     """Importing the class (``from dropout_ref.tensorflow import MLP``) registers it."""
     model = tf_backend.MLP(6, 2, 4, 3, dropout1=0.25, dropout2=0.75, rng=0)

@@ -122,6 +122,7 @@ def test_d12_structured_native_deviates_exactly_as_documented(backend_name: str,
     assert not new, f"{native}: undocumented failures: {new}\n{report.summary()}"
 
 
+@pytest.mark.one_environment
 @pytest.mark.parametrize("backend_name", ["jax", "torch"])
 def test_keras_natives_on_each_keras_backend_deviate_as_documented(backend_name: str) -> None:
     """Keras 3 on jax and torch: one process each (KERAS_BACKEND is fixed at import).

@@ -49,6 +49,7 @@ def torch_compiled():
     return torch, dropout_layer, torch.compile(step, fullgraph=True)
 
 
+@pytest.mark.one_environment
 def test_s1_s2_torch_compile_equals_eager_with_one_graph(torch_compiled):
     torch, dropout_layer, step = torch_compiled
     from torch._dynamo.utils import counters
@@ -71,6 +72,7 @@ def test_s1_s2_torch_compile_equals_eager_with_one_graph(torch_compiled):
     assert counters["stats"]["unique_graphs"] - before == 1
 
 
+@pytest.mark.one_environment
 def test_s1_torch_invalid_runtime_rate_fails_loudly(torch_compiled):
     torch, _, step = torch_compiled
     X = torch.ones(SHAPE)
