@@ -104,6 +104,40 @@ def stochastic_depth_natives() -> Structured:
 KERAS_CV_DROP_PATH = "keras_cv.layers.DropPath"
 
 
+_KCV_COMMON = {
+    "D1": "rates -0.1, 1.5, nan and True are accepted (True gives NaN everywhere: "
+    "x / (1 - rate) * mask); '0.5' and None raise errors without the value",
+    "D2": "the layer casts X to its dtype policy: float16 X comes back as float32 at rate 0",
+    "D3": "rate=1 divides X by 1 - rate = 0 before masking: NaN everywhere (and float32 for "
+    "16-bit X)",
+    "D6": "dropped samples are (X / (1 - p)) * 0: NaN where X is NaN/inf, -0.0 where X is "
+    "negative",
+    "D7": "output dtype is the layer's policy (float32), not X's",
+    "D8": "at rate 1 the gradient is NaN (0 * 1/0), not 0",
+}
+_KCV_D5 = (
+    "float64 X is computed in float32 (dtype policy): 0.7292905449867249 where "
+    "0.7292905338803755 is expected at p=0.1 (1e8 ulp)"
+)
+
+
+def _kcv_d9(framework: str) -> str:
+    return (
+        f"SeedGenerator(seed=None) is seeded from Python's random, not {framework}'s "
+        "generator: two calls after the same framework seeding differ in about half the "
+        "samples; keras.utils.set_random_seed reproduces them"
+    )
+
+
+#: The documented deviations of ``keras_cv.layers.DropPath (<backend>)`` (the kit, seed 0).
+KERAS_CV_DEVIATIONS: dict[str, dict[str, str]] = {
+    "torch": {**_KCV_COMMON, "D5": _KCV_D5, "D9": _kcv_d9("torch")},
+    "tensorflow": {**_KCV_COMMON, "D5": _KCV_D5, "D9": _kcv_d9("TensorFlow")},
+    # No float64 without jax_enable_x64: D5's float64 case does not arise.
+    "jax": {**_KCV_COMMON, "D9": _kcv_d9("the kit's JAX key stream (JAX has no global)")},
+}
+
+
 def keras_cv_drop_path(X: Any, p: Any) -> Any:
     """``keras_cv.layers.DropPath(p)(X, training=True)``: Keras layers default to inference."""
     from keras_cv.layers import DropPath

@@ -17,8 +17,11 @@ from torch import nn
 from dropout_ref.conformance.attention.torch import attention_natives
 from dropout_ref.conformance.natives.keras import keras_attention_natives, keras_natives
 from dropout_ref.conformance.natives.stochastic_depth import (
+    KERAS_CV_DEVIATIONS,
+    KERAS_CV_DROP_PATH,
     TIMM_NAMES,
     TORCHVISION_NAMES,
+    keras_cv_natives,
     stochastic_depth_natives,
 )
 
@@ -139,6 +142,11 @@ for _name in TORCHVISION_NAMES:
         "D1": "nan raises bernoulli_'s RuntimeError; True is accepted; str/None raise a "
         "TypeError without the value",
     }
+
+# KerasCV's DropPath (SPEC V1), a Keras 3 layer: present only where keras_cv imports and Keras
+# runs on torch here; documented whatever is installed.
+STRUCTURED.update(keras_cv_natives("torch"))
+DOCUMENTED_DEVIATIONS[f"{KERAS_CV_DROP_PATH} (torch)"] = KERAS_CV_DEVIATIONS["torch"]
 
 #: Attention kernels audited through the identity trick (dropout_ref.conformance.attention.audit):
 #: name -> probe factory. No deviation: SDPA's math kernel and Keras' attention on torch pass
