@@ -199,6 +199,23 @@ def test_p8_timm_model_gets_portable_masks(timm_layers):
     np.testing.assert_allclose(out.detach().numpy(), h, rtol=1e-12, atol=1e-12)
 
 
+def test_p8_compiled_model_with_drop_path_gets_portable_masks(timm_layers, tv_ops):
+    """``torch.compile`` (eager backend): the patched functions still run as sites."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(5, 5, dtype=torch.float64)
+    model = torch.nn.Sequential(lin, timm_layers.DropPath(P), tv_ops.StochasticDepth(P, "row"))
+    compiled = torch.compile(model, backend="eager")
+    x = _x((8, 5))
+    with portable_masks(SEED) as ctx, RaiseOnNativeRandom():
+        out = compiled(x)
+    with torch.no_grad():
+        h = lin(x).numpy()
+    for j in range(2):
+        h = oracle.drop_path(h, P, seed=SEED, offset=site_offset(j))
+    assert ctx.count == 2
+    np.testing.assert_array_equal(out.detach().numpy(), h)
+
+
 def test_v1_native_audit_rows_appear_in_the_torch_report(timm_layers, tv_ops):
     """The torch worker, as ``dropout-ref report`` runs it, reports the four rows."""
     from dropout_ref.conformance.natives.stochastic_depth import (
