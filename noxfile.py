@@ -8,12 +8,16 @@ environment, built from its pinned requirements:
 - ``jax``: numpy 2, jax[cpu], flax, keras, torch, tensorflow-cpu
   (``backends/jax/requirements.txt``);
 - ``triton``: numpy 2, torch (CPU) and triton, no tensorflow (``backends/triton/requirements.txt``):
-  the torch backend's Triton kernel under ``TRITON_INTERPRET=1`` on CPU tensors.
+  the torch backend's Triton kernel under ``TRITON_INTERPRET=1`` on CPU tensors;
+- ``vision`` (optional, not in CI): numpy 2, torch 2.14.1, torchvision 0.29.1, timm
+  (``backends/vision/requirements.txt``): the native stochastic-depth audit (SPEC V1) and doors
+  (SPEC P8) of timm and torchvision, a 5.5 GB CUDA build of torch run on CPU.
 
 Sessions::
 
     nox -s tests-all tests-jax    # the test suite in each environment (pytest arguments after --)
     nox -s tests-triton           # the Triton kernel's tests under the interpreter
+    nox -s tests-vision           # optional: the suite beside torchvision and timm
     nox -s matrix                 # both environments' reports, merged into one matrix
     nox -s docs                   # the documentation site, warnings as errors (site/)
     nox -s package                # build, twine check, the wheel in a fresh venv
@@ -37,6 +41,7 @@ ENVIRONMENTS = {
     "all": "backends/all/requirements.txt",
     "jax": "backends/jax/requirements.txt",
     "triton": "backends/triton/requirements.txt",
+    "vision": "backends/vision/requirements.txt",
 }
 #: Where each environment's JSON report goes (``matrix`` merges them).
 REPORTS = Path(".nox-reports")
@@ -84,6 +89,12 @@ def tests_triton(session: nox.Session) -> None:
         "python", "-m", "pytest", "tests/test_triton_kernel.py", *session.posargs,
         env={"TRITON_INTERPRET": "1"},
     )
+
+
+@nox.session(name="tests-vision")
+def tests_vision(session: nox.Session) -> None:
+    """The test suite beside torchvision and timm (optional: not a default session, not in CI)."""
+    run_tests(session, "vision")
 
 
 @nox.session(name="report-all")

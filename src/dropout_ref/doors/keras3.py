@@ -39,6 +39,12 @@ Doors (class attributes and one module attribute, replaced while a context is op
 - refused in training (``NotImplementedError`` naming the door): ``AlphaDropout`` (SELU
   dropout: not inverted Bernoulli dropout) and ``GaussianDropout`` (multiplicative
   Gaussian noise). ``GaussianNoise`` is additive noise, not a dropout, and is left alone.
+- KerasCV (where ``keras_cv`` is imported when the context is entered; SPEC V1):
+  ``keras_cv.layers.DropPath.call`` in training is a site, ``drop_path(x, rate,
+  mode="row")``: ``dropout_layer`` with noise shape ``(N, 1, ..., 1)``, rate 0 included;
+  ``keras_cv.layers.StochasticDepth`` is refused in training (one Bernoulli for the whole
+  batch from TensorFlow's ``random_bernoulli`` whatever the backend, and not inverted: it
+  scales the residual by the survival probability at test time).
 
 Eval-mode calls run Keras' own code and take no number; Keras' symbolic shape
 inference (``KerasTensor`` inputs, ``SymbolicScope``) passes through unnumbered.
@@ -69,6 +75,16 @@ _DOORS = (
     ),
     ("keras.layers.AlphaDropout", "refused", "SELU dropout: not inverted Bernoulli dropout"),
     ("keras.layers.GaussianDropout", "refused", "multiplicative Gaussian noise"),
+    (
+        "keras_cv.layers.DropPath", "site",
+        "needs keras_cv imported at entry; training: drop_path(x, rate, mode='row'),"
+        " noise (N, 1, ...)",
+    ),
+    (
+        "keras_cv.layers.StochasticDepth", "refused",
+        "needs keras_cv imported at entry; one Bernoulli for the batch, not inverted (scaled by"
+        " the survival probability at test time), TensorFlow's generator on every backend",
+    ),
 )
 
 
@@ -158,6 +174,21 @@ class _KerasDoors:
                 return inputs
             noise = layer._get_noise_shape(inputs) if spatial else layer.noise_shape
             return self._site(inputs, layer.rate, source, noise)
+
+        call.__wrapped__ = original
+        return call
+
+    def drop_path_call(self, original: Callable[..., Any], source: str):
+        """KerasCV's ``DropPath.call(x, training=None)``: one decision per sample (SPEC V1)."""
+
+        def call(layer, x, training=None):
+            if active() is None:
+                return original(layer, x, training=training)
+            if _symbolic(x):
+                return _unnumbered(original, layer, x, training=training)
+            if not training:
+                return x
+            return self._site(x, layer.rate, source, [None, *[1] * (len(x.shape) - 1)])
 
         call.__wrapped__ = original
         return call
@@ -316,4 +347,24 @@ def keras3_patches(backend: str, dropout_layer: Callable[..., Any]) -> list[Attr
             ),
         ),
         patch(Attention, "_apply_scores", doors.apply_scores_rate0(Attention._apply_scores)),
+        *_keras_cv_patches(doors),
+    ]
+
+
+def _keras_cv_patches(doors: _KerasDoors) -> list[AttributePatch]:
+    """KerasCV's ``DropPath`` (a site) and ``StochasticDepth`` (refused), if imported now."""
+    if "keras_cv" not in sys.modules:
+        return []
+    try:
+        from keras_cv.layers import DropPath, StochasticDepth
+    except ImportError:  # a KerasCV that does not load against this Keras
+        return []
+    return [
+        AttributePatch(
+            DropPath, "call", doors.drop_path_call(DropPath.call, "keras_cv.layers.DropPath")
+        ),
+        AttributePatch(
+            StochasticDepth, "call",
+            doors.refuse(StochasticDepth.call, "keras_cv.layers.StochasticDepth"),
+        ),
     ]

@@ -25,6 +25,9 @@ and refuses, with ``NotImplementedError`` in training mode, the dropouts that ar
 not inverted Bernoulli dropout or whose mask is torch's own: ``alpha_dropout``,
 ``feature_alpha_dropout`` (and ``torch.*`` forms) and ``torch.native_dropout``.
 
+timm's ``drop_path``/``DropPath`` and torchvision's ``stochastic_depth``/``StochasticDepth``
+are sites too, where those packages are imported (:mod:`dropout_ref.torch.intercept_drop_path`).
+
 Keras 3 on its torch backend (``KERAS_BACKEND=torch``) joins this context: the doors
 of :mod:`dropout_ref.doors.keras3` (process-wide attribute patches while a context is
 open, as TensorFlow's).
@@ -45,6 +48,10 @@ from dropout_ref.core.doors import Door, refused_door
 from dropout_ref.core.sites import PatchSet, PortableMasks, SiteCounter, active
 from dropout_ref.doors.keras3 import keras3_doors, keras3_patches
 from dropout_ref.torch import dropout_layer
+from dropout_ref.torch.intercept_drop_path import (
+    STOCHASTIC_DEPTH_DOORS,
+    stochastic_depth_patches,
+)
 from dropout_ref.torch.intercept_layers import attention, multi_head_attention, recurrent_stack
 
 __all__ = ["DOORS", "portable_masks"]
@@ -73,6 +80,7 @@ DOORS: tuple[Door, ...] = (
         "nn.LSTM/GRU/RNN, num_layers > 1, training (rate 0 too): one site per non-final layer's"
         " output, (L, N, D*H) sequence first or the packed data",
     ),
+    *STOCHASTIC_DEPTH_DOORS,
     *keras3_doors("torch"),
 )
 
@@ -248,8 +256,11 @@ class _PortableDropoutMode(TorchFunctionMode):
         return handler(self.counter, func, args, kwargs or {})
 
 
-#: Keras 3's doors when Keras runs on torch (attribute patches; the mode sees only torch).
-_KERAS_PATCHES = PatchSet(lambda: keras3_patches("torch", dropout_layer))
+#: Attribute patches (the mode sees only torch functions): Keras 3's doors when Keras runs on
+#: torch, and timm's and torchvision's stochastic depth where they are imported.
+_PATCHES = PatchSet(
+    lambda: [*keras3_patches("torch", dropout_layer), *stochastic_depth_patches()]
+)
 
 
 def portable_masks(seed: int) -> PortableMasks:
@@ -260,7 +271,9 @@ def portable_masks(seed: int) -> PortableMasks:
     dropouts, the attention dropout of ``scaled_dot_product_attention`` and of
     ``nn.MultiheadAttention`` / ``nn.Transformer*``, the inter-layer dropout of
     ``nn.LSTM`` / ``GRU`` / ``RNN``) is
-    ``dropout_layer(T, p, seed=seed, offset=j * 2**40)`` on that call's tensor.
+    ``dropout_layer(T, p, seed=seed, offset=j * 2**40)`` on that call's tensor; a
+    training-mode stochastic depth of timm or torchvision is
+    ``drop_path(T, p, seed=seed, offset=j * 2**40, mode=...)``.
 
     Parameters
     ----------
@@ -301,4 +314,4 @@ def portable_masks(seed: int) -> PortableMasks:
         if mode is not None:
             mode.__exit__(None, None, None)
 
-    return PortableMasks(seed, "torch", patches=_KERAS_PATCHES, enter=enter, exit=exit)
+    return PortableMasks(seed, "torch", patches=_PATCHES, enter=enter, exit=exit)

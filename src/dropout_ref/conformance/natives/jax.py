@@ -16,6 +16,11 @@ from typing import Any
 
 from dropout_ref.conformance.attention.jax import flax_attention_probe
 from dropout_ref.conformance.natives.keras import keras_attention_natives, keras_natives
+from dropout_ref.conformance.natives.stochastic_depth import (
+    KERAS_CV_DEVIATIONS,
+    KERAS_CV_DROP_PATH,
+    keras_cv_natives,
+)
 from dropout_ref.jax.keys import KEYS
 
 
@@ -80,6 +85,10 @@ DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
     },
 }
 
+# KerasCV's DropPath (SPEC V1), a Keras 3 layer: present only where keras_cv imports and Keras
+# runs on jax here; documented whatever is installed.
+STRUCTURED.update(keras_cv_natives("jax"))
+DOCUMENTED_DEVIATIONS[f"{KERAS_CV_DROP_PATH} (jax)"] = KERAS_CV_DEVIATIONS["jax"]
 #: Attention kernels audited through the identity trick (dropout_ref.conformance.attention.audit).
 ATTENTION: dict[str, Callable[[], Any]] = {
     "flax.nnx.dot_product_attention(dropout_rate=)": flax_attention_probe,

@@ -18,6 +18,11 @@ from dropout_ref.conformance.natives.keras import (
     keras_natives,
     keras_structured_natives,
 )
+from dropout_ref.conformance.natives.stochastic_depth import (
+    KERAS_CV_DEVIATIONS,
+    KERAS_CV_DROP_PATH,
+    keras_cv_natives,
+)
 
 
 def nn_dropout(X: Any, p: Any) -> Any:
@@ -85,6 +90,10 @@ STRUCTURED: dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]] 
 # worker sets it): present only where Keras runs on TensorFlow in this process.
 NATIVES.update(keras_natives("tensorflow"))
 STRUCTURED.update(keras_structured_natives("tensorflow"))
+# KerasCV's DropPath (SPEC V1), a Keras 3 layer: present only where keras_cv imports and Keras
+# runs on tensorflow here; documented whatever is installed.
+STRUCTURED.update(keras_cv_natives("tensorflow"))
+DOCUMENTED_DEVIATIONS[f"{KERAS_CV_DROP_PATH} (tensorflow)"] = KERAS_CV_DEVIATIONS["tensorflow"]
 #: Attention kernels audited through the identity trick (dropout_ref.conformance.attention.audit).
 #: No deviation: Keras' attention on TensorFlow passes D3-D10.
 ATTENTION: dict[str, Callable[[], Any]] = keras_attention_natives("tensorflow")

@@ -16,6 +16,14 @@ from torch import nn
 
 from dropout_ref.conformance.attention.torch import attention_natives
 from dropout_ref.conformance.natives.keras import keras_attention_natives, keras_natives
+from dropout_ref.conformance.natives.stochastic_depth import (
+    KERAS_CV_DEVIATIONS,
+    KERAS_CV_DROP_PATH,
+    TIMM_NAMES,
+    TORCHVISION_NAMES,
+    keras_cv_natives,
+    stochastic_depth_natives,
+)
 
 
 def functional_dropout(X: torch.Tensor, p: Any) -> torch.Tensor:
@@ -112,6 +120,33 @@ DOCUMENTED_DEVIATIONS: dict[str, dict[str, str]] = {
     },
 }
 NATIVES.update(keras_natives("torch"))
+
+# Stochastic depth of timm and torchvision (SPEC V1; the kit's DropPath view, one decision
+# per sample): present only where the package imports here (the optional vision
+# environment). Documented whatever is installed; the long form is docs/deviations/torch.md.
+STRUCTURED.update(stochastic_depth_natives())
+_SD_COMMON = {
+    "D3": "p=1 multiplies by a zero mask: NaN where X is NaN/inf, -0.0 where X is negative",
+    "D6": "dropped samples are X*0: NaN where X is NaN/inf, -0.0 where X is negative",
+    "D7": "integer X raises RuntimeError, not TypeError",
+}
+for _name in TIMM_NAMES:
+    DOCUMENTED_DEVIATIONS[_name] = {
+        **_SD_COMMON,
+        "D1": "p outside [0, 1] and nan raise bernoulli_'s RuntimeError naming 1-p; True is "
+        "accepted; str/None raise a TypeError without the value",
+    }
+for _name in TORCHVISION_NAMES:
+    DOCUMENTED_DEVIATIONS[_name] = {
+        **_SD_COMMON,
+        "D1": "nan raises bernoulli_'s RuntimeError; True is accepted; str/None raise a "
+        "TypeError without the value",
+    }
+
+# KerasCV's DropPath (SPEC V1), a Keras 3 layer: present only where keras_cv imports and Keras
+# runs on torch here; documented whatever is installed.
+STRUCTURED.update(keras_cv_natives("torch"))
+DOCUMENTED_DEVIATIONS[f"{KERAS_CV_DROP_PATH} (torch)"] = KERAS_CV_DEVIATIONS["torch"]
 
 #: Attention kernels audited through the identity trick (dropout_ref.conformance.attention.audit):
 #: name -> probe factory. No deviation: SDPA's math kernel and Keras' attention on torch pass
