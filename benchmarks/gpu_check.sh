@@ -87,7 +87,8 @@ sys.exit(0 if torch.cuda.is_available() else 3)
 step masks 50 "$PY" benchmarks/gpu_masks.py --device cuda --json "$OUT_DIR/masks.json"
 
 if "$PY" -c "import pytest" > /dev/null 2>&1; then
-    step kernel_tests 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_triton_kernel.py
+    # One process (-p no:xdist): one file on one GPU; xdist's workers would each import torch.
+    step kernel_tests 60 "$PY" -m pytest -q -p no:cacheprovider -p no:xdist tests/test_triton_kernel.py
 else
     log "skip  kernel_tests: pytest is not installed (carry its wheels in ./wheels to run it)"
 fi

@@ -27,15 +27,28 @@ NEEDS = re.compile(
 )
 
 
+def needed_backends(code: str) -> set[str]:
+    """Return the backends a block imports (its own or its framework's name)."""
+    return {match[1] or match[2] for match in NEEDS.finditer(code)}
+
+
 def python_blocks() -> list:
-    """Every runnable ```python block, with ``page:first line`` as its test id."""
+    """Every runnable ```python block, with ``page:first line`` as its test id.
+
+    A block that needs a framework and not MXNet is marked ``one_environment``
+    (tests/conftest.py): the numpy-2 environment holds the same torch and TensorFlow,
+    so it runs there; a NumPy-only or MXNet block runs in both environments.
+    """
     found = []
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
         for code in re.findall(r"```python\n(.*?)```", text, flags=re.S):
             if not any(marker in code for marker in NOT_RUNNABLE):
                 name = page.relative_to(ROOT).as_posix()
-                found.append(pytest.param(code, id=f"{name}:{code.strip().splitlines()[0][:40]}"))
+                needs = needed_backends(code)
+                marks = [pytest.mark.one_environment] if needs and "mxnet" not in needs else []
+                test_id = f"{name}:{code.strip().splitlines()[0][:40]}"
+                found.append(pytest.param(code, id=test_id, marks=marks))
     return found
 
 
@@ -58,9 +71,9 @@ def _skip_without_hf_classes(code: str) -> None:
 
 @pytest.mark.parametrize("code", python_blocks())
 def test_readme_example_runs(code):
-    for match in NEEDS.finditer(code):
+    for name in sorted(needed_backends(code)):
         try:
-            __import__("dropout_ref").get_backend(match[1] or match[2])
+            __import__("dropout_ref").get_backend(name)
         except ImportError as exc:
             pytest.skip(str(exc))
     _skip_without_hf_classes(code)
