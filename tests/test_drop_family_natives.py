@@ -13,9 +13,6 @@ naming the package, where it is not installed (only the optional vision environm
 from __future__ import annotations
 
 import importlib
-import json
-import os
-import subprocess
 import sys
 
 import numpy as np
@@ -27,6 +24,7 @@ import dropout_ref.numpy as oracle  # noqa: E402
 from dropout_ref.core.sites import site_offset  # noqa: E402
 from dropout_ref.torch import portable_masks  # noqa: E402
 from tests.test_doors_torch import RaiseOnNativeRandom  # noqa: E402
+from tests.worker_runs import worker_reports  # noqa: E402
 
 SEED = 2024
 P = 0.4
@@ -226,18 +224,7 @@ def test_v1_native_audit_rows_appear_in_the_torch_report(timm_layers, tv_ops):
     from dropout_ref.conformance.worker import DROP_PATH_NOISE_SHAPE as OURS
 
     assert DROP_PATH_NOISE_SHAPE == OURS  # the natives are checked as our drop_path is
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, "-m", "dropout_ref.conformance.worker", "--backend", "torch",
-         "--clauses", "D2", "D12"],
-        capture_output=True, text=True, env=env, timeout=900, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    reports = {}
-    for line in done.stdout.splitlines():
-        event = json.loads(line) if line.startswith("{") else {}
-        if event.get("event") == "report":
-            reports[event["report"]["implementation"]] = event
+    reports = worker_reports("torch", "--clauses", "D2", "D12")
     for name in (*TIMM_NAMES, *TORCHVISION_NAMES):
         assert name in reports, sorted(reports)
         assert reports[name]["kind"] == "native"

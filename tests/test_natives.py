@@ -140,12 +140,8 @@ def test_keras_natives_on_each_keras_backend_deviate_as_documented(backend_name:
     The conformance worker of that backend, as ``dropout-ref report`` runs it, must find
     exactly the documented deviations of Keras' two dropouts there.
     """
-    import json
-    import os
-    import subprocess
-    import sys
-
     from dropout_ref.core.registry import get_backend
+    from tests.worker_runs import worker_reports
 
     try:
         get_backend(backend_name)
@@ -154,18 +150,11 @@ def test_keras_natives_on_each_keras_backend_deviate_as_documented(backend_name:
     pytest.importorskip("keras")
     natives = importlib.import_module(f"dropout_ref.conformance.natives.{backend_name}")
     keras_names = [n for n in natives.DOCUMENTED_DEVIATIONS if n.startswith("keras.")]
-    env = {**os.environ, "KERAS_BACKEND": backend_name, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, "-m", "dropout_ref.conformance.worker", "--backend", backend_name,
-         "--only", "keras.", "--clauses", *[f"D{i}" for i in range(1, 12)]],
-        capture_output=True, text=True, env=env, timeout=900, check=False,
+    events = worker_reports(
+        backend_name, "--only", "keras.", "--clauses", *[f"D{i}" for i in range(1, 12)],
+        env={"KERAS_BACKEND": backend_name},
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    reports = {}
-    for line in done.stdout.splitlines():
-        event = json.loads(line) if line.startswith("{") else {}
-        if event.get("event") == "report":
-            reports[event["report"]["implementation"]] = event["report"]
+    reports = {name: event["report"] for name, event in events.items()}
     # --only keeps the worker to Keras' rows (our layer and torch's natives have their tests).
     assert set(keras_names) <= set(reports), sorted(reports)
     assert all(name.startswith("keras.") for name in reports), sorted(reports)

@@ -154,23 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     attention = attention_probes(args.backend) if set(args.clauses) & set(ATTENTION_CLAUSES) else []
     attention = [probe for probe in attention if keep(probe[0])]
     names += [name for name, *_ in attention]
-    # The course MLP's row, where the course covers the backend (its declaration says).
-    mlp_name = f"dropout_ref.{args.backend}.MLP"
-    model = (
-        any(c in MODEL_CLAUSES for c in args.clauses)
-        and MLP_MODULE.covers(args.backend)
-        and keep(mlp_name)
-    )
-    if model:
-        names.append(mlp_name)
-    gpt_name = f"dropout_ref.{args.backend}.GPT"
-    gpt = (
-        any(c in SITE_CLAUSES for c in args.clauses)
-        and GPT_MODULE.covers(args.backend)
-        and keep(gpt_name)
-    )
-    if gpt:
-        names.append(f"dropout_ref.{args.backend}.GPT")
+    # The course MLP's row (M clauses) and the GPT's (the site clauses X2-X4, measured through
+    # its dropout_layer calls), where the course covers the backend (its declaration says).
+    models = []
+    for model, clauses, module, check in (
+        ("MLP", MODEL_CLAUSES, MLP_MODULE, check_model),
+        ("GPT", SITE_CLAUSES, GPT_MODULE, check_gpt),
+    ):
+        name = f"dropout_ref.{args.backend}.{model}"
+        if any(c in clauses for c in args.clauses) and module.covers(args.backend) and keep(name):
+            models.append((name, check))
+    names += [name for name, _ in models]
     _emit({"event": "start", "implementations": names})
     for name, kind, fn, expected, noise_shape in impls:
 
@@ -206,17 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         _emit(
             {"event": "report", "kind": "native", "expected": expected, "report": report.to_dict()}
         )
-    if model:
-        name = mlp_name
-        report = check_model(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name,
-                             device=args.device)
-        for clause in report.results:
-            _emit({"event": "clause", "implementation": name, "clause": clause})
-        _emit({"event": "report", "kind": "ours", "expected": {}, "report": report.to_dict()})
-    if gpt:  # the site clauses (X2-X4) on the GPT, measured through its dropout_layer calls
-        name = gpt_name
-        report = check_gpt(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name,
-                           device=args.device)
+    for name, check in models:
+        report = check(backend=args.backend, seed=args.seed, alpha=args.alpha, name=name,
+                       device=args.device)
         for clause in report.results:
             _emit({"event": "clause", "implementation": name, "clause": clause})
         _emit({"event": "report", "kind": "ours", "expected": {}, "report": report.to_dict()})

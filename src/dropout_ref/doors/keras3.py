@@ -147,6 +147,21 @@ def _unnumbered(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return original(*args, **kwargs)
 
 
+def _own_noise(layer: Any, inputs: Any) -> Any:
+    """Return ``Dropout``'s noise shape: the one it was built with (``None``: element-wise)."""
+    return layer.noise_shape
+
+
+def _spatial_noise(layer: Any, inputs: Any) -> Any:
+    """Return the spatial dropouts' noise shape: one decision per (sample, channel)."""
+    return layer._get_noise_shape(inputs)
+
+
+def _per_sample_noise(layer: Any, inputs: Any) -> list[int | None]:
+    """Return KerasCV ``DropPath``'s noise shape: one decision per sample (SPEC V1)."""
+    return [None, *[1] * (len(inputs.shape) - 1)]
+
+
 class _KerasDoors:
     """The replacements of one context, bound to its backend's ``dropout_layer``."""
 
@@ -164,7 +179,14 @@ class _KerasDoors:
             noise_shape=_concrete_noise(x, noise_shape),
         )
 
-    def layer_call(self, original: Callable[..., Any], source: str, spatial: bool):
+    def layer_call(
+        self, original: Callable[..., Any], source: str, noise: Callable[[Any, Any], Any]
+    ):
+        """Return a dropout layer's ``call(inputs, training)``: a site of ``noise(layer, inputs)``.
+
+        Keras' ``__call__`` passes the resolved ``training``; a falsy one is eval mode.
+        """
+
         def call(layer, inputs, training=False):
             if active() is None:
                 return original(layer, inputs, training=training)
@@ -172,23 +194,7 @@ class _KerasDoors:
                 return _unnumbered(original, layer, inputs, training=training)
             if not training:
                 return inputs
-            noise = layer._get_noise_shape(inputs) if spatial else layer.noise_shape
-            return self._site(inputs, layer.rate, source, noise)
-
-        call.__wrapped__ = original
-        return call
-
-    def drop_path_call(self, original: Callable[..., Any], source: str):
-        """KerasCV's ``DropPath.call(x, training=None)``: one decision per sample (SPEC V1)."""
-
-        def call(layer, x, training=None):
-            if active() is None:
-                return original(layer, x, training=training)
-            if _symbolic(x):
-                return _unnumbered(original, layer, x, training=training)
-            if not training:
-                return x
-            return self._site(x, layer.rate, source, [None, *[1] * (len(x.shape) - 1)])
+            return self._site(inputs, layer.rate, source, noise(layer, inputs))
 
         call.__wrapped__ = original
         return call
@@ -320,10 +326,12 @@ def keras3_patches(backend: str, dropout_layer: Callable[..., Any]) -> list[Attr
     doors = _KerasDoors(backend, dropout_layer)
     patch = AttributePatch
     return [
-        patch(Dropout, "call", doors.layer_call(Dropout.call, "keras.layers.Dropout", False)),
+        patch(Dropout, "call", doors.layer_call(Dropout.call, "keras.layers.Dropout", _own_noise)),
         patch(
             BaseSpatialDropout, "call",
-            doors.layer_call(BaseSpatialDropout.call, "keras.layers.SpatialDropout", True),
+            doors.layer_call(
+                BaseSpatialDropout.call, "keras.layers.SpatialDropout", _spatial_noise
+            ),
         ),
         patch(AlphaDropout, "call", doors.refuse(AlphaDropout.call, "keras.layers.AlphaDropout")),
         patch(
@@ -361,7 +369,8 @@ def _keras_cv_patches(doors: _KerasDoors) -> list[AttributePatch]:
         return []
     return [
         AttributePatch(
-            DropPath, "call", doors.drop_path_call(DropPath.call, "keras_cv.layers.DropPath")
+            DropPath, "call",
+            doors.layer_call(DropPath.call, "keras_cv.layers.DropPath", _per_sample_noise),
         ),
         AttributePatch(
             StochasticDepth, "call",
