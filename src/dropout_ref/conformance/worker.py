@@ -23,6 +23,7 @@ from dropout_ref.conformance.model_checks import MODEL_CLAUSES, check_model
 from dropout_ref.conformance.model_probes import check_gpt
 from dropout_ref.conformance.natives import NATIVE_AUDIT
 from dropout_ref.conformance.natives.keras import use_keras_backend
+from dropout_ref.conformance.natives.stochastic_depth import DROP_PATH_NOISE_SHAPE
 from dropout_ref.conformance.registry import CLAUSES
 from dropout_ref.conformance.result import ClauseResult
 from dropout_ref.conformance.runner import backend_arrays, check_dropout
@@ -35,8 +36,6 @@ from dropout_ref.models.backends import GPT_MODULE, MLP_MODULE
 
 #: The noise shape of our own structured row (channel dropout of an (N, C, H, W) X).
 OURS_NOISE_SHAPE: tuple[int | None, ...] = (None, None, 1, 1)
-#: The kit's view of DropPath (SPEC V1, mode "row"): one decision per sample.
-DROP_PATH_NOISE_SHAPE: tuple[int | None, ...] = (None, 1, 1, 1)
 #: The kit's view of DropHead (SPEC V2, rescale "rate"): one decision per (sample, head).
 DROP_HEAD_NOISE_SHAPE: tuple[int | None, ...] = (None, None, 1, 1)
 

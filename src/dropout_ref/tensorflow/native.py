@@ -110,6 +110,12 @@ def runtime_words(size: Any, seed: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
     tf.Tensor
         1-D ``uint32`` tensor of ``size`` words.
     """
+    drawn, lane = _runtime_draw(size, seed, offset)
+    return _from_lane(drawn, lane, size)
+
+
+def _runtime_draw(size: Any, seed: tf.Tensor, offset: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Return ``size + 3`` words from ``offset``'s block on and the run-time first lane."""
     key = tf.reshape(tf.bitcast(seed, tf.uint64), [1])
     bits = tf.bitcast(offset, tf.uint64)
     first_block = tf.bitwise.right_shift(bits, tf.constant(2, tf.uint64))
@@ -117,7 +123,11 @@ def runtime_words(size: Any, seed: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
     lane = tf.bitwise.bitwise_and(offset, WORDS_PER_BLOCK - 1)
     # Three words more than the call needs: the first lane is known only at run time,
     # and the drawn shape must not depend on it (one XLA program for every offset).
-    drawn = _draw(size + WORDS_PER_BLOCK - 1, key, counter)
+    return _draw(size + WORDS_PER_BLOCK - 1, key, counter), lane
+
+
+def _from_lane(drawn: tf.Tensor, lane: tf.Tensor, size: Any) -> tf.Tensor:
+    """Return ``size`` elements of ``drawn`` from the run-time index ``lane`` on."""
     size64 = tf.cast(size, tf.int64)
     return tf.slice(drawn, tf.reshape(lane, [1]), tf.reshape(size64, [1]))
 
@@ -143,14 +153,8 @@ def runtime_keep(size: Any, seed: tf.Tensor, offset: tf.Tensor, threshold: tf.Te
     tf.Tensor
         1-D bool tensor of ``size`` decisions.
     """
-    key = tf.reshape(tf.bitcast(seed, tf.uint64), [1])
-    bits = tf.bitcast(offset, tf.uint64)
-    first_block = tf.bitwise.right_shift(bits, tf.constant(2, tf.uint64))
-    counter = tf.stack([first_block, tf.zeros((), tf.uint64)])
-    lane = tf.bitwise.bitwise_and(offset, WORDS_PER_BLOCK - 1)
-    keep = tf.greater_equal(_draw(size + WORDS_PER_BLOCK - 1, key, counter), threshold)
-    size64 = tf.cast(size, tf.int64)
-    return tf.slice(keep, tf.reshape(lane, [1]), tf.reshape(size64, [1]))
+    drawn, lane = _runtime_draw(size, seed, offset)
+    return _from_lane(tf.greater_equal(drawn, threshold), lane, size)
 
 
 def keep_mask(x: Any, threshold: int, seed: int, offset: int, device: str = "") -> tf.Tensor:

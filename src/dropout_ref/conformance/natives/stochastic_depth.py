@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-#: The kit's view of DropPath (mode "row"): one decision per sample of an (N, ...) X.
+#: The kit's view of DropPath (SPEC V1, mode "row"): one decision per sample of an (N, ...) X;
+#: the worker checks our own ``drop_path`` row with it too.
 DROP_PATH_NOISE_SHAPE: tuple[int | None, ...] = (None, 1, 1, 1)
 
 Structured = dict[str, tuple[Callable[[Any, Any], Any], tuple[int | None, ...]]]
