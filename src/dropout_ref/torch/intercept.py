@@ -52,7 +52,12 @@ from dropout_ref.torch.intercept_drop_path import (
     STOCHASTIC_DEPTH_DOORS,
     stochastic_depth_patches,
 )
-from dropout_ref.torch.intercept_layers import attention, multi_head_attention, recurrent_stack
+from dropout_ref.torch.intercept_layers import (
+    attention,
+    compiled_site_error,
+    multi_head_attention,
+    recurrent_stack,
+)
 
 __all__ = ["DOORS", "portable_masks"]
 
@@ -244,15 +249,7 @@ class _PortableDropoutMode(TorchFunctionMode):
             # dropout, Keras' shape inference): torch's own function (this mode is off).
             return func(*args, **(kwargs or {}))
         if torch.compiler.is_compiling():
-            # torch 2.13's dynamo runs an active mode outside the graph (it guards on the
-            # mode stack: tests check compiled models); should a release trace into it,
-            # refuse rather than bake one seed into a graph.
-            raise RuntimeError(
-                f"{getattr(func, '__name__', func)} traced by torch.compile inside "
-                "dropout_ref.torch.portable_masks: the compiled graph would bake this seed and "
-                "site number in. Call the model without torch.compile inside the context "
-                "(SPEC P8)"
-            )
+            raise compiled_site_error(getattr(func, "__name__", str(func)))
         return handler(self.counter, func, args, kwargs or {})
 
 

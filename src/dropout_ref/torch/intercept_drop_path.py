@@ -33,6 +33,7 @@ from dropout_ref.core.doors import Door, refused_door
 from dropout_ref.core.drop_family import drop_path_noise_shape
 from dropout_ref.core.sites import AttributePatch, SiteCounter, active
 from dropout_ref.torch import drop_path as portable_drop_path
+from dropout_ref.torch.intercept_layers import compiled_site_error
 
 __all__ = ["STOCHASTIC_DEPTH_DOORS", "stochastic_depth_patches"]
 
@@ -56,11 +57,7 @@ STOCHASTIC_DEPTH_DOORS: tuple[Door, ...] = (
 def _site(counter: SiteCounter, x: torch.Tensor, p: Any, mode: str, source: str) -> Any:
     """``drop_path(x, p, seed=seed, offset=<next site>, mode=mode)``, numbered and logged."""
     if torch.compiler.is_compiling():
-        raise RuntimeError(
-            f"{source} traced by torch.compile inside {CONTEXT}: the compiled graph would bake "
-            "this seed and site number in. Call the model without torch.compile inside the "
-            "context (SPEC P8)"
-        )
+        raise compiled_site_error(source)
 
     def run(X: Any, rate: Any, *, seed: Any, offset: Any, noise_shape: Any) -> Any:
         return portable_drop_path(X, rate, seed=seed, offset=offset, mode=mode)

@@ -36,7 +36,21 @@ import torch.nn.functional as F
 from dropout_ref.core.sites import SiteCounter
 from dropout_ref.torch import dropout_layer
 
-__all__ = ["attention", "multi_head_attention", "recurrent_stack"]
+__all__ = ["attention", "compiled_site_error", "multi_head_attention", "recurrent_stack"]
+
+
+def compiled_site_error(source: str) -> RuntimeError:
+    """Return the error of a site met while ``torch.compile`` traces inside the context (P8).
+
+    torch 2.13's Dynamo runs an active mode and patched functions outside the graph (it
+    guards on the mode stack: tests check compiled models); should a release trace into
+    a site, the context refuses rather than bake one seed and site number into a graph.
+    """
+    return RuntimeError(
+        f"{source} traced by torch.compile inside dropout_ref.torch.portable_masks: the "
+        "compiled graph would bake this seed and site number in. Call the model without "
+        "torch.compile inside the context (SPEC P8)"
+    )
 
 _MHA_SOURCE = "torch.nn.functional.multi_head_attention_forward"
 _MHA_SIGNATURE = inspect.signature(F.multi_head_attention_forward)
