@@ -21,6 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import dropout_ref.numpy as oracle  # noqa: E402
+from dropout_ref.conformance.natives.stochastic_depth import LOAD_ERRORS  # noqa: E402
 from dropout_ref.core.sites import site_offset  # noqa: E402
 from dropout_ref.torch import portable_masks  # noqa: E402
 from tests.test_doors_torch import RaiseOnNativeRandom  # noqa: E402
@@ -37,7 +38,7 @@ def _package(name: str, where: str = VISION):
     """Import ``name`` or skip with the reason (absent, or not loading against this torch)."""
     try:
         return importlib.import_module(name)
-    except (ImportError, RuntimeError, AttributeError, OSError) as exc:
+    except LOAD_ERRORS as exc:
         pytest.skip(f"{name} does not import here ({type(exc).__name__}: {exc}); {where}")
 
 
