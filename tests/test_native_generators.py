@@ -157,6 +157,27 @@ def test_s2_p2_tensorflow_runtime_seed_dropout_equals_eager(tf, jit):
                                                                    offset=offset))
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_d4_s1_tensorflow_runtime_rate_keeps_a_word_equal_to_the_threshold(tf, jit):
+    """D4 (kept iff w >= ceil(p * 2**32)) with a run-time rate, seed and offset: at
+    p = w / 2**32 for a word w of the call, that element is kept and the mask is the
+    oracle's. A strict comparison would drop it (this is the only value that tells them
+    apart; random rates meet it with probability about 2**-32)."""
+    from dropout_ref.tensorflow import dropout_layer
+
+    seed, offset, n = 21, 6, 64
+    words = numpy_words((n,), seed, offset)
+    i = int(np.argmax((words > 2**31) & (words < 2**32 - 2**20)))  # a word where p is mid-range
+    rate = float(words[i]) / 2**32
+    assert word_threshold(rate) == int(words[i])
+    step = tf.function(lambda X, r, s, o: dropout_layer(X, r, seed=s, offset=o), jit_compile=jit)
+    x = np.ones(n, np.float32)
+    got = step(tf.constant(x), tf.constant(rate, tf.float64), tf.constant(seed, tf.int64),
+               tf.constant(offset, tf.int64)).numpy()
+    assert got[i] != 0, "the element whose word equals the threshold must be kept"
+    np.testing.assert_array_equal(got != 0, numpy_keep_mask((n,), int(words[i]), seed, offset))
+
+
 def test_d8_tensorflow_native_path_gradient(tf):
     """D8: the gradient is keep * G / (1 - p) with the forward's mask; dropped get exactly 0."""
     from dropout_ref.tensorflow import dropout_layer
